@@ -1,0 +1,36 @@
+# The two commands of the README: `make reproduce` and `make test`.
+# Both create the virtual environment first if it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= diffworld
+# Profile overrides for reproduce, e.g. make reproduce PROFILE=smoke SET="finetune.steps=50 pretrain.steps=20"
+SET ?=
+ONLY ?=
+STAMP := $(VENV)/.pcclip-installed
+
+.PHONY: setup reproduce test test-fast benchmarks refresh-references clean-results
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m pcclip.pipeline --profile $(PROFILE) $(foreach o,$(SET),--set $(o)) $(if $(ONLY),--only $(ONLY))
+
+test: $(STAMP)
+	$(PY) -m pytest tests --nbval-lax --nbval-current-env notebooks -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider
+
+benchmarks: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+refresh-references: $(STAMP)
+	$(PY) -m pcclip.pipeline --refresh-references

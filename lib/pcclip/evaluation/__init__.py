@@ -1,0 +1,1 @@
+"""Evaluations over cached image embeddings and a model's text tower."""

@@ -1,0 +1,121 @@
+"""Run every numbered notebook with papermill, in order, for one profile.
+
+    python -m pcclip.pipeline --profile diffworld [--set finetune.steps=100 ...] [--only 00 02]
+    python -m pcclip.pipeline --refresh-references   # re-record the nbval reference outputs
+
+Executed notebooks land in results/<profile>/notebooks/, with a manifest.json that
+records commit, package versions, profile, seeds, device and wall time per notebook.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from .atomic import write_json
+from .paths import repo_root, run_paths
+from .profiles import FORCE_ENV, load_profile, parse_overrides
+from .results import git_commit
+
+PACKAGES = ("torch", "open-clip-torch", "numpy", "papermill", "nbval", "pandas", "umap-learn", "transformers")
+CHECK_MARK = "NBVAL_CHECK_OUTPUT"
+
+
+def notebooks(folder: Path | None = None) -> list[Path]:
+    folder = folder or repo_root() / "notebooks"
+    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
+    return found
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = None) -> Path:
+    """Execute the notebooks; raises on the first failing one (its partial output is kept)."""
+    import papermill
+
+    profile = load_profile(profile_name, overrides)  # fail before starting a kernel
+    paths = run_paths(profile.name)
+    selected = [nb for nb in notebooks() if not only or nb.name[:2] in only]
+    if only and not selected:
+        raise ValueError(f"--only {only} matches none of {[nb.name[:2] for nb in notebooks()]}")
+    manifest = {"profile": profile.name, "overrides": overrides, "git_commit": git_commit(), "seed": profile.seed,
+                "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
+                "device": _device(), "packages": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "notebooks": {}}
+    for nb in selected:
+        print(f"[pipeline] {nb.name} (profile {profile.name})", flush=True)
+        t0 = time.perf_counter()
+        papermill.execute_notebook(str(nb), str(paths.notebooks / nb.name), cwd=str(nb.parent),
+                                   parameters={"PROFILE": profile.name, "OVERRIDES": overrides},
+                                   kernel_name="python3", progress_bar=False)
+        manifest["notebooks"][nb.name] = {"seconds": round(time.perf_counter() - t0, 1)}
+        write_json(paths.root / "manifest.json", manifest)
+    manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
+    write_json(paths.root / "manifest.json", manifest)
+    print(f"[pipeline] done in {manifest['total_seconds']} s -> {paths.root}", flush=True)
+    return paths.root
+
+
+def refresh_references(profile_name: str = "smoke") -> None:
+    """Execute each notebook as nbval will (forced profile) and keep only the outputs of
+    cells marked NBVAL_CHECK_OUTPUT: those are the references nbval compares against."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ[FORCE_ENV] = profile_name
+    os.environ.setdefault("PCCLIP_QUIET", "1")
+    for nb_path in notebooks():
+        print(f"[refs] {nb_path.name}", flush=True)
+        nb = nbformat.read(nb_path, as_version=4)
+        executed = copy.deepcopy(nb)
+        NotebookClient(executed, timeout=1200, kernel_name="python3",
+                       resources={"metadata": {"path": str(nb_path.parent)}}).execute()
+        for cell, ran in zip(nb.cells, executed.cells):
+            if cell.cell_type != "code":
+                continue
+            cell.outputs = ran.outputs if CHECK_MARK in cell.source else []
+            cell.execution_count = None
+        nbformat.write(nb, nb_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pcclip.pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="diffworld")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="profile override, e.g. finetune.steps=100 (repeatable)")
+    parser.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 00 01")
+    parser.add_argument("--refresh-references", action="store_true")
+    args = parser.parse_args(argv)
+    if args.refresh_references:
+        refresh_references()
+        return 0
+    run(args.profile, parse_overrides(args.set), args.only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Coarse captions for DiffWorld records, from the vocabulary in data/diffworld_captions.json.
+
+Captions are what a human (or the synthesis LLM) sees: shape and colour by name,
+continuous attributes bucketed into words, some attributes left out at random.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..resources import load_json
+from .attributes import COLORS, SHAPES, Records
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> dict:
+    return load_json("diffworld_captions.json")
+
+
+def bucket(value: float) -> str:
+    """'low', 'mid' or 'high' for a continuous attribute in [0, 1]."""
+    lo, hi = vocabulary()["thresholds"]
+    return "low" if value < lo else ("high" if value > hi else "mid")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _where(x: float, y: float, rng: np.random.Generator) -> str:
+    v = vocabulary()
+    xw, yw = v["x_words"][bucket(x)], v["y_words"][bucket(y)]
+    key = "both" if xw and yw else "x_only" if xw else "y_only" if yw else "centre"
+    return str(rng.choice(v["where"][key])).format(x=xw, y=yw)
+
+
+def caption(records: Records, i: int, rng: np.random.Generator) -> str:
+    """One random caption of record i; draws from rng only."""
+    v, p = vocabulary(), vocabulary()["probabilities"]
+    words = []
+    if rng.random() < p["size"]:
+        words.append(str(rng.choice(v["size_words"][bucket(records.size[i])])))
+    if rng.random() < p["brightness"]:
+        words.append(str(rng.choice(v["brightness_words"][bucket(records.brightness[i])])))
+    if rng.random() < p["color"]:
+        words.append(COLORS[records.color[i]])
+    words.append(SHAPES[records.shape[i]])
+    desc = " ".join(w for w in words if w)
+    where = _where(records.x[i], records.y[i], rng) if rng.random() < p["where"] else ""
+    template = str(rng.choice(v["templates"]))
+    return template.format(a=_article(desc), desc=desc, where=where)
+
+
+def captions(records: Records, rng: np.random.Generator) -> list[str]:
+    return [caption(records, i, rng) for i in range(len(records))]
