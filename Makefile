@@ -16,12 +16,12 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m pcclip.pipeline --profile $(PROFILE) $(foreach o,$(SET),--set $(o)) $(if $(ONLY),--only $(ONLY))
+	if [ "$(PROFILE)" = diffworld ] && [ -z "$(SET)$(ONLY)" ]; then $(PY) -m pcclip.report diffworld; fi
 
 test: $(STAMP)
 	$(PY) -m pytest tests --nbval-lax --nbval-current-env notebooks -p no:cacheprovider

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import open_clip
 import torch
 
 from .models import ClipBundle, load_clip, save_clip
@@ -20,8 +21,10 @@ def base_checkpoint(paths: RunPaths) -> Path:
 
 
 def _recipe(profile: Profile) -> dict:
-    """Everything that determines the pretrained weights; a change means retraining."""
-    return {"model": profile.model.model_name, "world": asdict(profile.world), "pretrain": asdict(profile.pretrain)}
+    """Everything that determines the pretrained weights; a change means retraining. The architecture
+    config is included so editing the model JSON rebuilds the model instead of failing to load it."""
+    return {"model": profile.model.model_name, "architecture": open_clip.get_model_config(profile.model.model_name),
+            "world": asdict(profile.world), "pretrain": asdict(profile.pretrain)}
 
 
 def _recipe_hash(profile: Profile) -> str:
@@ -30,7 +33,11 @@ def _recipe_hash(profile: Profile) -> str:
 
 def base_meta(path: Path) -> dict:
     """The metadata saved with a pretrained base checkpoint (recipe, history, timing)."""
-    return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise ValueError(f"base model checkpoint {path} cannot be read ({type(exc).__name__}); delete it and "
+                         "rerun notebooks/00_base_model.ipynb to rebuild it") from None
 
 
 def build_base_model(profile: Profile, paths: RunPaths) -> ClipBundle:

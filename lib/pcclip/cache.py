@@ -12,11 +12,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path, write_json
@@ -27,14 +28,14 @@ CACHE_VERSION = 1
 
 
 class ImageSource(Protocol):
-    """What the cache embeds: a stable key, a length and preprocessed batches by range."""
+    """What the cache embeds: a stable key, a length and preprocessed batches over a range."""
 
     key: str
     preprocess_key: str
 
     def __len__(self) -> int: ...
 
-    def batch(self, start: int, stop: int) -> torch.Tensor: ...
+    def batches(self, start: int, stop: int, batch_size: int) -> Iterator[torch.Tensor]: ...
 
 
 @dataclass
@@ -49,8 +50,9 @@ class ArraySource:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, start: int, stop: int) -> torch.Tensor:
-        return self.to_tensor(self.images[start:stop])
+    def batches(self, start: int, stop: int, batch_size: int) -> Iterator[torch.Tensor]:
+        for i in range(start, stop, batch_size):
+            yield self.to_tensor(self.images[i:min(i + batch_size, stop)])
 
 
 @dataclass
@@ -61,15 +63,16 @@ class DatasetSource:
     key: str
     preprocess_key: str
     num_workers: int = 0
-    batch_size: int = 256
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def batch(self, start: int, stop: int) -> torch.Tensor:
+    def batches(self, start: int, stop: int, batch_size: int) -> Iterator[torch.Tensor]:
+        """One DataLoader per shard, so worker processes start once per shard, not once per batch."""
         subset = torch.utils.data.Subset(self.dataset, range(start, stop))
-        loader = torch.utils.data.DataLoader(subset, batch_size=self.batch_size, num_workers=self.num_workers)
-        return torch.cat([item[0] if isinstance(item, (list, tuple)) else item for item in loader])
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, num_workers=self.num_workers)
+        for item in loader:
+            yield item[0] if isinstance(item, (list, tuple)) else item
 
 
 def array_source(bundle: ClipBundle, images: np.ndarray, key: str) -> ArraySource:
@@ -77,8 +80,11 @@ def array_source(bundle: ClipBundle, images: np.ndarray, key: str) -> ArraySourc
     return ArraySource(images, key, bundle.images_to_tensor, f"uint8-norm-{cfg['mean']}-{cfg['std']}")
 
 
-def cache_dir(root: Path, fingerprint: str, source: ImageSource) -> Path:
-    ident = json.dumps([CACHE_VERSION, fingerprint, source.key, source.preprocess_key])
+def cache_dir(root: Path, fingerprint: str, source: ImageSource, precision: str = "fp32") -> Path:
+    """One folder per (model, dataset, preprocessing); bf16 embeddings differ from fp32 ones, so
+    any precision but fp32 is part of the identity too."""
+    ident = json.dumps([CACHE_VERSION, fingerprint, source.key, source.preprocess_key]
+                       + ([precision] if precision != "fp32" else []))
     return Path(root) / f"{source.key}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 
 
@@ -91,11 +97,11 @@ def _autocast(bundle: ClipBundle, precision: str):
 @torch.inference_mode()
 def _encode_shard(bundle: ClipBundle, source: ImageSource, start: int, stop: int, batch_size: int,
                   precision: str) -> torch.Tensor:
+    bundle.model.eval()
     out = []
-    for i in range(start, stop, batch_size):
-        x = source.batch(i, min(i + batch_size, stop)).to(bundle.device, non_blocking=True)
+    for x in source.batches(start, stop, batch_size):
         with _autocast(bundle, precision):
-            out.append(bundle.model.encode_image(x).float())
+            out.append(bundle.model.encode_image(x.to(bundle.device, non_blocking=True)).float())
     return torch.cat(out).cpu()
 
 
@@ -105,37 +111,46 @@ def embed_images(bundle: ClipBundle, source: ImageSource, root: Path, cfg: Cache
     n = len(source)
     if n == 0:
         raise ValueError(f"image source {source.key!r} is empty: nothing to embed; check the dataset path/split")
-    folder = cache_dir(root, bundle.fingerprint, source)
+    folder = cache_dir(root, bundle.fingerprint, source, precision)
     manifest = folder / "manifest.json"
     shards = [(s, min(s + cfg.shard_size, n)) for s in range(0, n, cfg.shard_size)]
     names = [f"shard_{i:05d}.safetensors" for i in range(len(shards))]
-    if manifest.exists() and json.loads(manifest.read_text()).get("shards") == names:
-        return torch.cat([load_file(folder / name)["embeddings"] for name in names])
-    bundle.model.eval()
-    parts = []
-    bar = tqdm(total=n, desc=f"embed {source.key}", unit="img", disable=not progress)
+    parts, computed = [], False
+    # An explicit disable=False would override $TQDM_DISABLE (set by PCCLIP_QUIET), so pass it only to disable.
+    bar = tqdm(total=n, desc=f"embed {source.key}", unit="img", **({} if progress else {"disable": True}))
     for name, (start, stop) in zip(names, shards):
         path = folder / name
-        emb = _load_shard(path, stop - start)
+        emb = _load_shard(path, start, stop)
         if emb is None:
-            emb = _encode_shard(bundle, source, start, stop, cfg.batch_size, precision)
+            emb, computed = _encode_shard(bundle, source, start, stop, cfg.batch_size, precision), True
             with atomic_path(path) as tmp:
                 save_file({"embeddings": emb.contiguous()}, str(tmp), metadata={"start": str(start)})
         parts.append(emb)
         bar.update(stop - start)
     bar.close()
-    write_json(manifest, {"version": CACHE_VERSION, "model_fingerprint": bundle.fingerprint, "model": bundle.model_name,
-                          "dataset": source.key, "preprocess": source.preprocess_key, "n": n,
-                          "dim": int(parts[0].shape[1]), "shard_size": cfg.shard_size, "shards": names})
+    if computed or not manifest.exists():
+        write_json(manifest, {"version": CACHE_VERSION, "model_fingerprint": bundle.fingerprint,
+                              "model": bundle.model_name, "dataset": source.key, "preprocess": source.preprocess_key,
+                              "n": n, "dim": int(parts[0].shape[1]), "shard_size": cfg.shard_size, "shards": names})
     return torch.cat(parts)
 
 
-def _load_shard(path: Path, rows: int) -> torch.Tensor | None:
-    """A finished shard, or None if absent or unreadable (it is then recomputed)."""
+def _load_shard(path: Path, start: int, stop: int) -> torch.Tensor | None:
+    """Rows start:stop from a finished shard, or None if absent, unreadable or written for other
+    rows (a run with another shard_size); the shard is then recomputed."""
     if not path.exists():
         return None
     try:
-        emb = load_file(path)["embeddings"]
+        with safe_open(str(path), framework="pt") as fh:
+            if (fh.metadata() or {}).get("start") != str(start):
+                return None
+            emb = fh.get_tensor("embeddings")
     except Exception:
         return None
-    return emb if emb.shape[0] == rows else None
+    return emb if emb.shape[0] == stop - start else None
+
+
+def embed_split(bundle: ClipBundle, split, root: Path, cfg: CacheConfig, precision: str = "fp32",
+                progress: bool = True) -> torch.Tensor:
+    """Cached image embeddings of a DiffWorld split (`pcclip.world.WorldSplit`)."""
+    return embed_images(bundle, array_source(bundle, split.images, split.key), root, cfg, precision, progress)

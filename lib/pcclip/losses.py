@@ -2,11 +2,17 @@
 
 Every loss takes an explicit temperature (or logit scale) and raises on a
 non-finite value unless the caller asks to skip it (see `check_finite`).
+PC-CLIP's targets are the normalised differences of normalised image
+embeddings, `pcclip.embeddings.difference_vectors(e1, e2)`.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .embeddings import difference_vectors, normalize
+
+DIFFERENCE_LOSSES = ("contrastive", "mse")
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -31,3 +37,37 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
               logit_scale: torch.Tensor | float) -> torch.Tensor:
     """The standard CLIP loss (logit_scale = 1 / temperature, usually learnt)."""
     return symmetric_info_nce(image_features, text_features, logit_scale)
+
+
+def difference_targets(e1: torch.Tensor, e2: torch.Tensor, loss: str = "contrastive") -> torch.Tensor:
+    """What the text embedding of "how image 1 differs from image 2" is trained towards.
+
+    contrastive (paper): difference_vectors(e1, e2); mse (the paper's ablation): the raw
+    difference normalize(e1) - normalize(e2), whose length carries how different the images are.
+    Computed once per pair: the image tower is frozen, so the targets never change.
+    """
+    if loss == "contrastive":
+        return difference_vectors(e1, e2)
+    if loss == "mse":
+        return normalize(e1) - normalize(e2)
+    raise ValueError(f"unknown difference loss {loss!r}; choose one of {DIFFERENCE_LOSSES}")
+
+
+def difference_loss(text_emb: torch.Tensor, targets: torch.Tensor, temperature: torch.Tensor | float,
+                    loss: str = "contrastive") -> torch.Tensor:
+    """PC-CLIP loss between text embeddings and `difference_targets` (row i describes pair i).
+
+    contrastive: symmetric InfoNCE over cosines divided by `temperature` (paper: 1.0);
+    mse: mean squared error between normalize(text) and the raw difference (temperature unused).
+    """
+    if loss == "contrastive":
+        return symmetric_info_nce(text_emb.float(), targets, 1.0 / temperature)
+    if loss == "mse":
+        return F.mse_loss(normalize(text_emb), targets)
+    raise ValueError(f"unknown difference loss {loss!r}; choose one of {DIFFERENCE_LOSSES}")
+
+
+def pcclip_loss(text_emb: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor, temperature: torch.Tensor | float,
+                loss: str = "contrastive") -> torch.Tensor:
+    """The PC-CLIP loss from raw (unnormalised) image embeddings of both images of each pair."""
+    return difference_loss(text_emb, difference_targets(e1, e2, loss), temperature, loss)

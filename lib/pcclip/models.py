@@ -7,8 +7,10 @@ on import, so ``create_model_and_transforms`` builds them like any other.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -81,7 +83,7 @@ def _check_checkpoint_file(path: str, model_name: str) -> None:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); it is corrupt or "
+        raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}); it is corrupt or "
                          "not a torch checkpoint: delete it and rebuild it (make reproduce) or point "
                          "model.pretrained at a valid file") from None
     saved = ckpt.get("model_name") if isinstance(ckpt, dict) else None
@@ -115,6 +117,17 @@ def _require_local_weights(model_name: str, tag: str) -> None:
     )
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_download: bool = False) -> ClipBundle:
     """Build (model_name, pretrained) through open_clip; same return type for tags and files."""
     if model_name not in open_clip.list_models():
@@ -127,9 +140,10 @@ def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_
     elif pretrained and not allow_download:
         _require_local_weights(model_name, pretrained)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=pretrained or None, device=resolve_device(device))
-    except RuntimeError as exc:
+        with _quiet_root_logger():  # open_clip warns about random init, which is what "" asks for
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained or None, device=resolve_device(device))
+    except (RuntimeError, AssertionError) as exc:  # strict load_state_dict, open_clip's pos-embed shape asserts
         raise ValueError(f"checkpoint {pretrained!r} does not fit architecture {model_name!r}: {exc}") from None
     model.eval()
     return ClipBundle(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(model_name),

@@ -62,6 +62,7 @@ def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = N
     selected = [nb for nb in notebooks() if not only or nb.name[:2] in only]
     if only and not selected:
         raise ValueError(f"--only {only} matches none of {[nb.name[:2] for nb in notebooks()]}")
+    paths.notebooks.mkdir(parents=True, exist_ok=True)
     manifest = {"profile": profile.name, "overrides": overrides, "git_commit": git_commit(), "seed": profile.seed,
                 "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
                 "device": _device(), "packages": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -82,8 +82,8 @@ def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_p
         with torch.no_grad():  # CLIP clamps the learnt temperature at 100
             model.logit_scale.clamp_(0, math.log(100))
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            history.append({"step": step, "loss": float(loss), "lr": scheduler.get_last_lr()[0],
-                            "logit_scale": float(model.logit_scale.exp())})
+            history.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
+                            "logit_scale": model.logit_scale.exp().item()})
         if state_path is not None and ((step + 1) % save_every == 0 or step + 1 == cfg.steps):
             save_train_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1,
                              config=config, history=history)

@@ -73,5 +73,10 @@ def build_split(cfg: WorldConfig, split: str) -> WorldSplit:
     n = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test, "holdout": cfg.n_holdout}[split]
     if n <= 0:
         raise ValueError(f"world.n_{split} is {n}: a DiffWorld split needs at least one image")
+    combos = allowed_pairs(cfg, split)
+    if len(combos) == 0:
+        fix = "list some 'shape:colour' pairs in world.holdout" if split == "holdout" else "hold out fewer pairs"
+        raise ValueError(f"DiffWorld split {split!r} has no (shape, colour) combination to draw from "
+                         f"(world.holdout={cfg.holdout!r}): {fix}")
     rng = np.random.default_rng([cfg.seed, 1000 + SPLITS.index(split)])
-    return WorldSplit(split, cfg, sample_records(n, rng, allowed_pairs(cfg, split)))
+    return WorldSplit(split, cfg, sample_records(n, rng, combos))

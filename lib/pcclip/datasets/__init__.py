@@ -1,0 +1,28 @@
+"""The paper profile's real datasets: loaders, class names, groups, comparatives and difference pair sets.
+
+Typical use in an evaluation (paper profile):
+
+    data = load_dataset("cifar100", data_root(cfg), transform=bundle.preprocess)
+    emb = embed_images(bundle, data.source(cfg.cache.num_workers), paths.cache, cfg.cache, cfg.model.precision)
+    classifier = zero_shot_classifier(bundle, list(data.classnames), templates)
+    comparatives = load_comparatives("cifar100", list(data.classnames))  # pcclip.evaluation.prompts
+    pairs = difference_pairs("cifar100_size", data, n_images=100, seed=0)  # evaluation.difference.PairSet
+
+Every class, group, attribute and comparative is looked up by name (see `names`).
+"""
+from .awa2 import AttributeTable, load_attribute_table, visual_attributes
+from .groups import ClassGroups, load_groups
+from .names import UnknownName, class_table, normalize_name, resolve_names
+from .pairs import attribute_pairs, draw_images, group_pairs, ordered_pairs, random_pairs
+from .paper_sets import PAIR_SETS, cub_pair_list, difference_pairs
+from .registry import DATASETS, DatasetNotFound, DatasetSpec, LabeledDataset, load_dataset
+
+# datasets with hand-written comparatives in data/comparatives/<name>.json (read by evaluation.prompts)
+COMPARATIVE_DATASETS = ("cifar100", "eurosat", "flowers102", "food101", "sun397", "cub200")
+
+__all__ = [
+    "COMPARATIVE_DATASETS", "DATASETS", "PAIR_SETS", "AttributeTable", "ClassGroups", "DatasetNotFound",
+    "DatasetSpec", "LabeledDataset", "UnknownName", "attribute_pairs", "class_table", "cub_pair_list",
+    "difference_pairs", "draw_images", "group_pairs", "load_attribute_table", "load_dataset", "load_groups",
+    "normalize_name", "ordered_pairs", "random_pairs", "resolve_names", "visual_attributes",
+]

@@ -1,0 +1,75 @@
+"""AwA2 class attributes, looked up by predicate name.
+
+In the authors' code the 0-based predicate list has "big" at 14 and "small" at 15, while
+their non-visual filter used 1-based numbers; here both are names, resolved against
+predicates.txt, and the matrix rows follow classes.txt (the labels of `read_awa2`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..resources import load_json
+from .files import read_numbered_names
+from .names import resolve_names
+
+ATTRIBUTES_FILE = "awa2_attributes.json"
+
+
+@dataclass(frozen=True, eq=False)
+class AttributeTable:
+    """Binary class x predicate matrix with names on both axes and a phrase per predicate."""
+
+    classes: tuple[str, ...]
+    predicates: tuple[str, ...]
+    phrases: tuple[str, ...]
+    matrix: np.ndarray  # (n_classes, n_predicates) bool
+
+    def column(self, predicate: str) -> np.ndarray:
+        """(n_classes,) bool: which classes have `predicate` (by name)."""
+        return self.matrix[:, resolve_names([predicate], self.predicates, "AwA2 predicates")[0]]
+
+    def without(self, predicates: list[str]) -> "AttributeTable":
+        """The table with the named predicates removed (every name must exist)."""
+        drop = set(resolve_names(predicates, self.predicates, "AwA2 predicates to remove"))
+        keep = [i for i in range(len(self.predicates)) if i not in drop]
+        return AttributeTable(self.classes, tuple(self.predicates[i] for i in keep),
+                              tuple(self.phrases[i] for i in keep), self.matrix[:, keep])
+
+
+def load_attribute_table(folder: Path) -> AttributeTable:
+    """Read classes.txt, predicates.txt and predicate-matrix-binary.txt of an AwA2 folder."""
+    classes = read_numbered_names(folder / "classes.txt")
+    predicates = read_numbered_names(folder / "predicates.txt")
+    phrases = load_json(ATTRIBUTES_FILE)["predicates"]
+    if predicates != list(phrases):
+        raise ValueError(f"{folder}/predicates.txt does not list the 85 AwA2 predicates in the published order "
+                         f"(pcclip/data/{ATTRIBUTES_FILE}); use the official AwA2 files")
+    path = folder / "predicate-matrix-binary.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"missing file {path}")
+    matrix = np.loadtxt(path, ndmin=2)
+    if matrix.shape != (len(classes), len(predicates)) or not np.isin(matrix, (0, 1)).all():
+        raise ValueError(f"{path}: expected a 0/1 matrix of shape ({len(classes)}, {len(predicates)}), "
+                         f"got shape {matrix.shape}")
+    return AttributeTable(tuple(classes), tuple(predicates), tuple(phrases[p] for p in predicates), matrix == 1)
+
+
+def visual_attributes(table: AttributeTable) -> AttributeTable:
+    """Drop the non-visual predicates listed by name in the data file."""
+    return table.without(load_json(ATTRIBUTES_FILE)["nonvisual"])
+
+
+def attribute_difference_text(table: AttributeTable, first: int, second: int, max_attributes: int = 5) -> str | None:
+    """'The first image has attributes of X, while the second image has attributes of Y.' for classes
+    `first` and `second` (X: what only the first has, Y: what only the second has, in predicate order,
+    at most `max_attributes` each so the sentence fits CLIP's 77 tokens). None if either side is empty."""
+    a, b = table.matrix[first], table.matrix[second]
+    only_a = [table.phrases[i] for i in np.flatnonzero(a & ~b)[:max_attributes]]
+    only_b = [table.phrases[i] for i in np.flatnonzero(b & ~a)[:max_attributes]]
+    if not only_a or not only_b:
+        return None
+    return (f"The first image has attributes of {', '.join(only_a)}, "
+            f"while the second image has attributes of {', '.join(only_b)}.")

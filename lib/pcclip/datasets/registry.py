@@ -1,0 +1,137 @@
+"""The paper's evaluation datasets: one small spec each, one loader for all.
+
+Nothing is ever downloaded: a dataset missing from the data root is an error that names
+the dataset, the folder layout it expects and where to get it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..cache import DatasetSource
+from . import folder_sets as fs
+from . import torchvision_sets as tvs
+from .names import display_names
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str  # registry key, also the name of its data files (classnames/<name>.json, ...)
+    title: str
+    folder: str  # top folder under the data root
+    layout: str  # what must be inside it, for the error message
+    url: str  # download page
+    splits: tuple[str, ...]
+    eval_split: str  # the split zero-shot and difference evaluations use
+    read: Callable[[Path, str, Callable | None], tvs.Read]
+
+
+DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec("cifar10", "CIFAR-10", "cifar-10-batches-py",
+                "cifar-10-batches-py/{data_batch_1..data_batch_5, test_batch, batches.meta} (the python version)",
+                "https://www.cs.toronto.edu/~kriz/cifar.html", ("train", "test"), "test", tvs.read_cifar10),
+    DatasetSpec("cifar100", "CIFAR-100", "cifar-100-python",
+                "cifar-100-python/{train, test, meta} (the python version)",
+                "https://www.cs.toronto.edu/~kriz/cifar.html", ("train", "test"), "test", tvs.read_cifar100),
+    DatasetSpec("flowers102", "Flowers-102", "flowers-102",
+                "flowers-102/{jpg/image_00001.jpg ..., imagelabels.mat, setid.mat}",
+                "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/", ("train", "val", "test"), "test",
+                tvs.read_flowers102),
+    DatasetSpec("food101", "Food-101", "food-101",
+                "food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json}",
+                "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/", ("train", "test"), "test",
+                tvs.read_food101),
+    DatasetSpec("eurosat", "EuroSAT", "eurosat", "eurosat/2750/<ClassName>/<ClassName>_<n>.jpg (EuroSAT RGB)",
+                "https://github.com/phelber/EuroSAT", ("all",), "all", tvs.read_eurosat),
+    DatasetSpec("sun397", "SUN397", fs.SUN_FOLDER,
+                "SUN397/{ClassName.txt, Training_01.txt, Testing_01.txt, a/abbey/sun_*.jpg, ...} "
+                "(SUN397.tar.gz and Partitions.zip both unpacked into SUN397/)",
+                "https://vision.princeton.edu/projects/2010/SUN/", ("train", "test"), "test", fs.read_sun397),
+    DatasetSpec("dtd", "DTD", "dtd", "dtd/dtd/{images/<class>/<name>.jpg, labels/train1.txt, val1.txt, test1.txt}",
+                "https://www.robots.ox.ac.uk/~vgg/data/dtd/", ("train", "val", "test"), "test", tvs.read_dtd),
+    DatasetSpec("oxford_pet", "Oxford-IIIT Pet", "oxford-iiit-pet",
+                "oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt}",
+                "https://www.robots.ox.ac.uk/~vgg/data/pets/", ("trainval", "test"), "test", tvs.read_oxford_pet),
+    DatasetSpec("awa2", "AwA2", fs.AWA2_FOLDER,
+                "Animals_with_Attributes2/{JPEGImages/<class>/<class>_<n>.jpg, classes.txt, predicates.txt, "
+                "predicate-matrix-binary.txt}", "https://cvml.ista.ac.at/AwA2/", ("all",), "all", fs.read_awa2),
+    DatasetSpec("cub200", "CUB-200-2011", fs.CUB_FOLDER,
+                "CUB_200_2011/{images/<NNN.Class_Name>/<name>.jpg, images.txt, image_class_labels.txt, "
+                "train_test_split.txt, classes.txt}",
+                "https://www.vision.caltech.edu/datasets/cub_200_2011/", ("train", "test", "all"), "test",
+                fs.read_cub200),
+)}
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A paper dataset is absent or incomplete under the data root."""
+
+
+@dataclass(frozen=True, eq=False)
+class LabeledDataset:
+    """A loaded split: items are (transform(image), label); `classnames` are prompt names in label order."""
+
+    name: str
+    split: str
+    dataset: torch.utils.data.Dataset
+    classnames: tuple[str, ...]
+    raw_names: tuple[str, ...]  # the names as the dataset itself gives them
+    labels: np.ndarray  # (n,) int64, the label of every item
+    folder: Path
+    transform: Callable | None
+
+    @property
+    def key(self) -> str:
+        """Stable id for the embedding cache: dataset, split and size."""
+        return f"{self.name}-{self.split}-n{len(self.labels)}"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def source(self, num_workers: int = 0) -> DatasetSource:
+        """The image source `pcclip.cache.embed_images` reads; needs the model's preprocess as transform."""
+        if self.transform is None:
+            raise ValueError(f"{self.key}: load it with transform=bundle.preprocess to embed its images")
+        # repr of a Compose names every step and its sizes; drop memory addresses of plain functions
+        preprocess_key = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(self.transform))
+        return DatasetSource(self.dataset, self.key, preprocess_key, num_workers)
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def not_found_message(spec: DatasetSpec, root: Path, detail: str) -> str:
+    return (f"{spec.title} ({spec.name!r}) {detail}. Expected under the data root {root}:\n  {spec.layout}\n"
+            f"Download it from {spec.url} and unpack it there; pcclip never downloads datasets.")
+
+
+def load_dataset(name: str, root: str | Path, split: str | None = None,
+                 transform: Callable | None = None) -> LabeledDataset:
+    """Dataset `name` from the data root (`pcclip.profiles.data_root(profile)`); split defaults to the
+    evaluation split. Pass transform=bundle.preprocess to embed it."""
+    spec, root = _spec(name), Path(root)
+    split = split or spec.eval_split
+    if split not in spec.splits:
+        raise ValueError(f"{spec.title} has splits {spec.splits}, not {split!r}")
+    folder = root / spec.folder
+    if not folder.is_dir():
+        raise DatasetNotFound(not_found_message(spec, root, f"not found: no folder {folder}"))
+    try:
+        read = spec.read(root, split, transform)
+    except (RuntimeError, FileNotFoundError) as err:  # torchvision says RuntimeError for missing/corrupt files
+        detail = str(err).replace(" You can use download=True to download it", "")  # we never download
+        message = not_found_message(spec, root, f"is incomplete or corrupt in {folder} ({detail})")
+        raise DatasetNotFound(message) from err
+    if len(read.labels) == 0:
+        raise DatasetNotFound(not_found_message(spec, root, f"has no images for split {split!r} in {folder}"))
+    classnames = display_names(spec.name, spec.title, read.raw_names)
+    return LabeledDataset(spec.name, split, read.dataset, classnames, tuple(read.raw_names), read.labels,
+                          folder, transform)

@@ -1,0 +1,175 @@
+"""Comparative prompting (the paper's formula): known differences between classes refine the
+zero-shot class vectors.
+
+For a comparative ((i, j), text), where `text` says how class i looks different from class j,
+PC-CLIP puts text(comparative) near t_i - t_j, so t_i - text(comparative) is another estimate
+of class j. Each class averages its estimates m_j and gets w_j = normalize(alpha t_j + (1 - alpha) m_j);
+classes without a comparative keep t_j, and alpha = 1 is plain zero-shot.
+
+The sweep encodes every text once and reuses cached image embeddings: the logits of w_j(alpha)
+are (alpha S_t + (1 - alpha) S_m) / |alpha t_j + (1 - alpha) m_j| with S_t, S_m computed once, so
+each extra alpha costs an (n, C) elementwise operation instead of re-encoding the images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..embeddings import normalize
+from ..models import ClipBundle
+from .zeroshot import check_labels, class_texts, classifier_from_embeddings, confusion_matrix, logits, predict
+
+
+@dataclass(frozen=True)
+class Comparative:
+    """How class `first` (i) looks different from class `second` (j); j receives t_i - text."""
+
+    first: int
+    second: int
+    text: str
+
+
+def comparative_targets(class_emb: torch.Tensor, comp_emb: torch.Tensor,
+                        comparatives: list[Comparative]) -> torch.Tensor:
+    """(C, d) m_j: the mean of t_i - text over the comparatives that point at class j; t_j if none."""
+    n_classes = class_emb.shape[0]
+    if len(comparatives) != comp_emb.shape[0]:
+        raise ValueError(f"{len(comparatives)} comparatives but {comp_emb.shape[0]} comparative embeddings")
+    bad = [c for c in comparatives if not (0 <= c.first < n_classes and 0 <= c.second < n_classes)
+           or c.first == c.second]
+    if bad:
+        raise ValueError(f"comparatives {bad} must join two different classes in [0, {n_classes})")
+    sums = torch.zeros_like(class_emb)
+    counts = torch.zeros(n_classes)
+    for c, emb in zip(comparatives, comp_emb):
+        sums[c.second] += class_emb[c.first] - emb
+        counts[c.second] += 1
+    has = counts > 0
+    return torch.where(has[:, None], sums / counts.clamp(min=1)[:, None], class_emb)
+
+
+def _blended_norms(class_emb: torch.Tensor, targets: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """(A, C) |alpha t_j + (1 - alpha) m_j| for every alpha at once."""
+    bad = [float(a) for a in alphas if not 0.0 <= float(a) <= 1.0]
+    if bad:
+        raise ValueError(f"alpha must lie in [0, 1], got {bad}")
+    norms = (alphas[:, None, None] * class_emb + (1.0 - alphas[:, None, None]) * targets).norm(dim=2)
+    zero = torch.nonzero(norms == 0)
+    if len(zero):
+        a, c = zero[0].tolist()
+        raise ValueError(f"comparative blend at alpha={float(alphas[a])} is the zero vector for class {c}: a "
+                         "comparative text embeds exactly like its class prompt; use a larger alpha")
+    return norms
+
+
+def comparative_classifier(class_emb: torch.Tensor, comp_emb: torch.Tensor, comparatives: list[Comparative],
+                           alpha: float) -> torch.Tensor:
+    """(C, d) w_j = normalize(alpha t_j + (1 - alpha) m_j) from normalised class and comparative embeddings."""
+    targets = comparative_targets(class_emb, comp_emb, comparatives)
+    _blended_norms(class_emb, targets, torch.tensor([float(alpha)]))  # checks alpha and vanishing blends
+    return normalize(alpha * class_emb + (1.0 - alpha) * targets)
+
+
+def comparative_classes(comparatives: list[Comparative]) -> np.ndarray:
+    """Sorted indices of the classes that appear in any comparative (the comparative subset)."""
+    return np.array(sorted({c.first for c in comparatives} | {c.second for c in comparatives}), dtype=np.int64)
+
+
+def _sweep_metrics(preds: np.ndarray, labels: np.ndarray, n_classes: int, prefix: str) -> dict[str, np.ndarray]:
+    """acc1, mean_per_class and worst_class of every row of (A, n) predictions at once
+    (classes without images are left out, as in `classification_metrics`)."""
+    labels = check_labels(labels, n_classes)
+    hits = (preds == labels).astype(np.float64)
+    onehot = np.eye(n_classes)[labels]
+    counts = onehot.sum(axis=0)
+    present = counts > 0
+    per_class = (hits @ onehot)[:, present] / counts[present]
+    return {f"{prefix}acc1": hits.mean(axis=1), f"{prefix}mean_per_class": per_class.mean(axis=1),
+            f"{prefix}worst_class": per_class.min(axis=1)}
+
+
+def alpha_sweep(image_emb: torch.Tensor, labels: np.ndarray, class_emb: torch.Tensor, comp_emb: torch.Tensor,
+                comparatives: list[Comparative], alphas: list[float], chunk: int = 2**24) -> pd.DataFrame:
+    """Per alpha: acc1, mean_per_class, worst_class on all classes and (subset_*) on the images of
+    the comparative classes, classified among those classes only. Ties go to the lower class index.
+
+    All alphas are scored together from the two logit matrices, `chunk` logits at a time."""
+    labels = np.asarray(labels)
+    targets = comparative_targets(class_emb, comp_emb, comparatives)
+    s_t, s_m = logits(image_emb, class_emb), logits(image_emb, targets)
+    subset = comparative_classes(comparatives)
+    if len(subset) < 2:
+        raise ValueError("the comparatives join fewer than 2 classes: no comparative subset to evaluate")
+    in_subset = np.isin(labels, subset)
+    remap = np.full(class_emb.shape[0], -1)
+    remap[subset] = np.arange(len(subset))
+    weights = torch.tensor([float(a) for a in alphas])
+    norms = _blended_norms(class_emb, targets, weights)
+    preds, sub_preds = [], []
+    step = max(1, chunk // s_t.numel())
+    for k in range(0, len(weights), step):
+        a = weights[k:k + step, None, None]
+        scores = (a * s_t + (1.0 - a) * s_m) / norms[k:k + step, None, :]
+        preds.append(scores.argmax(dim=2).numpy())
+        sub_preds.append(scores[:, torch.as_tensor(in_subset)][:, :, torch.as_tensor(subset)].argmax(dim=2).numpy())
+    return pd.DataFrame({"alpha": np.asarray(alphas, dtype=np.float64),
+                         **_sweep_metrics(np.concatenate(preds), labels, class_emb.shape[0], ""),
+                         **_sweep_metrics(np.concatenate(sub_preds), remap[labels[in_subset]], len(subset), "subset_")})
+
+
+def encode_prompts(bundle: ClipBundle, classnames: list[str], templates: list[str],
+                   comparatives: list[Comparative]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(zero-shot class weights, normalised comparative embeddings) from one pass of the text tower."""
+    prompts = class_texts(classnames, templates)
+    emb = bundle.encode_text(prompts + [c.text for c in comparatives])
+    return classifier_from_embeddings(emb[:len(prompts)], len(classnames)), normalize(emb[len(prompts):])
+
+
+def comparative_sweep(bundle: ClipBundle, image_emb: torch.Tensor, labels: np.ndarray, classnames: list[str],
+                      templates: list[str], comparatives: list[Comparative], alphas: list[float]) -> pd.DataFrame:
+    """`alpha_sweep` for one model: class prompts and comparatives are encoded once for all alphas."""
+    class_emb, comp_emb = encode_prompts(bundle, classnames, templates, comparatives)
+    return alpha_sweep(image_emb, labels, class_emb, comp_emb, comparatives, alphas)
+
+
+def alpha_grid(steps: int, extra: tuple[float, ...] = ()) -> list[float]:
+    """`steps` evenly spaced alphas on [0, 1] plus `extra` ones, rounded so 0.8 is exactly 0.8."""
+    if steps < 2:
+        raise ValueError(f"an alpha sweep needs at least 2 points, got alpha_steps={steps}")
+    return sorted({round(float(a), 6) for a in np.linspace(0.0, 1.0, steps)} | {round(a, 6) for a in extra})
+
+
+def _summary(curve: pd.DataFrame, alpha: float) -> dict[str, float]:
+    """Zero-shot (alpha = 1) and comparative (alpha) columns side by side from one sweep."""
+    zs, comp = curve.loc[curve.alpha == 1.0].iloc[0], curve.loc[curve.alpha == round(alpha, 6)].iloc[0]
+    out = {"alpha": float(alpha)}
+    for metric in ("acc1", "worst_class", "subset_acc1", "subset_worst_class"):
+        out[f"zero_shot_{metric}"], out[f"comparative_{metric}"] = float(zs[metric]), float(comp[metric])
+    out["gain_acc1"] = out["comparative_acc1"] - out["zero_shot_acc1"]
+    out["gain_subset_acc1"] = out["comparative_subset_acc1"] - out["zero_shot_subset_acc1"]
+    return out
+
+
+def compare_models(models: dict[str, ClipBundle], image_emb: torch.Tensor, labels: np.ndarray,
+                   classnames: list[str], templates: list[str], comparatives: list[Comparative],
+                   alphas: list[float], alpha: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Zero-shot vs comparative prompting for every model, from one encoding of its texts.
+
+    Returns (summary: one row per model, curves: one row per (model, alpha),
+    confusions: model -> (zero-shot, comparative) confusion matrices at `alpha`).
+    """
+    grid = sorted({round(float(a), 6) for a in (*alphas, alpha, 1.0)})
+    summary, curves, confusions = [], [], {}
+    for name, bundle in models.items():
+        class_emb, comp_emb = encode_prompts(bundle, classnames, templates, comparatives)
+        curve = alpha_sweep(image_emb, labels, class_emb, comp_emb, comparatives, grid)
+        curves.append(curve.assign(model=name))
+        summary.append({"model": name, **_summary(curve, alpha)})
+        weights = {"zero_shot": class_emb, "comparative": comparative_classifier(class_emb, comp_emb, comparatives,
+                                                                                 alpha)}
+        confusions[name] = tuple(confusion_matrix(predict(image_emb, w)[:, 0].numpy(), labels, len(classnames))
+                                 for w in weights.values())
+    return pd.DataFrame(summary), pd.concat(curves, ignore_index=True), confusions

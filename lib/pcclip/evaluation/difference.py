@@ -1,0 +1,174 @@
+"""Difference-based classification: does the description of how image 1 differs from image 2
+point along the difference of their embeddings?
+
+The paper's protocol counts a pair as correct when cos(text, normalize(e1) - normalize(e2)) > 0;
+chance is 0.5 whatever the model. The stricter two-way test asks the true description to beat
+its reversed twin ("larger" vs "smaller"), which a text tower that ignores the direction word fails.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..embeddings import difference_vectors, normalize
+from ..models import ClipBundle
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Ordered image pairs of one split, each with a ground-truth description of its difference.
+
+    idx1/idx2 index that split's image embeddings; `sign` is +1 when the first image has more of a
+    continuous attribute, -1 when less, 0 for a categorical one; `reversed_texts` (optional) say
+    the opposite of `texts`, pair by pair, for the two-way test.
+    """
+
+    idx1: np.ndarray
+    idx2: np.ndarray
+    texts: list[str]
+    sign: np.ndarray
+    reversed_texts: list[str] | None = None
+    attribute: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.idx1)
+        sizes = {"idx2": len(self.idx2), "texts": len(self.texts), "sign": len(self.sign)}
+        if self.reversed_texts is not None:
+            sizes["reversed_texts"] = len(self.reversed_texts)
+        bad = {k: v for k, v in sizes.items() if v != n}
+        if bad:
+            raise ValueError(f"PairSet {self.attribute!r}: idx1 has {n} pairs but {bad}; all must match")
+
+    def __len__(self) -> int:
+        return len(self.idx1)
+
+
+def _check(name: str, x: torch.Tensor) -> None:
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a (n, d) matrix, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf: rebuild the embedding cache or check the model's weights")
+
+
+def difference_scores(text_emb: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
+    """(n,) cos(text, difference_vectors(e1, e2)); identical images score exactly 0."""
+    if len(text_emb) == 0:
+        raise ValueError("empty pair list: no pairs to score (do the images differ in the attribute?)")
+    if not text_emb.shape == e1.shape == e2.shape:
+        raise ValueError(f"text_emb {tuple(text_emb.shape)}, e1 {tuple(e1.shape)} and e2 {tuple(e2.shape)} "
+                         "must have the same (n, d) shape: one text per image pair")
+    for name, x in (("text_emb", text_emb), ("e1", e1), ("e2", e2)):
+        _check(name, x)
+    return (normalize(text_emb) * difference_vectors(e1, e2)).sum(dim=1)
+
+
+def difference_accuracy(text_emb: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor) -> float:
+    """Fraction of pairs with cos(text, difference_vectors(e1, e2)) > 0 (a score of exactly 0 is wrong)."""
+    return float((difference_scores(text_emb, e1, e2) > 0).float().mean())
+
+
+def two_way_accuracy(text_emb: torch.Tensor, reversed_emb: torch.Tensor, e1: torch.Tensor,
+                     e2: torch.Tensor) -> float:
+    """Fraction of pairs whose true description scores strictly higher than its reversed twin."""
+    return float((difference_scores(text_emb, e1, e2) > difference_scores(reversed_emb, e1, e2)).float().mean())
+
+
+def mean_and_stderr(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and standard error (sample std / sqrt(n)) over seeds; the error is NaN for one seed."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no values to average: evaluate at least one seed")
+    se = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else float("nan")
+    return float(arr.mean()), se
+
+
+def encode_texts(bundle: ClipBundle, texts: Iterable[str]) -> tuple[torch.Tensor, dict[str, int]]:
+    """Normalised embeddings of the distinct texts and a text -> row map.
+
+    Evaluation sentences repeat a few phrasings thousands of times; encoding each once keeps
+    an evaluation of many pairs at the cost of its distinct sentences.
+    """
+    unique = list(dict.fromkeys(texts))
+    return normalize(bundle.encode_text(unique)), {t: i for i, t in enumerate(unique)}
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Every pair of many PairSets as one set of index arrays, so each model scores them all in a
+    few large tensor operations instead of a dozen small ones per set and seed."""
+
+    images: torch.Tensor  # all splits' normalised image embeddings, stacked
+    idx1: torch.Tensor
+    idx2: torch.Tensor
+    unique: list[str]  # distinct sentences, encoded once per model
+    rows: torch.Tensor  # the sentence of each pair
+    twin_rows: torch.Tensor  # its reversed twin (its own sentence when the set has none)
+    has_twin: np.ndarray  # per PairSet
+    starts: np.ndarray  # first pair of each PairSet
+
+
+def _batch(sets: dict[tuple[str, str, str], list[PairSet]], embeddings: dict[str, torch.Tensor]) -> _Batch:
+    missing = sorted({key[0] for key in sets} - set(embeddings))
+    if missing:
+        raise KeyError(f"no image embeddings for split(s) {missing}; embeddings has {sorted(embeddings)}")
+    empty = [key for key, draws in sets.items() if not draws or any(len(p) == 0 for p in draws)]
+    if empty:
+        raise ValueError(f"empty pair list for {empty[0]}: no pairs to score (draw more images, eval.n_images)")
+    for name, emb in embeddings.items():
+        _check(f"image embeddings of {name!r}", emb)
+    names = list(embeddings)
+    offset = dict(zip(names, np.cumsum([0] + [len(embeddings[n]) for n in names[:-1]]).tolist()))
+    flat = [(key[0], p) for key, draws in sets.items() for p in draws]
+    texts = [t for _, p in flat for t in p.texts]
+    twins = [t for _, p in flat for t in (p.reversed_texts or p.texts)]
+    lookup = {t: i for i, t in enumerate(dict.fromkeys(texts + twins))}
+    return _Batch(normalize(torch.cat([embeddings[n] for n in names])),
+                  torch.as_tensor(np.concatenate([p.idx1 + offset[s] for s, p in flat])),
+                  torch.as_tensor(np.concatenate([p.idx2 + offset[s] for s, p in flat])), list(lookup),
+                  torch.tensor([lookup[t] for t in texts]), torch.tensor([lookup[t] for t in twins]),
+                  np.array([p.reversed_texts is not None for _, p in flat]),
+                  np.cumsum([0] + [len(p) for _, p in flat[:-1]]))
+
+
+def _hits(batch: _Batch, text_emb: torch.Tensor, chunk: int = 2**16) -> tuple[np.ndarray, np.ndarray]:
+    """Per PairSet: share of pairs with cos(text, difference) > 0, and share beating the twin.
+    Pairs go through difference_vectors `chunk` at a time to bound memory."""
+    right, beats = [], []
+    for lo in range(0, len(batch.idx1), chunk):
+        part = slice(lo, lo + chunk)
+        diff = difference_vectors(batch.images[batch.idx1[part]], batch.images[batch.idx2[part]])
+        true = (text_emb[batch.rows[part]] * diff).sum(dim=1)
+        twin = (text_emb[batch.twin_rows[part]] * diff).sum(dim=1)
+        right.append((true > 0).numpy())
+        beats.append((true > twin).numpy())
+    sizes = np.diff([*batch.starts, len(batch.idx1)])
+    acc = np.add.reduceat(np.concatenate(right).astype(np.float64), batch.starts) / sizes
+    two = np.add.reduceat(np.concatenate(beats).astype(np.float64), batch.starts) / sizes
+    return acc, np.where(batch.has_twin, two, np.nan)
+
+
+def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.Tensor],
+                     sets: dict[tuple[str, str, str], list[PairSet]]) -> pd.DataFrame:
+    """One row per (split, phrasing, attribute, model): mean and standard error over the seeds.
+
+    `sets` maps (split, phrasing, attribute) to one PairSet per seed; `embeddings[split]` holds
+    that split's image embeddings, shared by every model (image towers are never trained).
+    Each model encodes every distinct sentence once.
+    """
+    batch = _batch(sets, embeddings)
+    bounds = np.cumsum([0] + [len(draws) for draws in sets.values()])
+    rows = []
+    for model_name, bundle in models.items():
+        text_emb = normalize(bundle.encode_text(batch.unique))
+        _check(f"text embeddings of model {model_name!r}", text_emb)
+        acc, two = _hits(batch, text_emb)
+        for k, ((split, phrasing, attribute), draws) in enumerate(sets.items()):
+            (acc_mean, acc_se), (two_mean, two_se) = (mean_and_stderr(x[bounds[k]:bounds[k + 1]]) for x in (acc, two))
+            rows.append({"split": split, "phrasing": phrasing, "attribute": attribute, "model": model_name,
+                         "accuracy": acc_mean, "accuracy_se": acc_se, "two_way": two_mean, "two_way_se": two_se,
+                         "pairs": float(np.mean([len(p) for p in draws]))})
+    return pd.DataFrame(rows)

@@ -1,0 +1,78 @@
+"""Prompt data files, one loader each: zero-shot templates, class descriptions, class comparatives.
+
+Files live under pcclip/data/{zeroshot,comparatives}/<dataset>.json and name classes, never
+class indices: every name is resolved against the dataset's own class list, and a name that
+does not resolve fails loudly (the authors' code picked classes by index and got them wrong).
+"""
+from __future__ import annotations
+
+import difflib
+
+from ..resources import load_json
+from .comparative import Comparative
+
+
+def _canonical(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def resolve_class(name: str, classnames: list[str], source: str) -> int:
+    """Index of `name` in `classnames`: exact, else the unique match ignoring case, '_' and spacing."""
+    if name in classnames:
+        return classnames.index(name)
+    loose = [i for i, c in enumerate(classnames) if _canonical(c) == _canonical(name)]
+    if len(loose) == 1:
+        return loose[0]
+    close = difflib.get_close_matches(name, classnames, n=3)
+    raise ValueError(f"{source}: class {name!r} is not in the dataset's class list "
+                     f"({len(classnames)} classes){'; did you mean ' + str(close) + '?' if close else ''} "
+                     "Fix the name in the data file so it matches the label list exactly.")
+
+
+def load_templates(dataset: str) -> list[str]:
+    """Zero-shot templates of `dataset` (each with one '{}' for the class name)."""
+    source = f"pcclip/data/zeroshot/{dataset}.json"
+    templates = load_json(f"zeroshot/{dataset}.json").get("templates", [])
+    bad = [t for t in templates if not isinstance(t, str) or t.count("{}") != 1]
+    if not templates or bad:
+        raise ValueError(f"{source}: 'templates' must be a non-empty list of strings with one '{{}}' each; bad: {bad}")
+    return list(templates)
+
+
+def parse_descriptions(raw: dict[str, str], classnames: list[str], source: str) -> dict[str, str]:
+    """Class name -> description, every name resolved and every class covered."""
+    out = {classnames[resolve_class(name, classnames, source)]: text for name, text in raw.items()}
+    missing = [c for c in classnames if c not in out]
+    if missing:
+        raise ValueError(f"{source}: 'descriptions' has no entry for class(es) {missing}")
+    return out
+
+
+def load_descriptions(dataset: str, classnames: list[str]) -> dict[str, str]:
+    """Descriptions of `dataset` for "This is a photo of a {label}. {description}"."""
+    raw = load_json(f"zeroshot/{dataset}.json").get("descriptions", {})
+    return parse_descriptions(raw, classnames, f"pcclip/data/zeroshot/{dataset}.json")
+
+
+def parse_comparatives(raw: list[dict], classnames: list[str], source: str) -> list[Comparative]:
+    """Entries {"first": class, "second": class, "text": ...} -> Comparatives of class indices;
+    the text says how class `first` looks different from class `second`."""
+    if not raw:
+        raise ValueError(f"{source}: 'comparatives' is empty; list at least one {{first, second, text}} entry")
+    out = []
+    for k, entry in enumerate(raw):
+        if not (isinstance(entry, dict) and set(entry) == {"first", "second", "text"}
+                and isinstance(entry["text"], str) and entry["text"].strip()):
+            raise ValueError(f"{source}: entry {k} must be {{\"first\": class, \"second\": class, \"text\": "
+                             f"non-empty string}}, got {entry!r}")
+        first, second = (resolve_class(entry[key], classnames, source) for key in ("first", "second"))
+        if first == second:
+            raise ValueError(f"{source}: entry {k} compares class {entry['first']!r} with itself")
+        out.append(Comparative(first, second, entry["text"]))
+    return out
+
+
+def load_comparatives(dataset: str, classnames: list[str]) -> list[Comparative]:
+    """Comparatives of `dataset` (pcclip/data/comparatives/<dataset>.json), resolved against `classnames`."""
+    raw = load_json(f"comparatives/{dataset}.json").get("comparatives", [])
+    return parse_comparatives(raw, classnames, f"pcclip/data/comparatives/{dataset}.json")

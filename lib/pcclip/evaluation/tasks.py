@@ -1,0 +1,90 @@
+"""What notebooks 03 and 04 evaluate, for either world: image embeddings, labels and prompts.
+
+DiffWorld: shape classification and ground-truth difference pairs on its test and holdout
+splits. Paper: the real datasets of `eval.datasets` (zero-shot; comparative prompting where
+hand-written comparatives exist) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100
+size, Flowers-102 colour). Image embeddings always come from the base model's cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..cache import array_source, embed_images
+from ..datasets import COMPARATIVE_DATASETS, PAIR_SETS, difference_pairs, load_dataset
+from ..models import ClipBundle
+from ..paths import RunPaths
+from ..profiles import Profile, data_root
+from ..world import SHAPES, build_split
+from .comparative import Comparative
+from .difference import PairSet
+from .diffworld_sets import difference_sets
+from .prompts import load_comparatives, load_descriptions, load_templates
+
+PAPER_TEMPLATES = "paper"  # data/zeroshot/paper.json: the paper's single prompt
+DIFFWORLD_SPLITS = ("test", "holdout")
+
+
+@dataclass
+class ClassificationTask:
+    """One labelled image set with its prompts; `comparatives` may be empty, `descriptions` None."""
+
+    name: str
+    image_emb: torch.Tensor
+    labels: np.ndarray
+    classnames: list[str]
+    templates: list[str]
+    comparatives: list[Comparative]
+    descriptions: dict[str, str] | None
+
+
+def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
+    data = load_dataset(name, data_root(profile), split=split, transform=base.preprocess)
+    emb = embed_images(base, data.source(profile.cache.num_workers), paths.cache, profile.cache,
+                       profile.model.precision)
+    return data, emb
+
+
+def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[ClassificationTask]:
+    """DiffWorld: shapes of the test split. Paper: every dataset of `eval.datasets` (a missing one fails
+    with its download page; drop it from eval.datasets to skip it)."""
+    if profile.source == "diffworld":
+        test = build_split(profile.world, "test")
+        emb = embed_images(base, array_source(base, test.images, test.key), paths.cache, profile.cache,
+                           profile.model.precision)
+        classes = list(SHAPES)
+        return [ClassificationTask("diffworld", emb, test.records.shape, classes, load_templates("diffworld"),
+                                   load_comparatives("diffworld", classes), load_descriptions("diffworld", classes))]
+    tasks = []
+    for name in profile.eval.datasets:
+        data, emb = _embed_dataset(profile, paths, base, name)
+        classes = list(data.classnames)
+        comps = load_comparatives(name, classes) if name in COMPARATIVE_DATASETS else []
+        tasks.append(ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, None))
+    return tasks
+
+
+def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
+                     ) -> tuple[dict[tuple[str, str, str], list[PairSet]], dict[str, torch.Tensor]]:
+    """(sets, image embeddings) for `difference_table`, keyed (split, phrasing, attribute).
+
+    DiffWorld: every attribute with held-out ("eval") phrasings on the test and holdout splits, and
+    with the training phrasings on the test split (to see what memorised wording adds). Paper: one
+    key (set, "ground_truth", set) per difference set of the paper (its images embedded as `set`).
+    """
+    cfg = profile.eval
+    if profile.source == "diffworld":
+        splits = {name: build_split(profile.world, name) for name in DIFFWORLD_SPLITS}
+        embeddings = {name: embed_images(base, array_source(base, s.images, s.key), paths.cache, profile.cache,
+                                         profile.model.precision) for name, s in splits.items()}
+        sets = difference_sets(splits, cfg, phrasing_splits=("eval",))
+        return {**sets, **difference_sets({"test": splits["test"]}, cfg, phrasing_splits=("train",))}, embeddings
+    sets, embeddings = {}, {}
+    for set_name, spec in PAIR_SETS.items():
+        data, embeddings[set_name] = _embed_dataset(profile, paths, base, spec.dataset, spec.split)
+        n = min(cfg.n_images, len(data))
+        sets[(set_name, "ground_truth", set_name)] = [difference_pairs(set_name, data, n, seed)
+                                                      for seed in range(cfg.seeds)]
+    return sets, embeddings

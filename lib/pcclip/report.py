@@ -1,0 +1,241 @@
+"""The results report: metrics of notebooks 00-05 -> results/<profile>/summary.md and summary.csv.
+
+Every number comes from a metrics file written by `pcclip.results.write_metrics`;
+nothing is typed. The report refuses a folder whose metrics are missing or stale
+(another git commit, profile or config than the rest of the run / its manifest)
+and names the files to rebuild, so a summary never mixes two runs.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import write_text
+from .paths import RunPaths
+
+EXPECTED: tuple[str, ...] = ("00_base_model", "01_data_synthesis", "02_finetune", "03_ranking_eval",
+                             "04_comparative_prompting", "05_embedding_geometry")
+MODELS: tuple[str, ...] = ("base", "pcclip", "pcclip_wa", "caption_ft")  # columns, in this order
+DEFAULT_MODEL = {"00_base_model": "base"}  # notebooks that evaluate one model and name none in their keys
+NO_MODEL = "value"  # column of metrics that belong to no model (data sizes, image-only geometry)
+# "acc1", "zero_shot/<dataset>/acc1", "zs_shape_acc1"; not the comparative summary, which repeats them
+_ZERO_SHOT = r"^(?!comparative/)((.*/)?|(.*[/_])?(zs|zero_?shot)([/_]\w+)?[/_])"
+# (headline, notebook pattern, pattern on the key with its model removed); a key goes to the first match
+HEADLINES: tuple[tuple[str, str, str], ...] = (
+    ("zero-shot accuracy", r"", _ZERO_SHOT + r"acc1([/_]holdout)?$"),
+    ("worst-class accuracy", r"", _ZERO_SHOT + r"worst_class$"),
+    ("difference pairs accepted", r"^01_", r"^(accepted|accept_rate)$"),
+    ("difference accuracy", r"^03_", r"(^|/|_)(diff\w*_)?acc(uracy)?(_mean|/mean)?$"),
+    ("difference accuracy", r"", r"(^|/)diff[^/]*/(.*/)?acc(uracy)?(_mean|/mean)?$|(^|/)diff\w*_acc(uracy)?$"),
+    ("ranking tau", r"", r"(^|/|_)tau(_mean|/mean)?$"),
+    ("comparative prompting gain", r"", r"(^|/|_)gain(_subset)?(_acc1)?$"),
+    ("analogy top-1", r"", r"^analogy/[^/]+/top1$"),
+    ("retrieval recall@1", r"", r"^retrieval/(nearest_neighbour/)?recall@1$"),
+    ("directional consistency", r"", r"^consistency/(image_consistency|description_cos)$"),
+    ("modality gap", r"", r"^consistency/modality_gap$"),
+)
+SPREAD = re.compile(r"(^|/|_)(se|stderr|std|sem|ci\d*|n)$")  # uncertainty and counts are not headlines
+
+
+class StaleResults(ValueError):
+    """The metrics folder cannot be summarised as one run; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    profile: str
+    git_commit: str
+    table: pd.DataFrame  # headline, notebook, metric, one column per model, value, pcclip_minus_base
+    files: pd.DataFrame  # notebook, file, metrics, git_commit, seconds
+    manifest: dict | None
+
+
+def _load(paths: RunPaths, expected: tuple[str, ...]) -> dict[str, dict]:
+    found, problems = {}, []
+    for name in expected:
+        path = paths.metrics / f"{name}.json"
+        if not path.exists():
+            problems.append(f"{path} is missing: run notebooks/{name}.ipynb")
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path} is not valid JSON ({exc}): rerun notebooks/{name}.ipynb")
+            continue
+        lacking = [k for k in ("profile", "git_commit", "config", "metrics") if k not in data]
+        if lacking:
+            problems.append(f"{path} lacks {lacking}: it was not written by pcclip.results.write_metrics")
+            continue
+        found[name] = data
+    if problems:
+        raise StaleResults(f"cannot summarise {paths.root}:\n  " + "\n  ".join(problems))
+    return found
+
+
+def _reference(values: dict[str, Any], manifest_value: Any) -> Any:
+    """The manifest's value when there is one, else the value most files share (later notebook on ties)."""
+    if manifest_value is not None:
+        return manifest_value
+    counts = Counter(json.dumps(v, sort_keys=True) for v in values.values())
+    best = max(counts.values())
+    latest = [json.dumps(v, sort_keys=True) for v in values.values() if counts[json.dumps(v, sort_keys=True)] == best]
+    return json.loads(latest[-1])
+
+
+def stale_problems(files: dict[str, dict], manifest: dict | None, profile: str) -> list[str]:
+    """Files whose profile, git commit or config differ from the folder's profile / the manifest / the others."""
+    problems = []
+    for name, data in files.items():
+        if data["profile"] != profile:
+            problems.append(f"{name}.json was written by profile {data['profile']!r}, this folder is {profile!r}")
+    if manifest and manifest.get("profile") not in (None, profile):
+        problems.append(f"manifest.json is for profile {manifest['profile']!r}, this folder is {profile!r}")
+    for field in ("git_commit", "config"):
+        values = {name: data[field] for name, data in files.items()}
+        ref = _reference(values, (manifest or {}).get(field))
+        source = "the manifest" if manifest and field in manifest else "most files"
+        for name, value in values.items():
+            if json.dumps(value, sort_keys=True) == json.dumps(ref, sort_keys=True):
+                continue
+            if field == "config":
+                sections = sorted(k for k in set(value) | set(ref) if value.get(k) != ref.get(k))
+                problems.append(f"{name}.json ran with another config than {source} (sections {sections})")
+            else:
+                problems.append(f"{name}.json is from commit {value}, expected {ref} ({source})")
+    return problems
+
+
+def split_model(key: str, default: str) -> tuple[str, str]:
+    """('pcclip', 'analogy/text/top1') from 'pcclip/analogy/text/top1' (or 'pcclip_analogy...': a
+    leading model name followed by '_', longest name first); keys naming no model get `default`."""
+    parts = key.split("/")
+    named = [p for p in parts if p in MODELS]
+    if len(named) == 1:
+        return named[0], "/".join(p for p in parts if p != named[0])
+    for model in sorted(MODELS, key=len, reverse=True):
+        if not named and key.startswith(model + "_"):
+            return model, key[len(model) + 1:]
+    return default, key
+
+
+def headline_table(files: dict[str, dict]) -> pd.DataFrame:
+    """One row per (headline, notebook, metric), one column per model, from keys matching HEADLINES."""
+    rows = []
+    for notebook, data in files.items():
+        for key, value in data["metrics"].items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            model, metric = split_model(key, DEFAULT_MODEL.get(notebook, NO_MODEL))
+            if SPREAD.search(metric):
+                continue
+            for order, (headline, where, pattern) in enumerate(HEADLINES):
+                if re.search(where, notebook) and re.search(pattern, metric):
+                    rows.append({"order": order, "headline": headline, "notebook": notebook, "metric": metric,
+                                 "model": model, "number": float(value)})
+                    break
+    columns = ["headline", "notebook", "metric", *MODELS, NO_MODEL, "pcclip_minus_base"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    long = pd.DataFrame(rows)
+    wide = long.pivot_table(index=["order", "headline", "notebook", "metric"], columns="model", values="number",
+                            aggfunc="first").reset_index().sort_values(["order", "notebook", "metric"])
+    wide = wide.reindex(columns=["headline", "notebook", "metric", *MODELS, NO_MODEL])
+    wide["pcclip_minus_base"] = wide["pcclip"] - wide["base"]
+    wide.columns.name = None
+    return wide.dropna(axis=1, how="all").reset_index(drop=True)
+
+
+def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED) -> Summary:
+    """Load, check and tabulate one run; raises StaleResults naming every missing or stale file."""
+    files = _load(paths, expected)
+    manifest_path = paths.root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    profile = paths.root.name
+    problems = stale_problems(files, manifest, profile)
+    if problems:
+        raise StaleResults(f"metrics under {paths.metrics} do not come from one run:\n  " + "\n  ".join(problems)
+                           + f"\nrerun them together: make reproduce PROFILE={profile}")
+    seconds = {Path(nb).stem: v.get("seconds") for nb, v in (manifest or {}).get("notebooks", {}).items()}
+    listing = pd.DataFrame([{"notebook": name, "file": f"metrics/{name}.json", "metrics": len(data["metrics"]),
+                             "git_commit": data["git_commit"], "seconds": seconds.get(name, float("nan"))}
+                            for name, data in files.items()])
+    commit = next(iter(files.values()))["git_commit"]
+    return Summary(profile, commit, headline_table(files), listing, manifest)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if pd.isna(value):
+            return ""
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.3f}"  # counts stay counts
+    return "" if value is None else str(value)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: Summary) -> str:
+    m = summary.manifest
+    if m:  # written while the pipeline runs: the report's own notebook is not timed yet
+        seconds = m.get("total_seconds") or sum(v.get("seconds", 0.0) for v in m.get("notebooks", {}).values())
+        run = (f"Run of `{summary.profile}` at commit `{summary.git_commit}` on {m.get('device', '?')}, "
+               f"started {m.get('started', '?')}, {seconds:.0f} s of notebooks so far "
+               f"(overrides: {m.get('overrides') or 'none'}).")
+    else:
+        run = (f"Run of `{summary.profile}` at commit `{summary.git_commit}`; no manifest.json "
+               "(the notebooks were not run through `python -m pcclip.pipeline`).")
+    return "\n\n".join([
+        f"# Results summary: profile `{summary.profile}`", run,
+        "Built by `pcclip.report` from the metrics files below; `pcclip_minus_base` is PC-CLIP minus base CLIP, "
+        "`value` holds metrics that belong to no single model.",
+        "## Headline metrics", markdown_table(summary.table),
+        "## Metrics files", markdown_table(summary.files), ""])
+
+
+def write_summary(paths: RunPaths, summary: Summary) -> tuple[Path, Path]:
+    """results/<profile>/summary.md and summary.csv (atomic)."""
+    md, csv = paths.root / "summary.md", paths.root / "summary.csv"
+    write_text(md, summary_markdown(summary))
+    write_text(csv, summary.table.round(6).to_csv(index=False))
+    return md, csv
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def headline_section(summary_md: str) -> str:
+    """The headline table of a summary.md, as the README shows it."""
+    start = summary_md.index("## Headline metrics") + len("## Headline metrics")
+    return summary_md[start:summary_md.index("## Metrics files")].strip()
+
+
+def sync_readme(readme: Path, summary_md: Path) -> bool:
+    """Copy the headline table of `summary_md` between the README's results markers; True if changed."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} block to fill")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    new = f"{head}{README_START}\n{headline_section(summary_md.read_text())}\n{README_END}{tail}"
+    if new != text:
+        write_text(readme, new)
+    return new != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .paths import repo_root, run_paths
+
+    profile = sys.argv[1] if len(sys.argv) > 1 else "diffworld"
+    changed = sync_readme(repo_root() / "README.md", run_paths(profile).root / "summary.md")
+    print(f"README results table {'updated' if changed else 'already up to date'} from results/{profile}/summary.md")

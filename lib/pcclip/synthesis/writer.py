@@ -1,0 +1,99 @@
+"""One interface for every description writer, and the factory that picks one from the config.
+
+A writer turns a batch of pairs (each with its images' captions) into one `Generation`
+per pair, in order. Backends: `template` (offline, DiffWorld), `hf` (a local causal LM
+through transformers) and `openai` (any OpenAI-compatible chat-completions server, e.g.
+vLLM). LLM backends share the prompt file and the output cleaning defined here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from ..profiles import SynthesisConfig
+from ..resources import read_text
+
+WRITERS = ("template", "hf", "openai")
+
+
+@dataclass(frozen=True)
+class PairInput:
+    pair_id: str
+    idx1: int
+    idx2: int
+    captions1: tuple[str, ...]
+    captions2: tuple[str, ...]
+    seed: tuple[int, ...]  # seeds this pair's randomness, whatever batch it lands in
+    focus: str | None = None  # attribute the pair was chosen to contrast (template writer states it first)
+    truth1: dict | None = None  # exact attributes (DiffWorld), used only by the template oracle mode
+    truth2: dict | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    attributes: tuple[str, ...] | None = None  # known to the template writer; None: detect from the text
+    phrasings: tuple[str, ...] = ()
+    error: str = ""  # why no usable text came back (recorded as a rejection)
+    deferred: bool = False  # transient failure: leave the pair unwritten so a rerun retries it
+
+
+class Writer(Protocol):
+    name: str
+    model: str
+    prompt_version: str
+
+    def write(self, batch: Sequence[PairInput]) -> list[Generation]: ...
+
+
+class WriterUnavailable(RuntimeError):
+    """The backend cannot be reached or keeps failing; finished records stay on disk."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    version: str  # the file's stem, recorded with every generation
+    text: str
+
+    def format(self, pair: PairInput) -> str:
+        def block(captions: Sequence[str]) -> str:
+            return "\n".join(f"- {c}" for c in captions)
+
+        return self.text.format(captions1=block(pair.captions1), captions2=block(pair.captions2))
+
+
+def load_prompt(name: str) -> Prompt:
+    """data/prompts/<name>.txt, which must contain the {captions1} and {captions2} slots."""
+    text = read_text(f"prompts/{name}.txt")
+    missing = [slot for slot in ("{captions1}", "{captions2}") if slot not in text]
+    if missing:
+        raise ValueError(f"prompt prompts/{name}.txt lacks {missing}; both caption slots are required")
+    return Prompt(name, text.strip())
+
+
+def clean_generation(text: str) -> str:
+    """Strip what chat models wrap answers in: a 'Sure, here is...:' line, a label, quotes, line breaks."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    out = " ".join(lines)
+    out = re.sub(r"^(description|answer|differences?)\s*:\s*", "", out, flags=re.IGNORECASE)
+    return out.strip().strip('"\u201c\u201d').strip()
+
+
+def make_writer(cfg: SynthesisConfig) -> Writer:
+    """The backend named by `cfg.writer`; LLM backends load their model or reach their server here."""
+    if cfg.writer == "template":
+        from .template import TemplateWriter
+
+        return TemplateWriter(cfg)
+    if cfg.writer == "hf":
+        from .hf_writer import HFWriter
+
+        return HFWriter(cfg, load_prompt(cfg.prompt))
+    if cfg.writer == "openai":
+        from .openai_writer import OpenAIWriter
+
+        return OpenAIWriter(cfg, load_prompt(cfg.prompt))
+    raise ValueError(f"synthesis.writer {cfg.writer!r} must be one of {WRITERS}")

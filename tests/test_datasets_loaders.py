@@ -1,0 +1,301 @@
+"""Every paper dataset loader on a tiny fixture in the dataset's real on-disk format, written here.
+
+torchvision checks the published md5 of the CIFAR and Flowers-102 annotation files; a
+fixture cannot match them, so those tests swap the checksum for an existence check.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from PIL import Image
+
+from pcclip.datasets import (DATASETS, DatasetNotFound, class_table, cub_pair_list, difference_pairs,
+                             load_attribute_table, load_dataset, load_groups)
+from pcclip.datasets.awa2 import ATTRIBUTES_FILE
+from pcclip.resources import load_json
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+
+
+def write_jpg(path, value: int, size: int = 4) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+
+
+@pytest.fixture
+def no_md5(monkeypatch):
+    exists = lambda fpath, md5=None: os.path.isfile(fpath)  # noqa: E731
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", exists)
+    monkeypatch.setattr("torchvision.datasets.flowers102.check_integrity", exists)
+
+
+def write_cifar_batch(path, labels, key: str) -> np.ndarray:
+    data = np.random.default_rng(len(labels)).integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        pickle.dump({"data": data, key: list(labels)}, fh)
+    return data
+
+
+def test_cifar10(tmp_path, no_md5):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        write_cifar_batch(folder / f"data_batch_{i}", [i, 0], "labels")
+    test = write_cifar_batch(folder / "test_batch", [9, 3, 3], "labels")
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": list(class_table("cifar10"))}, fh)
+    data = load_dataset("cifar10", tmp_path, transform=to_tensor)
+    assert data.labels.tolist() == [9, 3, 3] and data.classnames[9] == "truck" and data.key == "cifar10-test-n3"
+    image, label = data.dataset[0]
+    assert label == 9 and torch.equal(image, torch.from_numpy(test[0].reshape(3, 32, 32).transpose(1, 2, 0)))
+    assert load_dataset("cifar10", tmp_path, split="train").labels.tolist() == [1, 0, 2, 0, 3, 0, 4, 0, 5, 0]
+
+
+def write_cifar100(root, labels, names=None) -> None:
+    folder = root / "cifar-100-python"
+    folder.mkdir()
+    write_cifar_batch(folder / "train", [0, 1], "fine_labels")
+    write_cifar_batch(folder / "test", labels, "fine_labels")
+    with open(folder / "meta", "wb") as fh:
+        pickle.dump({"fine_label_names": names or list(class_table("cifar100"))}, fh)
+
+
+def test_cifar100_and_its_size_pairs(tmp_path, no_md5):
+    labels = [15, 36, 42, 65, 3, 97, 74, 80, 43, 0]  # eight size classes and two others
+    write_cifar100(tmp_path, labels)
+    data = load_dataset("cifar100", tmp_path)
+    assert data.labels.tolist() == labels and data.classnames[15] == "camel" and data.classnames[1] == "aquarium fish"
+    pairs = difference_pairs("cifar100_size", data, n_images=8, seed=0)
+    assert len(pairs) == 2 * 4 * 4  # every ordered (larger, smaller) pair of the 8 eligible images
+    larger = {15, 42, 43, 97}
+    for a, b, text in zip(pairs.idx1, pairs.idx2, pairs.texts):
+        first_larger = labels[a] in larger
+        assert first_larger != (labels[b] in larger)
+        assert text == ("The first image contains a larger animal, while the second contains a smaller animal."
+                        if first_larger else
+                        "The first image contains a smaller animal, while the second contains a larger animal.")
+    assert pairs.sign.tolist() == [1 if labels[a] in larger else -1 for a in pairs.idx1]
+    assert pairs.reversed_texts == [t.replace("larger", "X").replace("smaller", "larger").replace("X", "smaller")
+                                    for t in pairs.texts]
+
+
+def test_class_order_mismatch_fails_loudly(tmp_path, no_md5):
+    names = list(class_table("cifar100"))
+    names[15], names[16] = names[16], names[15]
+    write_cifar100(tmp_path, [0, 1], names)
+    with pytest.raises(ValueError, match=r"label 15 on disk is 'can'.*'camel'"):
+        load_dataset("cifar100", tmp_path)
+
+
+def test_corrupt_cifar_names_the_dataset(tmp_path):
+    write_cifar100(tmp_path, [0, 1])  # real torchvision md5 check: the fixture fails it
+    with pytest.raises(DatasetNotFound, match=r"(?s)CIFAR-100 .*incomplete or corrupt.*cs.toronto.edu"):
+        load_dataset("cifar100", tmp_path)
+
+
+def test_flowers102_and_its_colour_pairs(tmp_path, no_md5):
+    folder = tmp_path / "flowers-102"
+    labels_1based = [3, 8, 5, 3, 54, 42, 28, 25]  # canterbury bells, bird of paradise, ..., sunflower, daffodil
+    for i, _ in enumerate(labels_1based, 1):
+        write_jpg(folder / "jpg" / f"image_{i:05d}.jpg", 10 * i)
+    scipy.io.savemat(folder / "imagelabels.mat", {"labels": np.array([labels_1based])})
+    scipy.io.savemat(folder / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3, 4]]),
+                                            "tstid": np.array([[5, 6, 7, 8, 1, 2]])})
+    data = load_dataset("flowers102", tmp_path, transform=to_tensor)
+    assert data.labels.tolist() == [53, 41, 27, 24, 2, 7]
+    assert [data.classnames[i] for i in data.labels[:4]] == ["sunflower", "daffodil", "stemless gentian",
+                                                              "grape hyacinth"]
+    assert data.dataset[1][0].shape == (4, 4, 3) and abs(int(data.dataset[1][0][0, 0, 0]) - 60) <= 2
+    pairs = difference_pairs("flowers102_colour", data, n_images=4, seed=3)  # only 4 images are blue/yellow
+    assert len(pairs) == 8
+    assert {(int(data.labels[a]), t.split()[5]) for a, t in zip(pairs.idx1, pairs.texts)} == {
+        (53, "yellow"), (41, "yellow"), (27, "blue"), (24, "blue")}
+
+
+def test_food101(tmp_path):
+    folder = tmp_path / "food-101"
+    meta = {c: [] for c in class_table("food101")}
+    meta["waffles"], meta["apple_pie"] = ["waffles/7"], ["apple_pie/3", "apple_pie/4"]
+    (folder / "meta").mkdir(parents=True)
+    for split in ("train", "test"):
+        (folder / "meta" / f"{split}.json").write_text(json.dumps(meta))
+    for rel in ("waffles/7", "apple_pie/3", "apple_pie/4"):
+        write_jpg(folder / "images" / f"{rel}.jpg", 50)
+    data = load_dataset("food101", tmp_path)
+    assert sorted(data.labels.tolist()) == [0, 0, 100] and data.classnames[100] == "waffles"
+    assert data.classnames.index("cheese plate") < data.classnames.index("cheesecake")  # torchvision sorts keys
+
+
+def test_eurosat(tmp_path):
+    for k, name in enumerate(class_table("eurosat")):
+        write_jpg(tmp_path / "eurosat" / "2750" / name / f"{name}_1.jpg", 20 * k)
+    data = load_dataset("eurosat", tmp_path)
+    assert data.split == "all" and data.labels.tolist() == list(range(10))
+    assert data.classnames[9] == "sea or lake" and data.raw_names[9] == "SeaLake"
+
+
+def test_sun397_reads_the_partition_files(tmp_path):
+    folder = tmp_path / "SUN397"
+    folder.mkdir()
+    (folder / "ClassName.txt").write_text("\n".join(class_table("sun397")) + "\n")
+    test_files = ["/y/youth_hostel/sun_b.jpg", "/a/abbey/sun_a.jpg", "/a/apartment_building/outdoor/sun_c.jpg"]
+    (folder / "Testing_01.txt").write_text("\n".join(test_files) + "\n")
+    (folder / "Training_01.txt").write_text("/a/abbey/sun_d.jpg\n")
+    for rel in test_files + ["/a/abbey/sun_d.jpg", "/a/abbey/sun_unlisted.jpg"]:
+        write_jpg(folder / rel.lstrip("/"), 90)
+    data = load_dataset("sun397", tmp_path)
+    assert data.labels.tolist() == [396, 0, 8]
+    assert [data.classnames[i] for i in data.labels] == ["youth hostel", "abbey", "apartment building outdoor"]
+    assert load_dataset("sun397", tmp_path, split="train").labels.tolist() == [0]
+
+
+def test_dtd(tmp_path):
+    folder = tmp_path / "dtd" / "dtd"
+    names = list(class_table("dtd"))
+    lines = [f"{c}/{c}_0001.jpg" for c in reversed(names)]
+    for line in lines:
+        write_jpg(folder / "images" / line, 30)
+    (folder / "labels").mkdir()
+    (folder / "labels" / "test1.txt").write_text("\n".join(lines) + "\n")
+    data = load_dataset("dtd", tmp_path)
+    assert data.labels.tolist() == list(range(46, -1, -1)) and data.classnames[30] == "polka-dotted"
+
+
+def test_oxford_pet(tmp_path):
+    folder = tmp_path / "oxford-iiit-pet"
+    names = list(class_table("oxford_pet"))
+    (folder / "annotations").mkdir(parents=True)
+    ids = [f"{name.replace(' ', '_')}_{k + 100}" for k, name in enumerate(names)]
+    rows = [f"{image_id} {k + 1} {1 + (k % 2)} 1" for k, image_id in enumerate(ids)]
+    (folder / "annotations" / "test.txt").write_text("\n".join(rows[::-1]) + "\n")
+    for image_id in ids:
+        write_jpg(folder / "images" / f"{image_id}.jpg", 70)
+    data = load_dataset("oxford_pet", tmp_path)
+    assert data.labels.tolist() == list(range(36, -1, -1))
+    assert data.classnames[1] == "American Bulldog" and data.dataset[0][1] == 36
+
+
+AWA2 = list(class_table("awa2"))
+PREDICATES = list(load_json(ATTRIBUTES_FILE)["predicates"])
+
+
+def write_awa2(root, images: dict[str, int]):
+    """AwA2 with `images[class]` images per class; elephant is big, hamster small, dalmatian neither.
+    Columns 14 ('big') and 15 ('small') differ so an off-by-one shows."""
+    folder = root / "Animals_with_Attributes2"
+    matrix = np.zeros((len(AWA2), len(PREDICATES)), dtype=int)
+    matrix[AWA2.index("elephant"), [4, 13, 14, 24]] = 1  # gray, toughskin, big, longneck
+    matrix[AWA2.index("hamster"), [3, 11, 15, 33]] = 1  # brown, furry, small, smelly (non-visual)
+    matrix[AWA2.index("dalmatian"), [0, 1, 9, 11]] = 1  # black, white, spots, furry
+    for name in AWA2:
+        (folder / "JPEGImages" / name).mkdir(parents=True)
+        for k in range(images.get(name, 0)):
+            write_jpg(folder / "JPEGImages" / name / f"{name}_{10001 + k}.jpg", 40)
+    (folder / "classes.txt").write_text("".join(f"{i:5d}\t{c}\n" for i, c in enumerate(AWA2, 1)))
+    (folder / "predicates.txt").write_text("".join(f"{i:5d}\t{p}\n" for i, p in enumerate(PREDICATES, 1)))
+    np.savetxt(folder / "predicate-matrix-binary.txt", matrix, fmt="%d")
+    return folder
+
+
+def test_awa2_labels_follow_classes_txt_not_folder_order(tmp_path):
+    write_awa2(tmp_path, {"elephant": 2, "hamster": 1, "dalmatian": 1})
+    data = load_dataset("awa2", tmp_path)
+    elephant = AWA2.index("elephant")
+    assert elephant == 18 and sorted(AWA2).index("elephant") == 13  # the two orders differ for this class
+    assert data.labels.tolist() == [4, 18, 18, 25] and data.classnames[elephant] == "elephant"
+    assert data.classnames[1] == "grizzly bear" and data.raw_names[1] == "grizzly+bear"
+
+
+def test_awa2_big_attribute_by_name(tmp_path):
+    table = load_attribute_table(write_awa2(tmp_path, {}))
+    assert table.predicates[14] == "big" and table.predicates[15] == "small"
+    assert np.flatnonzero(table.column("big")).tolist() == [AWA2.index("elephant")]
+    assert np.flatnonzero(table.column("small")).tolist() == [AWA2.index("hamster")]
+    groups = load_groups("awa2_size", tuple(AWA2), table)
+    assert groups.groups == {"larger": (AWA2.index("elephant"),), "smaller": (AWA2.index("hamster"),)}
+
+
+def test_awa2_difference_sets(tmp_path):
+    write_awa2(tmp_path, {"elephant": 1, "hamster": 1, "dalmatian": 1})
+    data = load_dataset("awa2", tmp_path)  # labels: dalmatian 4, elephant 18, hamster 25
+    size = difference_pairs("awa2_size", data, n_images=2, seed=0)  # 2 images are big/small
+    assert [(data.labels[a], data.labels[b]) for a, b in zip(size.idx1, size.idx2)] == [(18, 25), (25, 18)]
+    attrs = difference_pairs("awa2_attributes", data, n_images=3, seed=0)
+    text = dict(zip(zip(data.labels[attrs.idx1].tolist(), data.labels[attrs.idx2].tolist()), attrs.texts))
+    assert len(attrs) == 6 and attrs.sign.tolist() == [0] * 6
+    assert attrs.reversed_texts == [text[(b, a)] for a, b in text]
+    assert text[(18, 25)] == ("The first image has attributes of grey, tough skin, big, long neck, "
+                              "while the second image has attributes of brown, furry, small.")  # smelly removed
+    assert text[(4, 25)] == ("The first image has attributes of black, white, spots, "
+                             "while the second image has attributes of brown, small.")
+
+
+def write_cub(root) -> None:
+    folder = root / "CUB_200_2011"
+    classes = list(class_table("cub200"))
+    folder.mkdir()
+    (folder / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, 1)))
+    images = [(1, 1, 1), (2, 1, 0), (3, 59, 0), (4, 62, 1), (5, 62, 0), (6, 200, 0)]  # id, class id, is_train
+    rows = {"images.txt": [], "image_class_labels.txt": [], "train_test_split.txt": []}
+    for image_id, class_id, is_train in images:
+        rel = f"{classes[class_id - 1]}/bird_{image_id:04d}.jpg"
+        write_jpg(folder / "images" / rel, image_id * 20)
+        rows["images.txt"].append(f"{image_id} {rel}")
+        rows["image_class_labels.txt"].append(f"{image_id} {class_id}")
+        rows["train_test_split.txt"].append(f"{image_id} {is_train}")
+    for name, lines in rows.items():
+        (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def test_cub200_splits_and_pair_list(tmp_path):
+    write_cub(tmp_path)
+    data = load_dataset("cub200", tmp_path, transform=to_tensor)
+    assert data.labels.tolist() == [0, 58, 61, 199] and data.classnames[58] == "California Gull"
+    assert abs(int(data.dataset[1][0][0, 0, 0]) - 60) <= 2  # image id 3
+    assert load_dataset("cub200", tmp_path, split="train").labels.tolist() == [0, 61]
+    assert len(load_dataset("cub200", tmp_path, split="all")) == 6
+    rows = cub_pair_list(data, n_pairs=12, seed=1)  # 4 images of 4 species: 12 ordered pairs exist
+    assert len({(r["idx1"], r["idx2"]) for r in rows}) == 12
+    assert all(r["class1"] == data.classnames[data.labels[r["idx1"]]] != r["class2"] for r in rows)
+    assert cub_pair_list(data, n_pairs=5, seed=1) == cub_pair_list(data, n_pairs=5, seed=1)
+
+
+def test_incomplete_cub_names_the_missing_file(tmp_path):
+    write_cub(tmp_path)
+    (tmp_path / "CUB_200_2011" / "train_test_split.txt").unlink()
+    with pytest.raises(DatasetNotFound, match=r"(?s)CUB-200-2011 .*train_test_split.txt.*caltech"):
+        load_dataset("cub200", tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_missing_dataset_names_layout_and_download_page(tmp_path, name):
+    spec = DATASETS[name]
+    with pytest.raises(DatasetNotFound) as err:
+        load_dataset(name, tmp_path)
+    message = str(err.value)
+    assert spec.title in message and spec.layout in message and spec.url in message
+    assert str(tmp_path / spec.folder) in message
+
+
+def test_source_needs_the_model_transform(tmp_path):
+    write_cub(tmp_path)
+    with pytest.raises(ValueError, match="transform=bundle.preprocess"):
+        load_dataset("cub200", tmp_path).source()
+    source = load_dataset("cub200", tmp_path, transform=lambda im: torch.zeros(3)).source()
+    assert source.key == "cub200-test-n4" and "0x" not in source.preprocess_key
+    assert torch.cat(list(source.batches(0, 4, batch_size=3))).shape == (4, 3)
+
+
+def test_unknown_dataset_and_split(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar1000'"):
+        load_dataset("cifar1000", tmp_path)
+    with pytest.raises(ValueError, match="splits"):
+        load_dataset("eurosat", tmp_path, split="test")

@@ -1,0 +1,137 @@
+"""Comparative prompting: the paper's formula on hand-built vectors, the fast sweep, the data loaders."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pcclip.embeddings import normalize
+from pcclip.evaluation.comparative import (Comparative, alpha_grid, alpha_sweep, comparative_classifier,
+                                           comparative_classes, comparative_sweep, comparative_targets,
+                                           compare_models)
+from pcclip.evaluation.prompts import (load_comparatives, load_descriptions, load_templates, parse_comparatives,
+                                       resolve_class)
+from pcclip.evaluation.zeroshot import classification_metrics, predict, zero_shot_classifier
+from pcclip.world import SHAPES
+
+A = 1 / math.sqrt(2)
+T2 = torch.eye(2)
+
+
+def test_formula_on_hand_built_vectors():
+    comp = torch.tensor([[A, -A]])  # "class 0 differs from class 1 like [1,-1]"
+    w = comparative_classifier(T2, comp, [Comparative(0, 1, "c")], alpha=0.5)
+    # m_1 = t_0 - c = [1-a, a]; 0.5 t_1 + 0.5 m_1 = [(1-a)/2, (1+a)/2], whose norm is sqrt(3)/2
+    assert w[1].tolist() == pytest.approx([(1 - A) / math.sqrt(3), (1 + A) / math.sqrt(3)], abs=1e-6)
+    assert w[0].tolist() == pytest.approx([1.0, 0.0])  # no comparative: keeps t_0 at every alpha
+
+
+def test_comparatives_of_one_class_are_averaged():
+    comps = [Comparative(0, 2, "a"), Comparative(1, 2, "b")]
+    emb = torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    m = comparative_targets(torch.eye(3), emb, comps)
+    # (t_0 - a + t_1 - b) / 2 = ([0,0,1] + [0,0,0]) / 2
+    assert m[2].tolist() == pytest.approx([0.0, 0.0, 0.5])
+    assert m[:2].tolist() == torch.eye(3)[:2].tolist()
+    assert comparative_classes(comps).tolist() == [0, 1, 2]
+
+
+def test_invalid_comparatives_and_alphas_raise():
+    with pytest.raises(ValueError, match="two different classes"):
+        comparative_targets(T2, torch.ones(1, 2), [Comparative(1, 1, "x")])
+    with pytest.raises(ValueError, match="two different classes"):
+        comparative_targets(T2, torch.ones(1, 2), [Comparative(0, 5, "x")])
+    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\]"):
+        comparative_classifier(T2, torch.tensor([[A, -A]]), [Comparative(0, 1, "c")], alpha=1.5)
+    # text == t_0 makes m_1 = 0: at alpha 0 class 1 has no vector left
+    with pytest.raises(ValueError, match="zero vector for class"):
+        comparative_classifier(T2, torch.tensor([[1.0, 0.0]]), [Comparative(0, 1, "c")], alpha=0.0)
+    with pytest.raises(ValueError, match="fewer than 2 classes"):
+        alpha_sweep(torch.eye(2), np.array([0, 1]), T2, torch.zeros(0, 2), [], [1.0])
+
+
+def test_subset_accuracy_classifies_among_comparative_classes_only():
+    images = torch.tensor([[1.0, 0.0, 0.0], [0.1, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    labels = np.array([0, 0, 1, 2])
+    row = alpha_sweep(images, labels, torch.eye(3), torch.tensor([[A, -A, 0.0]]), [Comparative(0, 1, "c")],
+                      [1.0]).iloc[0]
+    assert row.acc1 == 0.75  # image 1 goes to class 2 among all classes
+    assert row.subset_acc1 == 1.0  # among {0, 1} it is class 0; the class-2 image is left out
+    assert row.worst_class == 0.5 and row.subset_worst_class == 1.0
+
+
+def test_fast_sweep_matches_building_each_classifier():
+    gen = torch.Generator().manual_seed(0)
+    images, class_emb = torch.randn(200, 8, generator=gen), normalize(torch.randn(5, 8, generator=gen))
+    comps = [Comparative(0, 1, "a"), Comparative(2, 1, "b"), Comparative(3, 4, "c")]
+    comp_emb = normalize(torch.randn(3, 8, generator=gen))
+    labels = np.random.default_rng(0).integers(0, 5, 200)
+    alphas = alpha_grid(11)
+    curve = alpha_sweep(images, labels, class_emb, comp_emb, comps, alphas)
+    for alpha, acc in zip(curve.alpha, curve.acc1):
+        w = comparative_classifier(class_emb, comp_emb, comps, alpha)
+        assert acc == pytest.approx((predict(images, w)[:, 0].numpy() == labels).mean())
+    one_at_a_time = alpha_sweep(images, labels, class_emb, comp_emb, comps, alphas, chunk=1)
+    assert one_at_a_time.equals(curve)
+    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\]"):
+        alpha_sweep(images, labels, class_emb, comp_emb, comps, [0.5, -0.1])
+
+
+def test_alpha_one_is_zero_shot(tiny_bundle):
+    classes, templates = list(SHAPES), ["a {}", "a photo of a {}"]
+    comps = [Comparative(1, 0, "the first image shows a ring, while the second shows a circle"),
+             Comparative(6, 5, "the first image shows a star, while the second shows a cross")]
+    gen = torch.Generator().manual_seed(1)
+    images, labels = torch.randn(300, 128, generator=gen), np.random.default_rng(1).integers(0, 8, 300)
+    zs = zero_shot_classifier(tiny_bundle, classes, templates)
+    comp_emb = normalize(tiny_bundle.encode_text([c.text for c in comps]))
+    torch.testing.assert_close(comparative_classifier(zs, comp_emb, comps, 1.0), zs)
+    row = comparative_sweep(tiny_bundle, images, labels, classes, templates, comps, [1.0]).iloc[0]
+    metrics = classification_metrics(images, labels, zs, classes)
+    assert row.acc1 == metrics["acc1"] and row.worst_class == metrics["worst_class"]
+    summary, curves, confusions = compare_models({"m": tiny_bundle}, images, labels, classes, templates, comps,
+                                                 [0.0, 0.5], alpha=1.0)
+    assert summary.loc[0, "gain_acc1"] == 0.0 and sorted(curves.alpha) == [0.0, 0.5, 1.0]
+    assert (confusions["m"][0] == confusions["m"][1]).all()
+
+
+def test_compare_models_reports_the_chosen_alpha(tiny_bundle):
+    classes, comps = list(SHAPES), [Comparative(7, 0, "The first image shows a hexagon, while the second shows a circle.")]
+    gen = torch.Generator().manual_seed(2)
+    images, labels = torch.randn(100, 128, generator=gen), np.random.default_rng(2).integers(0, 8, 100)
+    summary, curves, _ = compare_models({"m": tiny_bundle}, images, labels, classes, ["a {}"], comps,
+                                        alpha_grid(11), alpha=0.8)
+    at = curves.set_index("alpha")
+    assert 0.8 in at.index and summary.loc[0, "comparative_acc1"] == at.loc[0.8, "acc1"]
+    assert summary.loc[0, "zero_shot_subset_acc1"] == at.loc[1.0, "subset_acc1"]
+
+
+def test_alpha_grid_hits_round_values():
+    grid = alpha_grid(11, extra=(0.85,))
+    assert len(grid) == 12 and 0.8 in grid and grid[0] == 0.0 and grid[-1] == 1.0
+
+
+def test_names_resolve_or_fail_loudly():
+    names = ["annual crop", "sea lake", "forest"]
+    assert resolve_class("Sea_Lake", names, "f.json") == 1
+    with pytest.raises(ValueError, match=r"'forrest' is not in .*'forest'"):
+        resolve_class("forrest", names, "f.json")
+    raw = [{"first": "forest", "second": "annual crop", "text": "more trees"}]
+    assert parse_comparatives(raw, names, "f.json") == [Comparative(2, 0, "more trees")]
+    with pytest.raises(ValueError, match="with itself"):
+        parse_comparatives([{"first": "forest", "second": "Forest", "text": "x"}], names, "f.json")
+    with pytest.raises(ValueError, match="entry 0 must be"):
+        parse_comparatives([{"first": "forest", "second": "sea lake"}], names, "f.json")
+    with pytest.raises(ValueError, match="is empty"):
+        parse_comparatives([], names, "f.json")
+
+
+def test_shipped_diffworld_prompts_resolve():
+    classes = list(SHAPES)
+    comps = load_comparatives("diffworld", classes)
+    assert comps and all(c.first != c.second for c in comps)
+    assert len(comparative_classes(comps)) < len(classes)  # a subset: the confusable shapes only
+    assert all(t.count("{}") == 1 for t in load_templates("diffworld"))
+    assert set(load_descriptions("diffworld", classes)) == set(classes)

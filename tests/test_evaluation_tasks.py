@@ -1,0 +1,74 @@
+"""Evaluation tasks for both worlds: DiffWorld splits, and a paper dataset read from a fixture on disk."""
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from pcclip.datasets import PAIR_SETS, class_table
+from pcclip.evaluation import tasks
+from pcclip.evaluation.tasks import classification_tasks, difference_tasks
+from pcclip.paths import run_paths
+from pcclip.profiles import load_profile
+from pcclip.world import SHAPES, build_split
+
+LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "shrew", "squirrel"]
+
+
+def write_cifar100(root, test_labels: list[int]) -> None:
+    """The python-pickle layout of cifar-100-python (train, test, meta) with random pixels."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, labels in (("train", [0, 1]), ("test", test_labels)):
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as fh:
+            pickle.dump({"data": data, "fine_labels": list(labels)}, fh)
+    with open(folder / "meta", "wb") as fh:
+        pickle.dump({"fine_label_names": list(class_table("cifar100"))}, fh)
+
+
+def test_diffworld_tasks(tiny_bundle):
+    profile = load_profile("smoke", {"world.n_test": 40, "world.n_holdout": 20, "eval.n_images": 10})
+    [task] = classification_tasks(profile, run_paths("smoke"), tiny_bundle)
+    test = build_split(profile.world, "test")
+    assert task.name == "diffworld" and task.classnames == list(SHAPES)
+    assert task.labels.tolist() == test.records.shape.tolist() and tuple(task.image_emb.shape) == (40, 128)
+    assert task.comparatives and set(task.descriptions) == set(SHAPES)
+    sets, emb = difference_tasks(profile, run_paths("smoke"), tiny_bundle)
+    assert {k[:2] for k in sets} == {("test", "eval"), ("holdout", "eval"), ("test", "train")}
+    assert len(sets) == 3 * 6 and all(len(draws) == profile.eval.seeds for draws in sets.values())
+    assert {k: tuple(v.shape) for k, v in emb.items()} == {"test": (40, 128), "holdout": (20, 128)}
+
+
+def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):
+    exists = lambda fpath, md5=None: os.path.isfile(fpath)  # noqa: E731  (fixture files lack the real md5)
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", exists)
+    monkeypatch.setattr(tasks, "PAIR_SETS", {"cifar100_size": PAIR_SETS["cifar100_size"]})
+    names = list(class_table("cifar100"))
+    labels = [names.index(n) for n in LARGER + SMALLER for _ in range(2)]
+    write_cifar100(tmp_path, labels)
+    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "cifar100", "eval.n_images": 8,
+                                     "eval.seeds": 2, "model.device": "cpu", "model.precision": "fp32",
+                                     "cache.num_workers": 0})
+    [task] = classification_tasks(profile, run_paths("paper"), tiny_bundle)
+    assert task.name == "cifar100" and task.labels.tolist() == labels and tuple(task.image_emb.shape) == (16, 128)
+    assert task.templates == ["This is a photo of a {}"] and task.descriptions is None
+    assert task.comparatives and all(0 <= c.first < 100 and 0 <= c.second < 100 for c in task.comparatives)
+    sets, emb = difference_tasks(profile, run_paths("paper"), tiny_bundle)
+    [(key, draws)] = sets.items()
+    assert key == ("cifar100_size", "ground_truth", "cifar100_size") and len(draws) == 2
+    larger = {names.index(n) for n in LARGER}
+    for pairs in draws:  # every pair joins a larger and a smaller animal; sign +1 when the first is larger
+        first_larger = np.isin(np.asarray(labels)[pairs.idx1], list(larger))
+        assert (first_larger != np.isin(np.asarray(labels)[pairs.idx2], list(larger))).all()
+        assert (pairs.sign == np.where(first_larger, 1, -1)).all()
+    assert tuple(emb["cifar100_size"].shape) == (16, 128)
+
+
+def test_paper_task_names_a_missing_dataset(tmp_path, tiny_bundle):
+    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "eurosat", "model.device": "cpu"})
+    with pytest.raises(FileNotFoundError, match="EuroSAT"):
+        classification_tasks(profile, run_paths("paper"), tiny_bundle)

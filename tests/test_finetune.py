@@ -1,0 +1,231 @@
+"""The finetuning trainer: trimming, what trains, learning, resume, NaN handling, runs and checkpoints."""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from pcclip.embeddings import difference_vectors, normalize
+from pcclip.finetune import (TrainData, finetune, load_models, lr_factor, run_config, total_steps, train_run)
+from pcclip.losses import NonFiniteLoss, difference_loss, symmetric_info_nce
+from pcclip.models import save_clip
+from pcclip.paths import run_paths
+from pcclip.pretrain import batch_indices
+from pcclip.profiles import FinetuneConfig, load_profile
+from pcclip.text_tower import encode_tokens, tokenize, trainable_parameters
+from pcclip.world import sample_records
+
+LARGER = ["the first object is larger than the second", "the first shape is bigger",
+          "image one shows a larger object than image two"]
+SMALLER = ["the first object is smaller than the second", "the first shape is tinier",
+           "image one shows a smaller object than image two"]
+CFG = FinetuneConfig(trainable="blocks", steps=8, batch_size=16, lr=1e-3, log_every=1, save_every=4,
+                     caption_steps=4, caption_batch_size=16)
+
+
+def _world_data(n_images: int, seed: int) -> tuple[TrainData, np.ndarray]:
+    """A tiny DiffWorld-like set: sampled records, embeddings that carry size along one direction,
+    all pairs that differ by a caption-bucket third, each described in words."""
+    records = sample_records(n_images, np.random.default_rng(seed))
+    g = torch.Generator().manual_seed(seed)
+    direction = normalize(torch.randn(1, 128, generator=torch.Generator().manual_seed(99)))
+    emb = 0.3 * torch.randn(n_images, 128, generator=g) + 3.0 * (torch.tensor(records.size)[:, None] - 0.5) * direction
+    a, b = np.nonzero(np.abs(records.size[:, None] - records.size[None, :]) >= 1 / 3)
+    rng = np.random.default_rng(seed)
+    texts = [(LARGER if records.size[i] > records.size[j] else SMALLER)[rng.integers(3)] for i, j in zip(a, b)]
+    captions = [("a large " if s > 0.5 else "a small ") + "shape" for s in records.size]
+    return TrainData(emb, torch.as_tensor(a), torch.as_tensor(b), texts, torch.arange(n_images), captions), records.size
+
+
+def _accuracy(bundle, data: TrainData) -> float:
+    scores = (normalize(bundle.encode_text(data.texts)) * difference_vectors(data.image_emb[data.idx1],
+                                                                            data.image_emb[data.idx2])).sum(1)
+    return float((scores > 0).float().mean())
+
+
+def _text_state(bundle) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in bundle.model.state_dict().items() if not k.startswith("visual.")}
+
+
+def test_trimmed_batches_give_full_context_embeddings(tiny_bundle):
+    model = tiny_bundle.model
+    texts = ["a", "the first object is larger than the second one by far", "a red ring near the top left"]
+    tokens, lengths = tokenize(tiny_bundle.tokenizer, model, texts)
+    assert lengths.tolist() == (tokens.argmax(dim=1) + 1).tolist() and lengths[0] == 3  # <start> a <end>
+    full = model.encode_text(tokens)
+    with torch.no_grad():
+        trimmed = encode_tokens(model, tokens[:, :int(lengths.max())])
+        shortest = encode_tokens(model, tokens[:1, :int(lengths[0])])
+    assert int(lengths.max()) < tokens.shape[1]
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shortest, full[:1], atol=1e-5, rtol=1e-5)
+
+
+def test_trainable_choices(tiny_bundle):
+    model = copy.deepcopy(tiny_bundle.model)
+    blocks = trainable_parameters(model, "blocks")
+    assert sum(p.numel() for p in blocks) == sum(p.numel() for p in model.transformer.parameters())
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
+        f"transformer.{n}" for n, _ in model.transformer.named_parameters()}
+    text = trainable_parameters(model, "text")
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "token_embedding.weight" in trained and "text_projection" in trained and len(text) == len(trained)
+    assert not any(n.startswith("visual.") or n == "logit_scale" for n in trained)
+    with pytest.raises(ValueError, match="blocks"):
+        trainable_parameters(model, "all")
+
+
+def test_training_lowers_loss_raises_accuracy_and_keeps_image_tower(tiny_bundle):
+    train, _ = _world_data(48, seed=0)
+    held_out, _ = _world_data(40, seed=1)
+    cfg = replace(CFG, steps=12, batch_size=32, log_every=4)
+    result = finetune(tiny_bundle, train, cfg, progress=False)
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0] - 0.2
+    before, after = _accuracy(tiny_bundle, held_out), _accuracy(result.bundle, held_out)
+    assert before < 0.7 and after > 0.9, (before, after)
+    for k, v in tiny_bundle.model.state_dict().items():  # frozen parts identical, input bundle untouched
+        if not k.startswith("transformer."):
+            assert torch.equal(result.bundle.model.state_dict()[k], v), k
+    assert result.bundle.fingerprint != tiny_bundle.fingerprint and result.steps == 12 and result.skipped == 0
+
+
+def test_resume_reaches_the_same_weights(tiny_bundle, tmp_path):
+    data, _ = _world_data(24, seed=2)
+    cfg = replace(CFG, steps=6, save_every=2, learn_temperature=True)
+    straight = finetune(tiny_bundle, data, cfg, state_path=tmp_path / "a.pt", progress=False)
+    first = finetune(tiny_bundle, data, cfg, state_path=tmp_path / "b.pt", until=3, progress=False)
+    assert first.steps == 3 and (tmp_path / "b.pt").exists()
+    resumed = finetune(tiny_bundle, data, cfg, state_path=tmp_path / "b.pt", progress=False)
+    assert resumed.resumed_from == 3
+    for k, v in straight.bundle.model.state_dict().items():
+        assert torch.equal(resumed.bundle.model.state_dict()[k], v), k
+    assert resumed.history == straight.history
+    assert straight.history[-1]["temperature"] != pytest.approx(cfg.temperature)  # the temperature was learnt
+
+
+def test_resume_refuses_a_state_of_another_model_or_config(tiny_bundle, tmp_path):
+    data, _ = _world_data(24, seed=2)
+    finetune(tiny_bundle, data, replace(CFG, steps=2), state_path=tmp_path / "s.pt", progress=False)
+    other_arch = replace(tiny_bundle, model_name="ViT-B-32")
+    with pytest.raises(ValueError, match=r"another config \(differs in \['model'\]\)"):
+        finetune(other_arch, data, replace(CFG, steps=2), state_path=tmp_path / "s.pt", progress=False)
+    with pytest.raises(ValueError, match="finetune"):
+        finetune(tiny_bundle, data, replace(CFG, steps=2, lr=1.0), state_path=tmp_path / "s.pt", progress=False)
+
+
+def _poisoned(seed: int) -> tuple[TrainData, FinetuneConfig, list[int]]:
+    """One pair, drawn at step 2, points at an image whose embedding is NaN: only step 2 has a NaN loss."""
+    data, _ = _world_data(24, seed=seed)
+    cfg = replace(CFG, steps=6, batch_size=8)
+    n = len(data.texts)
+    assert cfg.steps * cfg.batch_size < n  # the first epoch: each pair at most once
+    idx2 = data.idx2.clone()
+    idx2[batch_indices(2, cfg.batch_size, n, cfg.seed)[3]] = len(data.image_emb)
+    emb = torch.cat([data.image_emb, torch.full((1, 128), float("nan"))])
+    return TrainData(emb, data.idx1, idx2, data.texts), cfg, [2]
+
+
+def test_nonfinite_loss_stops_naming_the_step(tiny_bundle):
+    data, cfg, bad = _poisoned(3)
+    with pytest.raises(NonFiniteLoss, match=f"at step {bad[0]};"):
+        finetune(tiny_bundle, data, cfg, progress=False)
+
+
+def test_nonfinite_steps_are_skipped_and_counted(tiny_bundle):
+    data, cfg, bad = _poisoned(3)
+    result = finetune(tiny_bundle, data, replace(cfg, skip_nonfinite=True), progress=False)
+    assert result.skipped == len(bad) and [r["skipped"] for r in result.history][-1] == len(bad)
+    assert all(torch.isfinite(v).all() for v in result.bundle.model.state_dict().values() if v.is_floating_point())
+    assert all(np.isnan(r["loss"]) == (r["step"] in bad) for r in result.history)  # log_every=1
+
+
+def test_accumulation_matches_one_big_batch_for_a_per_pair_loss(tiny_bundle):
+    # with the MSE ablation every pair's loss is independent of the others: two micro-batches of 8
+    # give the gradient of one batch of 16
+    data, _ = _world_data(24, seed=4)
+    cfg = replace(CFG, steps=3, loss="mse", grad_clip=0.0)
+    one = finetune(tiny_bundle, data, cfg, progress=False)
+    two = finetune(tiny_bundle, data, replace(cfg, accum_steps=2), progress=False)
+    for k, v in one.bundle.model.state_dict().items():
+        torch.testing.assert_close(two.bundle.model.state_dict()[k], v, atol=1e-5, rtol=1e-5)
+    assert [r["loss"] for r in two.history] == pytest.approx([r["loss"] for r in one.history], rel=1e-5)
+
+
+def test_first_step_loss_with_caption_mixing_is_computed_by_hand(tiny_bundle):
+    data, _ = _world_data(24, seed=5)
+    cfg = replace(CFG, steps=1, lr=0.0, caption_weight=0.5, temperature=0.2, caption_temperature=0.05)
+    result = finetune(tiny_bundle, data, cfg, progress=False)
+    pairs = batch_indices(0, cfg.batch_size, len(data.texts), cfg.seed)
+    caps = batch_indices(0, cfg.batch_size, len(data.caption_texts), cfg.seed + 7919)
+    text = tiny_bundle.encode_text([data.texts[i] for i in pairs])
+    cap = tiny_bundle.encode_text([data.caption_texts[i] for i in caps])
+    expected = difference_loss(text, difference_vectors(data.image_emb[data.idx1[pairs]],
+                                                        data.image_emb[data.idx2[pairs]]), 0.2)
+    expected = expected + 0.5 * symmetric_info_nce(cap, data.image_emb[data.caption_idx[caps]], 1 / 0.05)
+    assert result.history[0]["loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_schedules_and_epoch_counting():
+    paper = load_profile("paper").finetune
+    assert total_steps(paper, 1000) == 40  # 20 epochs of ceil(1000 / 512) = 2 steps
+    assert [lr_factor(s, paper, 2, 40) for s in (0, 1, 2, 5)] == pytest.approx([1, 1, 0.9, 0.81])
+    warm = replace(paper, schedule="constant", warmup=4)
+    assert [lr_factor(s, warm, 2, 40) for s in (0, 3, 4, 30)] == pytest.approx([0.25, 1, 1, 1])
+    assert lr_factor(10, replace(paper, schedule="cosine", warmup=0), 2, 20) == pytest.approx(0.5)
+    caption = run_config(paper, "caption_ft")
+    assert (caption.objective, caption.lr, caption.batch_size, caption.epochs) == ("caption", 1e-6, 128, 50.0)
+    assert total_steps(run_config(paper, "base"), 1000) == 0
+
+
+def test_caption_baseline_trains_on_captions(tiny_bundle):
+    data, _ = _world_data(32, seed=6)
+    result = finetune(tiny_bundle, data, run_config(replace(CFG, caption_steps=12, caption_lr=1e-3), "caption_ft"),
+                      progress=False)
+    assert result.steps == 12 and result.history[-1]["loss"] < result.history[0]["loss"]
+    no_captions = replace(data, caption_idx=None, caption_texts=None)
+    with pytest.raises(ValueError, match="needs captions"):
+        finetune(tiny_bundle, no_captions, run_config(CFG, "caption_ft"), progress=False)
+
+
+def test_bad_data_and_config_fail_clearly(tiny_bundle):
+    data, _ = _world_data(8, seed=7)
+    with pytest.raises(ValueError, match=r"outside \[0, 8\)"):
+        TrainData(data.image_emb, data.idx1 + 8, data.idx2, data.texts)
+    with pytest.raises(ValueError, match="one entry per pair"):
+        TrainData(data.image_emb, data.idx1, data.idx2, data.texts[:-1])
+    with pytest.raises(ValueError, match="split evenly"):
+        finetune(tiny_bundle, data, replace(CFG, batch_size=10, accum_steps=3), progress=False)
+
+
+def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path):
+    base_file = tmp_path / "base.pt"
+    save_clip(tiny_bundle, "diffclip-tiny", base_file)
+    profile = load_profile("smoke", {"model.pretrained": str(base_file), "finetune.steps": 2, "finetune.batch_size": 8,
+                                     "finetune.caption_steps": 2, "finetune.caption_batch_size": 8,
+                                     "finetune.trainable": "blocks", "finetune.wa_alpha": 0.25})
+    paths = run_paths(profile.name)
+    with pytest.raises(FileNotFoundError, match="02_finetune"):
+        load_models(profile, paths)
+    data, _ = _world_data(16, seed=8)
+    from pcclip.basemodel import load_base_model
+
+    base = load_base_model(profile, paths)
+    summaries = {run: train_run(profile, paths, run, base, data, progress=False) for run in ("base", "pcclip", "caption_ft")}
+    assert summaries["base"].steps == 0 and summaries["pcclip"].steps == 2 and not summaries["pcclip"].reused
+    assert train_run(profile, paths, "pcclip", base, data, progress=False).reused
+    models = load_models(profile, paths)
+    assert set(models) == {"base", "pcclip", "caption_ft", "pcclip_wa"}
+    image_state = {k: v for k, v in models["base"].model.state_dict().items() if k.startswith("visual.")}
+    for name, bundle in models.items():  # one image tower serves every model
+        for k, v in image_state.items():
+            assert torch.equal(bundle.model.state_dict()[k], v), (name, k)
+    key = "transformer.resblocks.1.mlp.c_proj.weight"
+    b, p, w = (models[n].model.state_dict()[key] for n in ("base", "pcclip", "pcclip_wa"))
+    torch.testing.assert_close(w, 0.75 * b + 0.25 * p)
+    changed = load_profile("smoke", {"model.pretrained": str(base_file), "finetune.steps": 3})
+    with pytest.raises(ValueError, match="rerun notebooks/02_finetune"):
+        load_models(changed, paths)

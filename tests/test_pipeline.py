@@ -1,0 +1,77 @@
+"""The papermill runner: override parsing, validation before any kernel starts, order and manifest."""
+from __future__ import annotations
+
+import json
+
+import papermill
+import pytest
+
+import pcclip.pipeline as pipeline
+from pcclip.profiles import parse_overrides
+
+
+def test_parse_overrides():
+    assert parse_overrides(["pretrain.steps=50", " finetune.lr = 1e-4 ", "model.pretrained=/a/b=c.pt"]) == {
+        "pretrain.steps": "50", "finetune.lr": "1e-4", "model.pretrained": "/a/b=c.pt"}
+    assert parse_overrides([]) == {}
+
+
+@pytest.mark.parametrize("item", ["pretrain.steps", "=50", ""])
+def test_malformed_override_is_refused(item):
+    with pytest.raises(ValueError, match=f"override {item!r} must look like section.field=value"):
+        parse_overrides([item])
+
+
+@pytest.fixture
+def executed(monkeypatch, tmp_path) -> list[dict]:
+    """Replaces papermill with a recorder over two fake notebooks: nothing is executed."""
+    calls: list[dict] = []
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in ("00_base_model.ipynb", "01_next.ipynb", "README.md"):
+        (folder / name).write_text("{}")
+    monkeypatch.setattr(pipeline, "notebooks", lambda: sorted(folder.glob("[0-9][0-9]_*.ipynb")))
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda src, dst, parameters, **kw: calls.append({"src": src, "dst": dst, **parameters}))
+    return calls
+
+
+@pytest.mark.parametrize("profile, overrides, match", [
+    ("smoke", {"pretrain.stepz": "1"}, "unknown override 'pretrain.stepz'"),
+    ("smoke", {"pretrain.steps": "many"}, "expected int"),
+    ("smok", {}, "unknown profile 'smok'"),
+])
+def test_bad_profile_or_override_fails_before_any_kernel(executed, profile, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        pipeline.run(profile, overrides)
+    assert executed == []
+    assert not pipeline.run_paths("smoke").root.exists()  # not even a results folder
+
+
+def test_cli_with_malformed_set_fails_before_any_kernel(executed):
+    with pytest.raises(ValueError, match="must look like section.field=value"):
+        pipeline.main(["--profile", "smoke", "--set", "pretrain.steps"])
+    assert executed == []
+
+
+def test_runs_notebooks_in_order_with_profile_and_overrides(executed):
+    root = pipeline.run("smoke", {"pretrain.steps": "5"})
+    assert [c["src"].rsplit("/", 1)[1] for c in executed] == ["00_base_model.ipynb", "01_next.ipynb"]
+    assert all(c["PROFILE"] == "smoke" and c["OVERRIDES"] == {"pretrain.steps": "5"} for c in executed)
+    assert executed[0]["dst"] == str(root / "notebooks" / "00_base_model.ipynb")
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["profile"] == "smoke" and manifest["overrides"] == {"pretrain.steps": "5"}
+    assert sorted(manifest["notebooks"]) == ["00_base_model.ipynb", "01_next.ipynb"]
+    assert manifest["seeds"]["pretrain"] == 0 and "torch" in manifest["packages"]
+
+
+def test_only_selects_notebooks_by_number(executed):
+    pipeline.run("smoke", {}, only=["01"])
+    assert [c["src"].rsplit("/", 1)[1] for c in executed] == ["01_next.ipynb"]
+    with pytest.raises(ValueError, match=r"--only \['07'\] matches none of \['00', '01'\]"):
+        pipeline.run("smoke", {}, only=["07"])
+
+
+def test_no_notebooks_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
+        pipeline.notebooks(tmp_path)

@@ -1,0 +1,102 @@
+"""Profiles: override typing and validation, helpful errors, the forced profile, the paper data root."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pcclip.profiles import DATA_ENV, FORCE_ENV, PROFILES, Profile, _coerce, data_root, load_profile
+
+
+def test_every_profile_loads_with_its_own_name():
+    for name in PROFILES:
+        profile = load_profile(name)
+        assert isinstance(profile, Profile) and profile.name == name
+    assert load_profile("paper").source == "paper" and load_profile("smoke").source == "diffworld"
+
+
+def test_overrides_are_typed_from_cli_strings():
+    p = load_profile("smoke", {"pretrain.steps": "50", "finetune.lr": "1e-4", "world.holdout": "ring:green, star:red",
+                               "model.device": "cuda", "seed": "7"})
+    assert p.pretrain.steps == 50 and isinstance(p.pretrain.steps, int)
+    assert p.finetune.lr == 1e-4 and isinstance(p.finetune.lr, float)
+    assert p.world.holdout == ("ring:green", "star:red")
+    assert p.model.device == "cuda" and p.seed == 7
+    assert load_profile("smoke").pretrain.steps != 50  # the named profile itself is untouched
+
+
+def test_overrides_accept_python_values():
+    p = load_profile("smoke", {"pretrain.steps": 3.0, "finetune.lr": 1, "world.holdout": ["ring:green"]})
+    assert p.pretrain.steps == 3 and isinstance(p.pretrain.steps, int)
+    assert p.finetune.lr == 1.0 and isinstance(p.finetune.lr, float)
+    assert p.world.holdout == ("ring:green",)
+
+
+def test_overrides_leave_other_fields_alone():
+    base, p = load_profile("smoke"), load_profile("smoke", {"pretrain.steps": 3})
+    assert dataclasses.replace(p.pretrain, steps=base.pretrain.steps) == base.pretrain
+    assert (p.world, p.model, p.finetune, p.cache) == (base.world, base.model, base.finetune, base.cache)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("pretrain.steps", "abc", "expected int"), ("pretrain.steps", 3.5, "expected int"),
+    ("pretrain.steps", "3.5", "expected int"), ("finetune.lr", "fast", "expected float"),
+])
+def test_badly_typed_overrides_name_the_key_and_type(key, value, expected):
+    with pytest.raises(ValueError, match=f"override {key}={value!r}: {expected}"):
+        load_profile("smoke", {key: value})
+
+
+def test_bool_coercion():
+    assert [_coerce("k", v, bool) for v in ("true", "False", "1", "0", True)] == [True, False, True, False, True]
+    with pytest.raises(ValueError, match="override k='yes': expected bool"):
+        _coerce("k", "yes", bool)
+
+
+def test_unknown_profile_lists_the_choices():
+    with pytest.raises(ValueError, match=r"unknown profile 'smok'; choose one of \['diffworld', 'paper'"):
+        load_profile("smok")
+
+
+@pytest.mark.parametrize("key, hint", [
+    ("steps", "did you mean .*'pretrain.steps'.*'finetune.steps'"),
+    ("pretran.steps", "did you mean .*'pretrain.steps'"),
+    ("pretrain.stepz", "known: \\[.*'pretrain.steps'"),
+    ("name", "known: "),  # the profile's name is not an override
+])
+def test_unknown_override_gives_a_hint(key, hint):
+    with pytest.raises(ValueError, match=f"unknown override '{key}' for profile 'smoke'.*{hint}"):
+        load_profile("smoke", {key: 1})
+
+
+def test_forced_profile_replaces_the_requested_one(monkeypatch, capsys):
+    monkeypatch.setenv(FORCE_ENV, "smoke")
+    p = load_profile("diffworld", {"pretrain.steps": 5})
+    assert p.name == "smoke" and p.world == load_profile("smoke").world
+    assert p.pretrain.steps == 5  # overrides still apply on top of the forced profile
+    assert "profile 'diffworld' replaced by 'smoke'" in capsys.readouterr().out
+    monkeypatch.setenv(FORCE_ENV, "nope")
+    with pytest.raises(ValueError, match="unknown profile 'nope'"):
+        load_profile("diffworld")
+
+
+def test_data_root_missing_names_the_override_and_env(monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match=f"profile 'paper' needs a data root: pass data_root=.*\\${DATA_ENV}"):
+        data_root(load_profile("paper"))
+
+
+def test_data_root_that_does_not_exist(monkeypatch, tmp_path):
+    missing = tmp_path / "coco"
+    monkeypatch.setenv(DATA_ENV, str(missing))
+    with pytest.raises(FileNotFoundError, match=f"data root '{missing}' .* does not exist"):
+        data_root(load_profile("paper"))
+
+
+def test_data_root_from_env_and_override(monkeypatch, tmp_path):
+    env_root, own_root = tmp_path / "env", tmp_path / "own"
+    env_root.mkdir()
+    own_root.mkdir()
+    monkeypatch.setenv(DATA_ENV, str(env_root))
+    assert data_root(load_profile("paper")) == str(env_root)
+    assert data_root(load_profile("paper", {"data_root": str(own_root)})) == str(own_root)  # the profile wins

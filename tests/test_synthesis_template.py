@@ -1,0 +1,212 @@
+"""Template writer: every description is true of its pair under the exact attributes.
+
+The check is independent of the writer: it splits a description into clauses, finds each
+clause's subject image (the first 'first'/'second' left after removing 'than ... second'
+style comparison standards) and reads directions from comparative keywords.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pcclip.profiles import load_profile
+from pcclip.resources import load_json
+from pcclip.synthesis.facts import caption_facts, oracle_facts, parse_captions
+from pcclip.synthesis.pairs import contrast_attribute
+from pcclip.synthesis.runner import pair_input, plan_pairs
+from pcclip.synthesis.sources import diffworld_source
+from pcclip.synthesis.template import attribute_sentence, category_sentence, describe, phrasings
+from pcclip.synthesis.writer import make_writer
+from pcclip.world import COLORS, SHAPES
+
+KEYWORDS = [
+    (r"\b(larger|bigger)\b|\bmore (of the frame|area)\b", "size", 1),
+    (r"\bsmaller\b|\bless (of the frame|area)\b", "size", -1),
+    (r"\bright\b", "x", 1), (r"\bleft\b", "x", -1),
+    (r"\b(lower|down|bottom|below)\b", "y", 1), (r"\b(higher|up|top|above)\b", "y", -1),
+    (r"\b(brighter|lighter)\b", "brightness", 1), (r"\b(darker|dimmer)\b", "brightness", -1),
+]
+CLAUSE_END = r";|\.\s|, and |, while |, whereas |, but "
+STANDARD = r"\b(than|compared with|unlike)\b.*?\b(first|second)\b"
+
+
+def claims(text: str) -> list[tuple[str, str, object]]:
+    """(subject, attribute, value) per statement: value is a sign (+1: subject has more) or a name."""
+    out = []
+    for clause in re.split(CLAUSE_END, text.lower().rstrip(".")):
+        subject_part = re.sub(STANDARD, " ", clause)
+        ordinals = re.findall(r"\b(first|second|both|each)\b", subject_part)
+        found = [(attr, sign) for pattern, attr, sign in KEYWORDS if re.search(pattern, clause)]
+        found += [("shape", s) for s in SHAPES if re.search(rf"\b{s}\b", clause)]
+        found += [("color", c) for c in COLORS if re.search(rf"\b{c}\b", clause)]
+        if found:
+            assert ordinals, f"clause {clause!r} of {text!r} states something without naming an image"
+            subject = "both" if ordinals[0] in ("both", "each") else ordinals[0]
+            out += [(subject, attr, value) for attr, value in found]
+    return out
+
+
+def assert_true_of(text: str, row1: dict, row2: dict) -> set[str]:
+    """Every claim holds for the exact rows; returns the attributes claimed."""
+    stated = set()
+    for subject, attr, value in claims(text):
+        stated.add(attr)
+        if subject == "both":
+            assert row1[attr] == row2[attr] == value, (text, row1, row2)
+        elif isinstance(value, int):
+            sign = value if subject == "first" else -value
+            assert np.sign(row1[attr] - row2[attr]) == sign, (text, attr, row1, row2)
+        else:
+            assert (row1 if subject == "first" else row2)[attr] == value, (text, row1, row2)
+    return stated
+
+
+@pytest.fixture(scope="module")
+def world():
+    profile = load_profile("smoke", {"synthesis.n_pairs": 600})
+    source = diffworld_source(profile)
+    return profile, source, plan_pairs(profile.synthesis, source)
+
+
+@pytest.mark.parametrize("mode", ["caption", "oracle"])
+def test_every_description_is_true_of_its_pair(world, mode: str) -> None:
+    profile, source, plan = world
+    cfg = replace(profile.synthesis, mode=mode)
+    inputs = [pair_input(plan, k, source, cfg) for k in range(len(plan))]
+    gens = make_writer(cfg).write(inputs)
+    subjects = []
+    for pair, gen in zip(inputs, gens):
+        if not gen.text:
+            continue
+        stated = assert_true_of(gen.text, source.truth(pair.idx1), source.truth(pair.idx2))
+        assert set(gen.attributes) <= stated, (gen.text, gen.attributes)
+        subjects += [s for s, attr, value in claims(gen.text) if isinstance(value, int)]
+    assert sum(bool(g.text) for g in gens) > 0.9 * len(gens)
+    # both orders: 'the first is larger' and 'the second is smaller' style statements
+    assert 0.35 < subjects.count("first") / len(subjects) < 0.65
+
+
+def _vocab_words(attr: str) -> set[str]:
+    v = load_json("diffworld_captions.json")
+    centre = {t.split()[-1] for t in v["where"]["centre"]}
+    words = {"size": {w for ws in v["size_words"].values() for w in ws if w},
+             "brightness": {w for ws in v["brightness_words"].values() for w in ws if w},
+             "x": {w for w in v["x_words"].values() if w} | centre,
+             "y": {w for w in v["y_words"].values() if w} | centre,
+             "color": set(COLORS), "shape": set(SHAPES)}
+    return words[attr]
+
+
+def test_caption_mode_states_only_what_both_captions_mention(world) -> None:
+    profile, source, plan = world
+    cfg = profile.synthesis
+    inputs = [pair_input(plan, k, source, cfg) for k in range(len(plan))]
+    for pair, gen in zip(inputs, make_writer(cfg).write(inputs)):
+        for attr in gen.attributes:
+            for caps in (pair.captions1, pair.captions2):
+                said = set(re.findall(r"[a-z-]+", " ".join(caps).lower()))
+                assert said & _vocab_words(attr), (gen.text, attr, caps)
+
+
+def test_contrast_pairs_lead_with_their_attribute_and_size_is_common(world) -> None:
+    profile, source, plan = world
+    cfg = profile.synthesis
+    inputs = [pair_input(plan, k, source, cfg) for k in range(len(plan))]
+    gens = make_writer(cfg).write(inputs)
+    size_pairs = [(p, g) for p, g in zip(inputs, gens) if p.focus == "size"]
+    assert size_pairs and all(contrast_attribute(plan.kind[k]) for k in range(len(plan)) if inputs[k].focus)
+    for pair, gen in size_pairs:
+        if "size" in caption_facts(pair.captions1, pair.captions2).directions:
+            assert gen.attributes[0] == "size"
+    share = np.mean(["size" in g.attributes for g in gens])
+    assert share > 0.2  # the finetuning set must mention size often
+
+
+def test_parse_and_caption_facts_hand_computed() -> None:
+    assert parse_captions(["a photo of a large red circle on the left"]) == \
+        {"size": "high", "color": "red", "shape": "circle", "x": "low"}
+    assert parse_captions(["a small blue circle in the center", "dim blue circle"]) == \
+        {"size": "low", "color": "blue", "shape": "circle", "x": "mid", "y": "mid", "brightness": "low"}
+    facts = caption_facts(["a photo of a large red circle on the left"], ["a small blue circle in the center"])
+    assert facts.directions == {"size": 1, "x": -1}
+    assert facts.categories == {"color": ("red", "blue")} and facts.shared == {"shape": "circle"}
+    # 'medium-sized' vs 'huge': the second is larger; a caption without size supports nothing
+    assert caption_facts(["medium-sized ring"], ["huge ring"]).directions == {"size": -1}
+    assert caption_facts(["ring"], ["huge ring"]).directions == {}
+
+
+def test_oracle_facts_hand_computed() -> None:
+    row1 = {"shape": "star", "color": "red", "size": 0.9, "x": 0.5, "y": 0.1, "brightness": 0.40}
+    row2 = {"shape": "ring", "color": "red", "size": 0.2, "x": 0.45, "y": 0.8, "brightness": 0.50}
+    facts = oracle_facts(row1, row2, gap=0.15)
+    assert facts.directions == {"size": 1, "y": -1}
+    assert facts.categories == {"shape": ("star", "ring")} and facts.shared == {"color": "red"}
+    with pytest.raises(ValueError, match="oracle_gap"):
+        oracle_facts(row1, row2, gap=0.0)
+
+
+@pytest.mark.parametrize("attr", ["size", "x", "y", "brightness"])
+@pytest.mark.parametrize("split", ["train", "eval"])
+def test_attribute_sentence_direction_and_both_orders(attr: str, split: str) -> None:
+    rng = np.random.default_rng(0)
+    low, high = {attr: 0.1}, {attr: 0.9}
+    subjects = set()
+    for direction, (row1, row2) in ((1, (high, low)), (-1, (low, high))):
+        for _ in range(60):
+            text = attribute_sentence(attr, direction, rng, split)
+            assert text[0].isupper() and text.endswith(".")
+            found = claims(text)
+            assert {a for _, a, _ in found} == {attr}, text
+            for subject, _, sign in found:
+                assert (sign if subject == "first" else -sign) == direction, text
+                subjects.add(subject)
+    assert subjects == {"first", "second"}
+
+
+def test_eval_phrasings_never_appear_in_training() -> None:
+    rng = np.random.default_rng(1)
+    for attr in ("size", "x", "y", "brightness"):
+        train = {attribute_sentence(attr, d, rng, "train") for d in (1, -1) for _ in range(300)}
+        held = {attribute_sentence(attr, d, rng, "eval") for d in (1, -1) for _ in range(300)}
+        assert not train & held and len(held) >= 16
+    train_templates = json.dumps(phrasings()["attribute"]["train"]) + json.dumps(phrasings()["category"]["train"])
+    for group in ("attribute", "category"):
+        for templates in phrasings()[group]["eval"].values():
+            assert not any(json.dumps(t) in train_templates for t in templates)
+    with pytest.raises(ValueError, match="phrasing split"):
+        attribute_sentence("size", 1, rng, "test")
+    with pytest.raises(ValueError, match="direction"):
+        attribute_sentence("size", 0, rng)
+
+
+@pytest.mark.parametrize("attr,values", [("shape", SHAPES), ("color", COLORS)])
+def test_category_sentence_names_each_image_value(attr: str, values: tuple[str, ...]) -> None:
+    rng = np.random.default_rng(2)
+    for split in ("train", "eval"):
+        for _ in range(50):
+            v1, v2 = rng.choice(values, 2, replace=False)
+            text = category_sentence(attr, str(v1), str(v2), rng, split)
+            assert_true_of(text, {attr: v1}, {attr: v2})
+            assert {a for _, a, _ in claims(text)} >= {attr}
+    assert "an orange" in " ".join(category_sentence("color", "orange", "red", rng) for _ in range(20))
+    with pytest.raises(ValueError, match="both shape values are 'ring'"):
+        category_sentence("shape", "ring", "ring", rng)
+
+
+def test_describe_respects_word_budget_and_empty_facts() -> None:
+    from pcclip.synthesis.facts import Facts
+
+    rng = np.random.default_rng(3)
+    facts = Facts({"size": 1, "x": -1, "y": 1, "brightness": -1}, {"shape": ("ring", "star")}, {"color": "red"})
+    for _ in range(200):
+        d = describe(facts, rng, focus="y", max_facts=3, max_words=18)
+        assert d.attributes[0] == "y"
+        first_clause_only = len(d.phrasings) == 1 or d.phrasings[0].startswith("same")
+        assert len(d.text.split()) <= 18 or first_clause_only
+        assert_true_of(d.text, {"size": 1, "x": 0, "y": 1, "brightness": 0, "shape": "ring", "color": "red"},
+                       {"size": 0, "x": 1, "y": 0, "brightness": 1, "shape": "star", "color": "red"})
+    assert describe(Facts(), rng).text == ""
