@@ -1,4 +1,8 @@
-"""Root pytest configuration: nbval runs the notebooks at smoke size, quietly, in a temp results folder."""
+"""Root pytest configuration: nbval runs the notebooks at smoke size, quietly, in a temp results folder.
+
+nbval may start a notebook's kernel while collecting, so the environment it inherits is set here,
+at configure time. Unit tests undo the forced profile and results folder per test (tests/conftest.py).
+"""
 from __future__ import annotations
 
 import os
@@ -6,18 +10,8 @@ import tempfile
 
 import pytest
 
-_NB_RESULTS: list[str] = []
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: runs a notebook or a multi-process job (seconds to minutes)")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before the first notebook cell starts its kernel, point it at smoke and a temp results tree."""
-    if type(item).__name__ != "NbCellItem" or _NB_RESULTS:
-        return
-    _NB_RESULTS.append(tempfile.mkdtemp(prefix="pcclip-nbval-"))
     os.environ.update({"PCCLIP_FORCE_PROFILE": "smoke", "PCCLIP_QUIET": "1", "TQDM_DISABLE": "1",
-                       "PCCLIP_RESULTS": _NB_RESULTS[0]})
+                       "PCCLIP_RESULTS": tempfile.mkdtemp(prefix="pcclip-nbval-")})

@@ -22,7 +22,7 @@ LARGER = ["the first object is larger than the second", "the first shape is bigg
           "image one shows a larger object than image two"]
 SMALLER = ["the first object is smaller than the second", "the first shape is tinier",
            "image one shows a smaller object than image two"]
-CFG = FinetuneConfig(trainable="blocks", steps=8, batch_size=16, lr=1e-3, log_every=1, save_every=4,
+CFG = FinetuneConfig(trainable="blocks", steps=8, batch_size=16, lr=1e-3, caption_weight=0.0, log_every=1, save_every=4,
                      caption_steps=4, caption_batch_size=16)
 
 
