@@ -98,8 +98,9 @@ def refresh_references(profile_name: str = "smoke") -> None:
         for cell, ran in zip(nb.cells, executed.cells):
             if cell.cell_type != "code":
                 continue
-            cell.outputs = ran.outputs if CHECK_MARK in cell.source else []
-            cell.execution_count = None
+            checked = CHECK_MARK in cell.source
+            cell.outputs = ran.outputs if checked else []
+            cell.execution_count = ran.execution_count if checked else None  # nbval skips unrun references
         nbformat.write(nb, nb_path)
 
 
