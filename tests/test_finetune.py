@@ -15,15 +15,15 @@ from pcclip.models import save_clip
 from pcclip.paths import run_paths
 from pcclip.pretrain import batch_indices
 from pcclip.profiles import FinetuneConfig, load_profile
-from pcclip.text_tower import encode_tokens, tokenize, trainable_parameters
+from pcclip.text_tower import encode_batch, encode_texts, encode_tokens, tokenize, trainable_parameters
 from pcclip.world import sample_records
 
 LARGER = ["the first object is larger than the second", "the first shape is bigger",
           "image one shows a larger object than image two"]
 SMALLER = ["the first object is smaller than the second", "the first shape is tinier",
            "image one shows a smaller object than image two"]
-CFG = FinetuneConfig(trainable="blocks", steps=8, batch_size=16, lr=1e-3, caption_weight=0.0, log_every=1, save_every=4,
-                     caption_steps=4, caption_batch_size=16)
+CFG = FinetuneConfig(trainable="blocks", steps=8, batch_size=16, lr=1e-3, schedule="constant", warmup=0,
+                     caption_weight=0.0, log_every=1, save_every=4, caption_steps=4, caption_batch_size=16)
 
 
 def _world_data(n_images: int, seed: int) -> tuple[TrainData, np.ndarray]:
@@ -46,22 +46,30 @@ def _accuracy(bundle, data: TrainData) -> float:
     return float((scores > 0).float().mean())
 
 
-def _text_state(bundle) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in bundle.model.state_dict().items() if not k.startswith("visual.")}
-
-
 def test_trimmed_batches_give_full_context_embeddings(tiny_bundle):
     model = tiny_bundle.model
-    texts = ["a", "the first object is larger than the second one by far", "a red ring near the top left"]
+    texts = ["the first object is larger than the second one by far", "a", "a red ring near the top left"]
     tokens, lengths = tokenize(tiny_bundle.tokenizer, model, texts)
-    assert lengths.tolist() == (tokens.argmax(dim=1) + 1).tolist() and lengths[0] == 3  # <start> a <end>
+    assert lengths.tolist() == (tokens.argmax(dim=1) + 1).tolist() and lengths[1] == 3  # <start> a <end>
     full = model.encode_text(tokens)
     with torch.no_grad():
         trimmed = encode_tokens(model, tokens[:, :int(lengths.max())])
-        shortest = encode_tokens(model, tokens[:1, :int(lengths[0])])
+        shortest = encode_tokens(model, tokens[1:2, :int(lengths[1])])
+        bucketed = encode_batch(model, tokens, lengths, buckets=2)  # groups ("a", ring) and (first...): reordered
     assert int(lengths.max()) < tokens.shape[1]
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(shortest, full[:1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shortest, full[1:2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bucketed, full, atol=1e-5, rtol=1e-5)
+
+
+def test_encode_texts_encodes_each_distinct_text_once(tiny_bundle):
+    texts = ["the first is larger", "a ring", "the first is larger", "a ring", "a star"]
+    calls = []
+    bundle = replace(tiny_bundle)  # a copy whose encode_text we can watch
+    bundle.encode_text = lambda batch: calls.append(list(batch)) or tiny_bundle.encode_text(batch)
+    out = encode_texts(bundle, texts)
+    assert calls == [["the first is larger", "a ring", "a star"]]
+    torch.testing.assert_close(out, tiny_bundle.encode_text(texts), atol=1e-6, rtol=1e-6)
 
 
 def test_trainable_choices(tiny_bundle):
@@ -214,7 +222,8 @@ def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path):
     from pcclip.basemodel import load_base_model
 
     base = load_base_model(profile, paths)
-    summaries = {run: train_run(profile, paths, run, base, data, progress=False) for run in ("base", "pcclip", "caption_ft")}
+    summaries = {run: train_run(profile, paths, run, base, data, progress=False)
+                 for run in ("base", "pcclip", "caption_ft")}
     assert summaries["base"].steps == 0 and summaries["pcclip"].steps == 2 and not summaries["pcclip"].reused
     assert train_run(profile, paths, "pcclip", base, data, progress=False).reused
     models = load_models(profile, paths)

@@ -28,7 +28,10 @@ METRICS = {
                                  "comparative/shapes/pcclip_wa/gain_acc1": 0.03,
                                  "comparative/shapes/pcclip/zero_shot_acc1": 0.78,
                                  "comparative/shapes/pcclip/comparative_acc1": 0.83,
-                                 "extended/shapes/pcclip/extended_acc1": 0.79, "alpha": 0.85},
+                                 "extended/shapes/pcclip/extended_acc1": 0.79, "alpha": 0.85,
+                                 "headroom/shapes/pcclip/oracle_comparative/subset_acc1": 0.7,
+                                 "headroom/shapes/pcclip/oracle_comparative/acc1": 0.8,
+                                 "headroom/shapes/any/linear_probe/subset_acc1": 0.9},
     "05_embedding_geometry": {"analogy/image/top1": 0.4, "base/analogy/text/top1": 0.3,
                               "pcclip/analogy/text/top1": 0.5, "pcclip/analogy/text/size/top1": 0.6,
                               "base/retrieval/recall@1": 0.1, "pcclip/retrieval/recall@1": 0.35,
@@ -76,6 +79,10 @@ def test_summary_table_from_a_complete_run(run):
     assert (row["base"], row["pcclip"], row["pcclip_minus_base"]) == pytest.approx((0.5, 0.9, 0.4))
     assert t.loc[("comparative prompting gain", "04_comparative_prompting", "comparative/shapes/gain_acc1"),
                  "pcclip_wa"] == 0.03
+    assert t.loc[("comparative subset accuracy", "04_comparative_prompting",
+                  "headroom/shapes/oracle_comparative/subset_acc1"), "pcclip"] == 0.7
+    assert t.loc[("comparative subset accuracy", "04_comparative_prompting",
+                  "headroom/shapes/any/linear_probe/subset_acc1"), "value"] == 0.9
     assert t.loc[("analogy top-1", "05_embedding_geometry", "analogy/image/top1"), "value"] == 0.4
     assert t.loc[("retrieval recall@1", "05_embedding_geometry", "retrieval/recall@1"), "pcclip"] == 0.35
     assert t.loc[("ranking tau", "03_ranking_eval", "ranking/size/kendall_tau"), "pcclip"] == 0.7
@@ -83,7 +90,8 @@ def test_summary_table_from_a_complete_run(run):
     assert not shown & {"zs_shape_acc5", "fingerprint", "difference/test/eval/size/accuracy_se",
                         "difference/test/eval/size/two_way", "comparative/shapes/zero_shot_acc1",
                         "comparative/shapes/comparative_acc1", "extended/shapes/extended_acc1",
-                        "analogy/text/size/top1", "retrieval/lambda", "pairs"}
+                        "analogy/text/size/top1", "retrieval/lambda", "pairs",
+                        "headroom/shapes/oracle_comparative/acc1"}
     assert list(summary.table["headline"].drop_duplicates())[:4] == [
         "zero-shot accuracy", "worst-class accuracy", "difference pairs accepted", "difference accuracy"]
     assert summary.files["notebook"].tolist() == list(EXPECTED)

@@ -246,7 +246,8 @@ def _autocast(device: torch.device, precision: str):
 
 
 def _train_step(net: torch.nn.Module, streams: list[_Stream], step: int, cfg: FinetuneConfig,
-                optimizer: torch.optim.Optimizer, params: list, precision: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+                optimizer: torch.optim.Optimizer, params: list,
+                precision: str) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One optimizer step over cfg.accum_steps micro-batches. Returns (loss, scale); loss is None when the
     step was skipped for a non-finite loss (skip_nonfinite=True; every rank sees the same loss, so all skip)."""
     micro = cfg.batch_size // cfg.accum_steps

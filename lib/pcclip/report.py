@@ -24,8 +24,9 @@ EXPECTED: tuple[str, ...] = ("00_base_model", "01_data_synthesis", "02_finetune"
 MODELS: tuple[str, ...] = ("base", "pcclip", "pcclip_wa", "caption_ft")  # columns, in this order
 DEFAULT_MODEL = {"00_base_model": "base"}  # notebooks that evaluate one model and name none in their keys
 NO_MODEL = "value"  # column of metrics that belong to no model (data sizes, image-only geometry)
-# "acc1", "zero_shot/<dataset>/acc1", "zs_shape_acc1"; not the comparative summary, which repeats them
-_ZERO_SHOT = r"^(?!comparative/)((.*/)?|(.*[/_])?(zs|zero_?shot)([/_]\w+)?[/_])"
+# "acc1", "zero_shot/<dataset>/acc1", "zs_shape_acc1"; not the comparative summary or the headroom
+# table, which repeat them
+_ZERO_SHOT = r"^(?!comparative/|headroom/)((.*/)?|(.*[/_])?(zs|zero_?shot)([/_]\w+)?[/_])"
 # (headline, notebook pattern, pattern on the key with its model removed); a key goes to the first match
 HEADLINES: tuple[tuple[str, str, str], ...] = (
     ("zero-shot accuracy", r"", _ZERO_SHOT + r"acc1([/_]holdout)?$"),
@@ -35,6 +36,7 @@ HEADLINES: tuple[tuple[str, str, str], ...] = (
     ("difference accuracy", r"", r"(^|/)diff[^/]*/(.*/)?acc(uracy)?(_mean|/mean)?$|(^|/)diff\w*_acc(uracy)?$"),
     ("ranking tau", r"", r"(^|/|_)tau(_mean|/mean)?$"),
     ("comparative prompting gain", r"", r"(^|/|_)gain(_subset)?(_acc1)?$"),
+    ("comparative subset accuracy", r"^04_", r"^headroom/.*/subset_acc1$"),
     ("analogy top-1", r"", r"^analogy/[^/]+/top1$"),
     ("retrieval recall@1", r"", r"^retrieval/(nearest_neighbour/)?recall@1$"),
     ("directional consistency", r"", r"^consistency/(image_consistency|description_cos)$"),

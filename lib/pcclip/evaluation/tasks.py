@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cache import array_source, embed_images
+from ..cache import embed_images, embed_split
 from ..datasets import COMPARATIVE_DATASETS, PAIR_SETS, difference_pairs, load_dataset
 from ..models import ClipBundle
 from ..paths import RunPaths
@@ -29,7 +29,9 @@ DIFFWORLD_SPLITS = ("test", "holdout")
 
 @dataclass
 class ClassificationTask:
-    """One labelled image set with its prompts; `comparatives` may be empty, `descriptions` None."""
+    """One labelled image set with its prompts; `comparatives` may be empty, `descriptions` None.
+    `fit_emb`/`fit_labels`: other labelled images of the same classes (DiffWorld's train split) for the
+    headroom references of `pcclip.evaluation.headroom`; None where none are embedded."""
 
     name: str
     image_emb: torch.Tensor
@@ -38,6 +40,8 @@ class ClassificationTask:
     templates: list[str]
     comparatives: list[Comparative]
     descriptions: dict[str, str] | None
+    fit_emb: torch.Tensor | None = None
+    fit_labels: np.ndarray | None = None
 
 
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
@@ -51,12 +55,13 @@ def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) ->
     """DiffWorld: shapes of the test split. Paper: every dataset of `eval.datasets` (a missing one fails
     with its download page; drop it from eval.datasets to skip it)."""
     if profile.source == "diffworld":
-        test = build_split(profile.world, "test")
-        emb = embed_images(base, array_source(base, test.images, test.key), paths.cache, profile.cache,
-                           profile.model.precision)
+        test, train = (build_split(profile.world, name) for name in ("test", "train"))
+        emb, fit = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
+                    for s in (test, train))
         classes = list(SHAPES)
         return [ClassificationTask("diffworld", emb, test.records.shape, classes, load_templates("diffworld"),
-                                   load_comparatives("diffworld", classes), load_descriptions("diffworld", classes))]
+                                   load_comparatives("diffworld", classes), load_descriptions("diffworld", classes),
+                                   fit, train.records.shape)]
     tasks = []
     for name in profile.eval.datasets:
         data, emb = _embed_dataset(profile, paths, base, name)
@@ -77,8 +82,8 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
     cfg = profile.eval
     if profile.source == "diffworld":
         splits = {name: build_split(profile.world, name) for name in DIFFWORLD_SPLITS}
-        embeddings = {name: embed_images(base, array_source(base, s.images, s.key), paths.cache, profile.cache,
-                                         profile.model.precision) for name, s in splits.items()}
+        embeddings = {name: embed_split(base, s, paths.cache, profile.cache, profile.model.precision)
+                      for name, s in splits.items()}
         sets = difference_sets(splits, cfg, phrasing_splits=("eval",))
         return {**sets, **difference_sets({"test": splits["test"]}, cfg, phrasing_splits=("train",))}, embeddings
     sets, embeddings = {}, {}
