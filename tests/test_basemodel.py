@@ -75,6 +75,16 @@ def test_changed_architecture_config_makes_the_checkpoint_stale(trainings, monke
         load_base_model(profile, paths)
 
 
+def test_changed_caption_vocabulary_makes_the_checkpoint_stale(trainings, monkeypatch):
+    profile = load_profile("smoke", MICRO)
+    paths = run_paths(profile.name)
+    build_base_model(profile, paths)
+    real = basemodel.vocabulary()
+    monkeypatch.setattr(basemodel, "vocabulary", lambda: real | {"thresholds": [0.2, 0.8]})
+    with pytest.raises(ValueError, match="other world/pretrain settings"):
+        load_base_model(profile, paths)
+
+
 def test_missing_base_model_names_the_notebook():
     profile = load_profile("smoke", MICRO)
     with pytest.raises(FileNotFoundError, match="no base model at .*base.pt: run notebooks/00_base_model.ipynb "

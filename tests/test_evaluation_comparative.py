@@ -11,8 +11,7 @@ from pcclip.embeddings import normalize
 from pcclip.evaluation.comparative import (Comparative, alpha_grid, alpha_sweep, comparative_classifier,
                                            comparative_classes, comparative_sweep, comparative_targets,
                                            compare_models)
-from pcclip.evaluation.prompts import (load_comparatives, load_descriptions, load_templates, parse_comparatives,
-                                       resolve_class)
+from pcclip.evaluation.prompts import load_comparatives, load_descriptions, load_templates, parse_comparatives
 from pcclip.evaluation.zeroshot import classification_metrics, predict, zero_shot_classifier
 from pcclip.world import SHAPES
 
@@ -115,9 +114,11 @@ def test_alpha_grid_hits_round_values():
 
 def test_names_resolve_or_fail_loudly():
     names = ["annual crop", "sea lake", "forest"]
-    assert resolve_class("Sea_Lake", names, "f.json") == 1
-    with pytest.raises(ValueError, match=r"'forrest' is not in .*'forest'"):
-        resolve_class("forrest", names, "f.json")
+    assert parse_comparatives([{"first": "Sea_Lake", "second": "forest", "text": "t"}], names, "f.json") == [
+        Comparative(1, 2, "t")]
+    with pytest.raises(ValueError, match=r"f.json 'comparatives': 2 name\(s\) not found: 'forrest' \(closest: "
+                                         r"\['forest'\]\); 'lake'"):
+        parse_comparatives([{"first": "forrest", "second": "lake", "text": "t"}], names, "f.json")
     raw = [{"first": "forest", "second": "annual crop", "text": "more trees"}]
     assert parse_comparatives(raw, names, "f.json") == [Comparative(2, 0, "more trees")]
     with pytest.raises(ValueError, match="with itself"):

@@ -14,6 +14,7 @@ from .paths import RunPaths
 from .pretrain import pretrain
 from .profiles import Profile
 from .world import build_split
+from .world.captions import vocabulary
 
 
 def base_checkpoint(paths: RunPaths) -> Path:
@@ -22,9 +23,10 @@ def base_checkpoint(paths: RunPaths) -> Path:
 
 def _recipe(profile: Profile) -> dict:
     """Everything that determines the pretrained weights; a change means retraining. The architecture
-    config is included so editing the model JSON rebuilds the model instead of failing to load it."""
+    config is included so editing the model JSON rebuilds the model instead of failing to load it, and
+    the caption vocabulary so editing data/diffworld_captions.json retrains on the new captions."""
     return {"model": profile.model.model_name, "architecture": open_clip.get_model_config(profile.model.model_name),
-            "world": asdict(profile.world), "pretrain": asdict(profile.pretrain)}
+            "world": asdict(profile.world), "pretrain": asdict(profile.pretrain), "captions": vocabulary()}
 
 
 def _recipe_hash(profile: Profile) -> str:

@@ -6,27 +6,9 @@ does not resolve fails loudly (the authors' code picked classes by index and got
 """
 from __future__ import annotations
 
-import difflib
-
+from ..datasets.names import resolve_names
 from ..resources import load_json
 from .comparative import Comparative
-
-
-def _canonical(name: str) -> str:
-    return " ".join(name.replace("_", " ").lower().split())
-
-
-def resolve_class(name: str, classnames: list[str], source: str) -> int:
-    """Index of `name` in `classnames`: exact, else the unique match ignoring case, '_' and spacing."""
-    if name in classnames:
-        return classnames.index(name)
-    loose = [i for i, c in enumerate(classnames) if _canonical(c) == _canonical(name)]
-    if len(loose) == 1:
-        return loose[0]
-    close = difflib.get_close_matches(name, classnames, n=3)
-    raise ValueError(f"{source}: class {name!r} is not in the dataset's class list "
-                     f"({len(classnames)} classes){'; did you mean ' + str(close) + '?' if close else ''} "
-                     "Fix the name in the data file so it matches the label list exactly.")
 
 
 def load_templates(dataset: str) -> list[str]:
@@ -41,7 +23,8 @@ def load_templates(dataset: str) -> list[str]:
 
 def parse_descriptions(raw: dict[str, str], classnames: list[str], source: str) -> dict[str, str]:
     """Class name -> description, every name resolved and every class covered."""
-    out = {classnames[resolve_class(name, classnames, source)]: text for name, text in raw.items()}
+    rows = resolve_names(list(raw), classnames, f"{source} 'descriptions'")
+    out = {classnames[row]: text for row, text in zip(rows, raw.values())}
     missing = [c for c in classnames if c not in out]
     if missing:
         raise ValueError(f"{source}: 'descriptions' has no entry for class(es) {missing}")
@@ -59,13 +42,14 @@ def parse_comparatives(raw: list[dict], classnames: list[str], source: str) -> l
     the text says how class `first` looks different from class `second`."""
     if not raw:
         raise ValueError(f"{source}: 'comparatives' is empty; list at least one {{first, second, text}} entry")
-    out = []
     for k, entry in enumerate(raw):
         if not (isinstance(entry, dict) and set(entry) == {"first", "second", "text"}
                 and isinstance(entry["text"], str) and entry["text"].strip()):
             raise ValueError(f"{source}: entry {k} must be {{\"first\": class, \"second\": class, \"text\": "
                              f"non-empty string}}, got {entry!r}")
-        first, second = (resolve_class(entry[key], classnames, source) for key in ("first", "second"))
+    rows = resolve_names([e[key] for e in raw for key in ("first", "second")], classnames, f"{source} 'comparatives'")
+    out = []
+    for k, (entry, first, second) in enumerate(zip(raw, rows[0::2], rows[1::2])):
         if first == second:
             raise ValueError(f"{source}: entry {k} compares class {entry['first']!r} with itself")
         out.append(Comparative(first, second, entry["text"]))

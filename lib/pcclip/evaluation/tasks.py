@@ -17,6 +17,7 @@ from ..datasets import COMPARATIVE_DATASETS, PAIR_SETS, difference_pairs, load_d
 from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile, data_root
+from ..synthesis.cub import CUB_SET, CUB_SPLIT, cub_differences_path, cub_pair_sets
 from ..world import SHAPES, build_split
 from .comparative import Comparative
 from .difference import PairSet
@@ -77,7 +78,8 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
 
     DiffWorld: every attribute with held-out ("eval") phrasings on the test and holdout splits, and
     with the training phrasings on the test split (to see what memorised wording adds). Paper: one
-    key (set, "ground_truth", set) per difference set of the paper (its images embedded as `set`).
+    key (set, "ground_truth", set) per difference set of the paper (its images embedded as `set`),
+    and ("cub200_llm", "llm", "cub200_llm") when cub200 is in eval.datasets.
     """
     cfg = profile.eval
     if profile.source == "diffworld":
@@ -92,4 +94,7 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
         n = min(cfg.n_images, len(data))
         sets[(set_name, "ground_truth", set_name)] = [difference_pairs(set_name, data, n, seed)
                                                       for seed in range(cfg.seeds)]
+    if "cub200" in cfg.datasets:  # LLM-written descriptions, from notebook 01
+        _, embeddings[CUB_SET] = _embed_dataset(profile, paths, base, "cub200", CUB_SPLIT)
+        sets[(CUB_SET, "llm", CUB_SET)] = cub_pair_sets(cub_differences_path(paths), cfg.seeds)
     return sets, embeddings

@@ -82,22 +82,37 @@ def _write_all(store: DifferenceStore, todo: list[int], plan: PairPlan, source: 
     return deferred
 
 
-def synthesize(profile: Profile, paths: RunPaths, progress: bool = True) -> Path:
-    """Write (or resume) paths.data/differences.jsonl for the profile and return its path."""
-    cfg = profile.synthesis
+def check_settings(cfg: SynthesisConfig, source: ImageSource) -> None:
+    """Fail before any pair is planned or written when the settings cannot work for `source`."""
     if cfg.batch_size < 1:
         raise ValueError(f"synthesis.batch_size must be >= 1, got {cfg.batch_size}")
-    source = image_source(profile)
     if cfg.writer == "template" and source.records is None:
-        raise ValueError(f"the template writer only reads DiffWorld captions; profile {profile.name!r} uses COCO: "
+        raise ValueError(f"the template writer only reads DiffWorld captions, not {source.key!r}: "
                          "set synthesis.writer to 'hf' or 'openai'")
-    plan = plan_pairs(cfg, source)
-    content = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION_FIELDS}
-    path = differences_path(paths)
-    with DifferenceStore(path, {"source": source.key, "synthesis": content}) as store:
+
+
+def write_store(path: Path, meta: dict[str, Any], plan: PairPlan, source: ImageSource, cfg: SynthesisConfig,
+                progress: bool) -> Path:
+    """Write (or resume) the pairs of `plan` into the JSONL store at `path`; returns `path`."""
+    with DifferenceStore(path, meta) as store:
         todo = [k for k in range(len(plan)) if plan.ids[k] not in store.finished]
         deferred = _write_all(store, todo, plan, source, cfg, progress) if todo else 0
     if deferred:
         print(f"synthesis: {deferred} pairs hit transient writer errors and were not written; rerun to retry them",
               file=sys.stderr)
     return path
+
+
+def content_fields(cfg: SynthesisConfig) -> dict[str, Any]:
+    """The settings that decide what a run writes (a change starts a new file)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in EXECUTION_FIELDS}
+
+
+def synthesize(profile: Profile, paths: RunPaths, progress: bool = True) -> Path:
+    """Write (or resume) paths.data/differences.jsonl for the profile and return its path."""
+    cfg = profile.synthesis
+    source = image_source(profile)
+    check_settings(cfg, source)
+    plan = plan_pairs(cfg, source)
+    return write_store(differences_path(paths), {"source": source.key, "synthesis": content_fields(cfg)}, plan,
+                       source, cfg, progress)

@@ -46,7 +46,7 @@ def diffworld_source(profile: Profile) -> ImageSource:
                        load_images=lambda idx: render(records[np.asarray(idx)], profile.world.image_size))
 
 
-def _coco_images(files: tuple[Path, ...], size: int = 224) -> Callable[[np.ndarray], np.ndarray]:
+def file_images(files: tuple[Path, ...], size: int = 224) -> Callable[[np.ndarray], np.ndarray]:
     def load(idx: np.ndarray) -> np.ndarray:
         from PIL import Image
 
@@ -67,7 +67,7 @@ def coco_source(profile: Profile) -> ImageSource:
     digest = hashlib.sha256(coco.image_ids.tobytes()).hexdigest()[:12]
     return ImageSource(key=f"coco-{Path(cfg.coco_annotations).stem}-{digest}", image_ids=coco.image_ids,
                        captions=tuple(c[:cfg.captions_per_image] for c in coco.captions), records=None,
-                       load_images=_coco_images(coco.files))
+                       load_images=file_images(coco.files))
 
 
 def image_source(profile: Profile) -> ImageSource:
