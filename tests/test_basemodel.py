@@ -59,28 +59,22 @@ def test_changed_recipe_rebuilds_and_old_checkpoint_is_stale(trainings):
         load_base_model(profile, paths)
 
 
-def test_changed_architecture_config_makes_the_checkpoint_stale(trainings, monkeypatch):
-    profile = load_profile("smoke", MICRO)
-    paths = run_paths(profile.name)
-    build_base_model(profile, paths)
-    real = basemodel.open_clip.get_model_config
-
-    def wider(name):
+def _wider(real):
+    def config(name):
         cfg = real(name)
-        cfg["text_cfg"] = cfg["text_cfg"] | {"width": 2 * cfg["text_cfg"]["width"]}
-        return cfg
-
-    monkeypatch.setattr(basemodel.open_clip, "get_model_config", wider)
-    with pytest.raises(ValueError, match="other world/pretrain settings"):
-        load_base_model(profile, paths)
+        return cfg | {"text_cfg": cfg["text_cfg"] | {"width": 2 * cfg["text_cfg"]["width"]}}
+    return config
 
 
-def test_changed_caption_vocabulary_makes_the_checkpoint_stale(trainings, monkeypatch):
+@pytest.mark.parametrize("target,attribute,change", [
+    (basemodel.open_clip, "get_model_config", _wider),  # an edited model JSON
+    (basemodel, "vocabulary", lambda real: lambda: real() | {"thresholds": [0.2, 0.8]}),  # edited captions
+])
+def test_changed_architecture_or_captions_make_the_checkpoint_stale(trainings, monkeypatch, target, attribute, change):
     profile = load_profile("smoke", MICRO)
     paths = run_paths(profile.name)
     build_base_model(profile, paths)
-    real = basemodel.vocabulary()
-    monkeypatch.setattr(basemodel, "vocabulary", lambda: real | {"thresholds": [0.2, 0.8]})
+    monkeypatch.setattr(target, attribute, change(getattr(target, attribute)))
     with pytest.raises(ValueError, match="other world/pretrain settings"):
         load_base_model(profile, paths)
 
