@@ -15,7 +15,7 @@ from pcclip.models import save_clip
 from pcclip.paths import run_paths
 from pcclip.pretrain import batch_indices
 from pcclip.profiles import FinetuneConfig, load_profile
-from pcclip.text_tower import encode_batch, encode_texts, encode_tokens, tokenize, trainable_parameters
+from pcclip.text_tower import encode_batch, encode_tokens, tokenize, trainable_parameters
 from pcclip.world import sample_records
 
 LARGER = ["the first object is larger than the second", "the first shape is bigger",
@@ -60,16 +60,6 @@ def test_trimmed_batches_give_full_context_embeddings(tiny_bundle):
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(shortest, full[1:2], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(bucketed, full, atol=1e-5, rtol=1e-5)
-
-
-def test_encode_texts_encodes_each_distinct_text_once(tiny_bundle):
-    texts = ["the first is larger", "a ring", "the first is larger", "a ring", "a star"]
-    calls = []
-    bundle = replace(tiny_bundle)  # a copy whose encode_text we can watch
-    bundle.encode_text = lambda batch: calls.append(list(batch)) or tiny_bundle.encode_text(batch)
-    out = encode_texts(bundle, texts)
-    assert calls == [["the first is larger", "a ring", "a star"]]
-    torch.testing.assert_close(out, tiny_bundle.encode_text(texts), atol=1e-6, rtol=1e-6)
 
 
 def test_trainable_choices(tiny_bundle):

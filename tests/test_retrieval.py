@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from pcclip.edit_sets import build_edit_set
+from pcclip.edit_sets import EDIT_LABELS, build_edit_set, query_relations, relation_descriptions
 from pcclip.geometry import View
 from pcclip.profiles import load_profile
 from pcclip.retrieval import (
     choose_lambda, chosen_lambdas, guided_queries, lambda_grid, recall_at_k, retrieval_results, retrieve, sweep_lambda,
+    verbal_analogy_results,
 )
+from pcclip.world import COLORS, CONTINUOUS, SHAPES
 
 
 def test_guided_queries_hand_computed():
@@ -78,3 +80,61 @@ def test_retrieval_on_ideal_embeddings(ideal):
     top = retrieve(test, test_view, 0.5, 2)
     assert np.array_equal(top[:, 0], test.queries()["d"])
     assert np.array_equal(retrieve(test, test_view, 0.0, 1)[:, 0], test.queries()["c"])
+
+
+class _TextTable:
+    """A stand-in text tower: each candidate description embeds as a fixed vector."""
+
+    def __init__(self, vectors: dict[str, torch.Tensor]):
+        self.vectors = vectors
+
+    def encode_text(self, texts):
+        return torch.stack([self.vectors[t] for t in texts])
+
+
+def _relation_vector(label: str, dim: int) -> torch.Tensor:
+    """The exact image difference of a relation in `_ideal_features`' layout: shape one-hots, colour
+    one-hots, then a (low, mid, high) bucket block per continuous attribute."""
+    v = torch.zeros(dim)
+    if ":" in label:
+        attribute, values = label.split(":")
+        after, before = values.split("<")
+        names, offset = (SHAPES, 0) if attribute == "shape" else (COLORS, len(SHAPES))
+        v[offset + names.index(after)], v[offset + names.index(before)] = 1.0, -1.0
+        return v
+    block = len(SHAPES) + len(COLORS) + 3 * CONTINUOUS.index(label[:-1])
+    v[block + (2 if label.endswith("+") else 0)], v[block + 1] = 1.0, -1.0  # edits leave the middle bucket
+    return v
+
+
+def test_relation_candidates_cover_every_query(ideal):
+    _, sets = ideal
+    texts, labels = relation_descriptions(seed=0)
+    assert len(texts) == len(labels) == 8 + 6 * 5 + 8 * 7 and len(set(labels)) == len(labels)
+    assert labels[:2] == ["size+", "size-"] and "color:red<blue" in labels and "shape:ring<circle" in labels
+    assert relation_descriptions(seed=0) == (texts, labels)
+    es, _ = sets["test"]
+    truth = query_relations(es)
+    assert set(truth) <= set(labels) and (truth[::len(EDIT_LABELS)] == "size+").all()
+    q = es.queries()
+    k = np.flatnonzero(q["edit"] == len(EDIT_LABELS) - 2)[0]  # a colour edit: named after D and C's colours
+    assert truth[k] == f"color:{es.records.row(q['d'][k])['color']}<{es.records.row(q['c'][k])['color']}"
+
+
+def test_verbal_analogies_name_the_change_then_retrieve(ideal):
+    _, sets = ideal
+    es, view = sets["test"]
+    texts, labels = relation_descriptions(seed=0)
+    dim = view.images.shape[1]
+    exact = _TextTable({t: _relation_vector(label, dim) for t, label in zip(texts, labels)})
+    blind = _TextTable({t: torch.ones(dim) for t in texts})  # every description embeds alike
+    table = verbal_analogy_results(es, {"exact": view, "blind": view}, {"exact": exact, "blind": blind},
+                                   (texts, labels), {"exact": 0.5, "blind": 0.5})
+    value = table.set_index(["model", "group", "metric"])["value"]
+    assert set(table["mode"]) == {"verbal"}
+    assert value[("exact", "all", "named")] == 1.0 and value[("exact", "all", "top1")] == 1.0
+    assert value[("exact", "shape", "top1")] == 1.0 and value[("exact", "size", "named")] == 1.0
+    # the blind model names every change "size+" (the first candidate): right only for size+ queries
+    assert value[("blind", "all", "named")] == pytest.approx(0.1) and value[("blind", "size", "named")] == 0.5
+    with pytest.raises(ValueError, match="have no candidate description"):
+        verbal_analogy_results(es, {"exact": view}, {"exact": exact}, (texts[:8], labels[:8]), {"exact": 0.5})

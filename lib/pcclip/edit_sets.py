@@ -228,3 +228,38 @@ def change_descriptions(edit_set: EditSet, seed: int) -> list[str]:
         after, before = edit_set.records.row(d)[attribute], edit_set.records.row(c)[attribute]
         out.append(category_sentence(attribute, str(after), str(before), rng, split="eval"))
     return out
+
+
+def relation_label(attribute: str, direction: int, after: str = "", before: str = "") -> str:
+    """A change named exactly: 'size+' for continuous edits, 'color:red<blue' (now red, was blue) for categorical ones."""
+    return edit_label(attribute, direction) if direction else f"{attribute}:{after}<{before}"
+
+
+def relation_descriptions(seed: int) -> tuple[list[str], list[str]]:
+    """Every single-attribute change in words, as (descriptions, relation labels): one eval phrasing
+    per continuous edit and one per ordered pair of colours and of shapes. These are the candidates a
+    verbal analogy names a change with (`pcclip.retrieval.verbal_analogy_results`)."""
+    rng = np.random.default_rng([seed, 91])
+    texts, labels = [], []
+    for attribute, direction in EDITS:
+        if direction:
+            texts.append(attribute_sentence(attribute, direction, rng, split="eval"))
+            labels.append(relation_label(attribute, direction))
+            continue
+        values = COLORS if attribute == "color" else SHAPES
+        for after in values:
+            for before in (v for v in values if v != after):
+                texts.append(category_sentence(attribute, after, before, rng, split="eval"))
+                labels.append(relation_label(attribute, 0, after, before))
+    return texts, labels
+
+
+def query_relations(edit_set: EditSet) -> np.ndarray:
+    """The exact change of every query: how D differs from C (and A from B)."""
+    q = edit_set.queries()
+    out = []
+    for c, d, k in zip(q["c"].tolist(), q["d"].tolist(), q["edit"].tolist()):
+        attribute, direction = EDITS[k]
+        after, before = edit_set.records.row(d)[attribute], edit_set.records.row(c)[attribute]
+        out.append(relation_label(attribute, direction, str(after), str(before)))
+    return np.array(out)

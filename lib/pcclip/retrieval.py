@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .edit_sets import EditSet
+from .edit_sets import EditSet, query_relations
 from .embeddings import normalize
 from .geometry import SHARED, View, hits_at_k
+from .models import ClipBundle
+from .evaluation.difference import encode_texts
 from .profiles import GeometryConfig
 
 KS: tuple[int, ...] = (1, 5, 10)
@@ -91,3 +93,38 @@ def chosen_lambdas(results: pd.DataFrame) -> dict[str, float]:
     """model -> the lambda chosen on val, from a `retrieval_results` table."""
     rows = results[results.metric == "lambda"]
     return dict(zip(rows.model, rows.value.astype(float)))
+
+
+def verbal_analogy_results(edit_set: EditSet, views: dict[str, View], models: dict[str, ClipBundle],
+                           candidates: tuple[list[str], list[str]], lambdas: dict[str, float],
+                           ks: tuple[int, ...] = (1, 5)) -> pd.DataFrame:
+    """A : B :: C : ? solved through language, with the images A, B, C as the only inputs.
+
+    The model names the change from B to A with the candidate description (`candidates` = texts,
+    relation labels from `edit_sets.relation_descriptions`) nearest to normalize(e_A) - normalize(e_B),
+    then searches with C plus lambda times that description (`guided_queries`, at the model's
+    retrieval lambda chosen on val). Long table (model, mode="verbal", group, metric, value): "named"
+    (the change was named exactly) and top-k of D in the gallery, overall and by attribute.
+    """
+    texts, labels = candidates
+    q, truth, groups = edit_set.queries(), query_relations(edit_set), edit_set.query_attributes()
+    unknown = sorted(set(truth) - set(labels))
+    if unknown:
+        raise ValueError(f"changes {unknown[:3]} have no candidate description; build the candidates with "
+                         "edit_sets.relation_descriptions")
+    rows = []
+    for model, view in views.items():
+        emb, row = encode_texts(models[model], texts)
+        cand = normalize(emb[[row[t] for t in texts]])
+        diff = normalize(normalize(view.images[q["a"]]) - normalize(view.images[q["b"]]))
+        chosen = (diff @ cand.T).argmax(dim=1)
+        named = np.array(labels)[chosen.numpy()] == truth
+        queries = guided_queries(view.images[q["c"]], cand[chosen], lambdas[model])
+        hits = hits_at_k(queries, view.images[:edit_set.n_gallery], torch.from_numpy(q["d"]), ks)
+        for group in ["all", *dict.fromkeys(groups.tolist())]:
+            mask = np.ones(len(groups), bool) if group == "all" else groups == group
+            rows.append({"model": model, "mode": "verbal", "group": group, "metric": "named",
+                         "value": float(named[mask].mean())})
+            rows += [{"model": model, "mode": "verbal", "group": group, "metric": f"top{k}",
+                      "value": float(h[mask].mean())} for k, h in hits.items()]
+    return pd.DataFrame(rows)

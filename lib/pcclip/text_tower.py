@@ -17,8 +17,6 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock
 
-from .models import ClipBundle
-
 TRAINABLE = ("blocks", "text")  # blocks: text transformer blocks only (paper); text: the whole text tower
 
 
@@ -130,14 +128,6 @@ def encode_batch(model: torch.nn.Module, tokens: torch.Tensor, lengths: torch.Te
     parts = [encode_tokens(model, tokens[c.to(tokens.device), :int(lengths[c].max())]) for c in chunks]
     inverse = torch.argsort(order).to(tokens.device)
     return torch.cat(parts)[inverse]
-
-
-def encode_texts(bundle: ClipBundle, texts: list[str]) -> torch.Tensor:
-    """(n, d) unnormalised embeddings with each distinct text encoded once: evaluation sets repeat a
-    few dozen phrasings over thousands of pairs."""
-    unique = list(dict.fromkeys(texts))
-    row = {text: i for i, text in enumerate(unique)}
-    return bundle.encode_text(unique)[torch.tensor([row[t] for t in texts], dtype=torch.long)]
 
 
 def trainable_parameters(model: torch.nn.Module, which: str) -> list[torch.nn.Parameter]:
