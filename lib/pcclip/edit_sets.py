@@ -215,23 +215,30 @@ def build_edit_set(world: WorldConfig, geo: GeometryConfig, split: str, image_si
                    donor_a=donor_a, donor_b=donor_b, n_gallery=n_gallery, key=_set_key(world, geo, split, size))
 
 
-def change_descriptions(edit_set: EditSet, seed: int) -> list[str]:
-    """Per query, an eval phrasing of how D (first image) differs from C (second image)."""
-    rng = np.random.default_rng([seed, EDIT_SPLITS.index(edit_set.split), 77])
+def query_changes(edit_set: EditSet) -> list[tuple[str, int, str, str]]:
+    """Per query, (attribute, direction, after, before): how D differs from C (and A from B); the
+    values are D's and C's category names for categorical edits, "" for continuous ones."""
     q = edit_set.queries()
     out = []
     for c, d, k in zip(q["c"].tolist(), q["d"].tolist(), q["edit"].tolist()):
         attribute, direction = EDITS[k]
-        if direction:
-            out.append(attribute_sentence(attribute, direction, rng, split="eval"))
-            continue
-        after, before = edit_set.records.row(d)[attribute], edit_set.records.row(c)[attribute]
-        out.append(category_sentence(attribute, str(after), str(before), rng, split="eval"))
+        values = ("", "") if direction else (str(edit_set.records.row(d)[attribute]),
+                                             str(edit_set.records.row(c)[attribute]))
+        out.append((attribute, direction, *values))
     return out
 
 
+def change_descriptions(edit_set: EditSet, seed: int) -> list[str]:
+    """Per query, an eval phrasing of how D (first image) differs from C (second image)."""
+    rng = np.random.default_rng([seed, EDIT_SPLITS.index(edit_set.split), 77])
+    return [attribute_sentence(attribute, direction, rng, split="eval") if direction
+            else category_sentence(attribute, after, before, rng, split="eval")
+            for attribute, direction, after, before in query_changes(edit_set)]
+
+
 def relation_label(attribute: str, direction: int, after: str = "", before: str = "") -> str:
-    """A change named exactly: 'size+' for continuous edits, 'color:red<blue' (now red, was blue) for categorical ones."""
+    """A change named exactly: 'size+' for continuous edits, 'color:red<blue' (now red, was blue) for
+    categorical ones."""
     return edit_label(attribute, direction) if direction else f"{attribute}:{after}<{before}"
 
 
@@ -255,11 +262,5 @@ def relation_descriptions(seed: int) -> tuple[list[str], list[str]]:
 
 
 def query_relations(edit_set: EditSet) -> np.ndarray:
-    """The exact change of every query: how D differs from C (and A from B)."""
-    q = edit_set.queries()
-    out = []
-    for c, d, k in zip(q["c"].tolist(), q["d"].tolist(), q["edit"].tolist()):
-        attribute, direction = EDITS[k]
-        after, before = edit_set.records.row(d)[attribute], edit_set.records.row(c)[attribute]
-        out.append(relation_label(attribute, direction, str(after), str(before)))
-    return np.array(out)
+    """The exact change of every query, as a `relation_label`."""
+    return np.array([relation_label(*change) for change in query_changes(edit_set)])

@@ -145,12 +145,20 @@ def _analogy_inputs(edit_set: EditSet, view: View) -> dict[str, tuple]:
             "image_to_text": (img[q["a"]], img[q["b"]], txt[q["c"]], *text_gal)}
 
 
-def _grouped(hits: dict[int, np.ndarray], groups: np.ndarray, ids: dict[str, str]) -> list[dict]:
+def grouped_rows(values: dict[str, np.ndarray], groups: np.ndarray, ids: dict[str, str]) -> list[dict]:
+    """Long-table rows {**ids, group, metric, value}: the mean of each per-query array in `values`,
+    over all queries ("all") and per group."""
     out = []
     for group in ["all", *dict.fromkeys(groups.tolist())]:
         mask = np.ones(len(groups), bool) if group == "all" else groups == group
-        out += [{**ids, "group": group, "metric": f"top{k}", "value": float(h[mask].mean())} for k, h in hits.items()]
+        out += [{**ids, "group": group, "metric": metric, "value": float(v[mask].mean())}
+                for metric, v in values.items()]
     return out
+
+
+def topk_columns(hits: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """`hits_at_k` output keyed as metric names ("top1", "top5")."""
+    return {f"top{k}": h for k, h in hits.items()}
 
 
 def analogy_results(edit_set: EditSet, views: dict[str, View], ks: tuple[int, ...] = (1, 5)) -> pd.DataFrame:
@@ -169,10 +177,10 @@ def analogy_results(edit_set: EditSet, views: dict[str, View], ks: tuple[int, ..
                 continue
             name = SHARED if shared else model
             hits = hits_at_k(analogy_queries(a, b, c), gallery, targets, ks, exclude)
-            out += _grouped(hits, groups, {"model": name, "mode": mode})
+            out += grouped_rows(topk_columns(hits), groups, {"model": name, "mode": mode})
             if mode in ("image", "text"):
                 copy = hits_at_k(c, gallery, targets, ks, exclude)
-                out += _grouped(copy, groups, {"model": name, "mode": f"{mode}_copy"})
+                out += grouped_rows(topk_columns(copy), groups, {"model": name, "mode": f"{mode}_copy"})
     return pd.DataFrame(out)
 
 

@@ -12,10 +12,10 @@ import pandas as pd
 import torch
 
 from .edit_sets import EditSet, query_relations
-from .embeddings import normalize
-from .geometry import SHARED, View, hits_at_k
-from .models import ClipBundle
+from .embeddings import difference_vectors, normalize
 from .evaluation.difference import encode_texts
+from .geometry import SHARED, View, grouped_rows, hits_at_k, topk_columns
+from .models import ClipBundle
 from .profiles import GeometryConfig
 
 KS: tuple[int, ...] = (1, 5, 10)
@@ -81,11 +81,8 @@ def retrieval_results(val: EditSet, test: EditSet, val_views: dict[str, View], t
         lam = choose_lambda(sweep)
         rows.append({"model": model, "group": "all", "metric": "lambda", "value": lam})
         image, gallery, targets = _inputs(test, view)
-        queries = guided_queries(image, view.changes, lam)
-        for group in ["all", *dict.fromkeys(groups.tolist())]:
-            mask = torch.from_numpy(np.ones(len(groups), bool) if group == "all" else groups == group)
-            rec = recall_at_k(queries[mask], gallery, targets[mask])
-            rows += [{"model": model, "group": group, "metric": m, "value": v} for m, v in rec.items()]
+        hits = hits_at_k(guided_queries(image, view.changes, lam), gallery, targets, KS)
+        rows += grouped_rows({f"recall@{k}": h for k, h in hits.items()}, groups, {"model": model})
     return pd.DataFrame(rows), pd.concat(sweeps, ignore_index=True)
 
 
@@ -114,17 +111,11 @@ def verbal_analogy_results(edit_set: EditSet, views: dict[str, View], models: di
                          "edit_sets.relation_descriptions")
     rows = []
     for model, view in views.items():
-        emb, row = encode_texts(models[model], texts)
-        cand = normalize(emb[[row[t] for t in texts]])
-        diff = normalize(normalize(view.images[q["a"]]) - normalize(view.images[q["b"]]))
-        chosen = (diff @ cand.T).argmax(dim=1)
-        named = np.array(labels)[chosen.numpy()] == truth
+        emb, row = encode_texts(models[model], texts)  # normalised
+        cand = emb[[row[t] for t in texts]]
+        chosen = (difference_vectors(view.images[q["a"]], view.images[q["b"]]) @ cand.T).argmax(dim=1)
+        named = (np.array(labels)[chosen.numpy()] == truth).astype(np.float64)
         queries = guided_queries(view.images[q["c"]], cand[chosen], lambdas[model])
         hits = hits_at_k(queries, view.images[:edit_set.n_gallery], torch.from_numpy(q["d"]), ks)
-        for group in ["all", *dict.fromkeys(groups.tolist())]:
-            mask = np.ones(len(groups), bool) if group == "all" else groups == group
-            rows.append({"model": model, "mode": "verbal", "group": group, "metric": "named",
-                         "value": float(named[mask].mean())})
-            rows += [{"model": model, "mode": "verbal", "group": group, "metric": f"top{k}",
-                      "value": float(h[mask].mean())} for k, h in hits.items()]
+        rows += grouped_rows({"named": named, **topk_columns(hits)}, groups, {"model": model, "mode": "verbal"})
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..embeddings import normalize
 from ..models import ClipBundle
 from .comparative import Comparative, alpha_sweep, comparative_classes, encode_prompts
-from .zeroshot import check_labels
+from .zeroshot import check_labels, logits
 
 
 def class_means(image_emb: torch.Tensor, labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -87,10 +87,10 @@ def headroom_table(models: dict[str, ClipBundle], fit_emb: torch.Tensor, fit_lab
                 rows.append({"model": name, "classifier": "zero_shot", "acc1": zs.acc1, "subset_acc1": zs.subset_acc1})
             at = curve.loc[curve.alpha == alpha].iloc[0]
             rows.append({"model": name, "classifier": kind, "acc1": at.acc1, "subset_acc1": at.subset_acc1})
-    x = normalize(image_emb.float())
     means = normalize(class_means(fit_emb, fit_labels, len(classnames)))
     weights, bias = linear_probe(fit_emb, fit_labels, len(classnames))
-    for kind, scores in (("class_means", x @ means.T), ("linear_probe", x @ weights.T + bias)):
+    for kind, scores in (("class_means", logits(image_emb, means)),
+                         ("linear_probe", logits(image_emb, weights) + bias)):
         acc1, sub = _accuracy(scores, labels, subset)
         rows.append({"model": "any", "classifier": kind, "acc1": acc1, "subset_acc1": sub})
     return pd.DataFrame(rows)
