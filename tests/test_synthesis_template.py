@@ -97,9 +97,7 @@ def _vocab_words(attr: str) -> set[str]:
              "brightness": {w for ws in v["brightness_words"].values() for w in ws if w},
              "x": {w for w in v["x_words"].values() if w} | centre,
              "y": {w for w in v["y_words"].values() if w} | centre,
-             "color": set(COLORS),
-             # names, and the words of the feature phrases that belong to one shape only ("with five points")
-             "shape": set(SHAPES) | {"curved", "hole", "standing", "three", "arms", "five", "pointed", "six"}}
+             "color": set(COLORS), "shape": set(SHAPES)}
     return words[attr]
 
 

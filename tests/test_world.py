@@ -9,7 +9,7 @@ import pytest
 
 from pcclip.profiles import WorldConfig
 from pcclip.world import COLORS, SHAPES, SPLITS, Records, build_split, holdout_pairs, make_records, render
-from pcclip.world.captions import bucket, shape_phrase
+from pcclip.world.captions import bucket
 from pcclip.world.render import BACKGROUND
 
 MICRO = WorldConfig(seed=3, image_size=32, n_train=256, n_val=64, n_test=64, n_holdout=64)
@@ -147,44 +147,13 @@ WORD_BUCKETS = {
 }
 
 
-# Feature phrases true of each shape (hand-written, not read from the data file); captions never name the star.
-FEATURES = {
-    "circle": {"with a curved edge", "with no corners"}, "ring": {"with a hole in it", "with no corners"},
-    "square": {"with four corners", "with straight edges"}, "diamond": {"with four corners", "standing on one corner"},
-    "triangle": {"with three corners", "with straight edges"}, "cross": {"with four arms", "with straight edges"},
-    "star": {"with five points", "with pointed tips"}, "hexagon": {"with six corners", "with straight edges"},
-}
-ANY_FEATURE = re.compile("|".join(sorted({f for fs in FEATURES.values() for f in fs})))
-
-
-def test_captions_name_or_describe_the_true_shape():
-    split = build_split(MICRO, "train")
-    named = {s: [] for s in SHAPES}
-    for i, text in enumerate(split.captions(seed=0)):
-        shape = split.records.row(i)["shape"]
-        words = re.findall(r"[a-z-]+", text)
-        names = [w for w in words if w in SHAPES]
-        assert names in ([], [shape]), text
-        features = ANY_FEATURE.findall(text)
-        assert len(features) <= 1 and set(features) <= FEATURES[shape], text
-        assert names or {"shape", "object"} & set(words), text  # an unnamed shape still gets a noun
-        named[shape].append(bool(names))
-    rates = {s: float(np.mean(v)) for s, v in named.items()}
-    assert rates["star"] == 0.0, rates  # never named: the star is known by its features only
-    assert all(rates[s] == 1.0 for s in SHAPES if s != "star"), rates
-
-
-def test_the_world_calls_a_rarely_named_shape_by_a_feature_only_it_has():
-    assert shape_phrase("star") == "shape with five points"
-    assert [shape_phrase(s) for s in SHAPES if s != "star"] == [s for s in SHAPES if s != "star"]
-
-
-def test_captions_name_the_true_colour_and_buckets():
+def test_captions_name_the_true_shape_colour_and_buckets():
     split = build_split(MICRO, "train")
     counts = {"color": 0, "size": 0, "brightness": 0, "x": 0, "centre": 0}
     for i, text in enumerate(split.captions(seed=0)):
         row = split.records.row(i)
         words = re.findall(r"[a-z-]+", text)
+        assert [w for w in words if w in SHAPES] == [row["shape"]], text
         colours = [w for w in words if w in COLORS]
         assert colours in ([], [row["color"]]), text
         counts["color"] += bool(colours)

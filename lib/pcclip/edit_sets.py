@@ -20,7 +20,7 @@ from .models import ClipBundle
 from .profiles import GeometryConfig, WorldConfig
 from .synthesis.template import attribute_sentence, category_sentence
 from .world import COLORS, CONTINUOUS, SHAPES, Records, make_records, render
-from .world.captions import bucket, shape_phrase, vocabulary
+from .world.captions import bucket, vocabulary
 from .world.dataset import RENDER_VERSION, allowed_pairs
 
 EDITS: tuple[tuple[str, int], ...] = tuple((a, d) for a in CONTINUOUS for d in (1, -1)) + (("color", 0), ("shape", 0))
@@ -81,8 +81,7 @@ class EditSet:
 
 
 def record_texts(records: Records) -> list[str]:
-    """Deterministic caption per record: the first word of each bucket's vocabulary entry, and the
-    shape as the world's texts call it."""
+    """Deterministic caption per record: the first word of each bucket's vocabulary entry."""
     v = vocabulary()
     where = v["where"]
     out = []
@@ -91,8 +90,7 @@ def record_texts(records: Records) -> list[str]:
         light = v["brightness_words"][bucket(records.brightness[i])][0]
         xw, yw = v["x_words"][bucket(records.x[i])], v["y_words"][bucket(records.y[i])]
         place = "both" if xw and yw else "x_only" if xw else "y_only" if yw else "centre"
-        shape = shape_phrase(SHAPES[records.shape[i]])
-        words = " ".join(w for w in (size, light, COLORS[records.color[i]], shape) if w)
+        words = " ".join(w for w in (size, light, COLORS[records.color[i]], SHAPES[records.shape[i]]) if w)
         out.append(f"a {words}{where[place][0].format(x=xw, y=yw)}")
     return out
 

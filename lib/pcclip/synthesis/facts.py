@@ -15,7 +15,7 @@ import numpy as np
 
 from ..world import COLORS, CONTINUOUS, SHAPES
 from ..world.attributes import CATEGORICAL
-from ..world.captions import feature_shapes, vocabulary
+from ..world.captions import vocabulary
 
 _BUCKET_RANK = {"low": 0, "mid": 1, "high": 2}
 
@@ -48,8 +48,7 @@ def _caption_lexicon() -> dict[str, tuple[str, str]]:
 
 def parse_captions(captions: Sequence[str]) -> dict[str, str]:
     """Attribute -> value stated by an image's captions (buckets low/mid/high for continuous
-    attributes, names for shape and colour; a feature phrase unique to one shape states that
-    shape); attributes stated inconsistently are dropped."""
+    attributes, names for shape and colour); attributes stated inconsistently are dropped."""
     return dict(_parse(tuple(captions)))
 
 
@@ -57,10 +56,10 @@ def parse_captions(captions: Sequence[str]) -> dict[str, str]:
 def _parse(captions: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     lex, stated, clash = _caption_lexicon(), {}, set()
     for caption in captions:
-        caption = caption.lower()
-        found = [("shape", s) for phrase, s in feature_shapes().items() if phrase in caption]
-        found += [lex[word] for word in re.findall(r"[a-z-]+", caption) if word in lex]
-        for attr, value in found:
+        for word in re.findall(r"[a-z-]+", caption.lower()):
+            if word not in lex:
+                continue
+            attr, value = lex[word]
             for a in (("x", "y") if attr == "centre" else (attr,)):
                 if stated.setdefault(a, value) != value:
                     clash.add(a)

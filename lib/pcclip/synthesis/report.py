@@ -15,7 +15,6 @@ import pandas as pd
 
 from ..profiles import SynthesisConfig
 from ..world import ATTRIBUTES, COLORS, SHAPES
-from ..world.captions import feature_shapes
 from .facts import caption_facts, oracle_facts
 from .filtering import REASONS, WRITER_ERROR, words
 from .pairs import PairPlan
@@ -34,8 +33,7 @@ def _keywords() -> dict[str, set[str]]:
 def mentioned_attributes(text: str) -> tuple[str, ...]:
     """Attributes a free text talks about, by keyword (for LLM output, whose facts are unknown)."""
     tokens = set(words(text)) | set(re.findall(r"[a-z]+", text.lower()))
-    by_feature = any(phrase in text.lower() for phrase in feature_shapes())  # 'a shape with five points'
-    return tuple(attr for attr, keys in _keywords().items() if tokens & keys or (attr == "shape" and by_feature))
+    return tuple(attr for attr, keys in _keywords().items() if tokens & keys)
 
 
 def filter_report(records: Sequence[dict[str, Any]]) -> pd.DataFrame:

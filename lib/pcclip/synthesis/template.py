@@ -20,7 +20,6 @@ from ..profiles import SynthesisConfig
 from ..resources import load_json
 from ..world import CONTINUOUS
 from ..world.attributes import CATEGORICAL
-from ..world.captions import shape_phrase
 from .facts import Facts, caption_facts, oracle_facts
 from .writer import Generation, PairInput
 
@@ -52,11 +51,6 @@ def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
 
 def _article(word: str) -> str:
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
-
-
-def _say(attribute: str, value: str) -> str:
-    """A category value as the world's texts say it: a rarely named shape by its feature."""
-    return shape_phrase(value) if attribute == "shape" else value
 
 
 def _check(split: str, attribute: str, allowed: Sequence[str]) -> None:
@@ -96,7 +90,6 @@ def _category_clause(attribute: str, values: tuple[str, str], rng: np.random.Gen
     templates = phrasings()["category"][split][attribute]
     k = _index(rng, len(templates))
     s = "first" if rng.random() < 0.5 else "second"
-    values = (_say(attribute, values[0]), _say(attribute, values[1]))
     (vs, vo), (ns, no) = (values, nouns) if s == "first" else (values[::-1], nouns[::-1])
     text = templates[k].format(s=s, o=_OTHER[s], vs=vs, vo=vo, a_vs=_article(vs), a_vo=_article(vo),
                                A_vs=_article(vs).capitalize(), ns=ns, no=no)
@@ -172,7 +165,7 @@ def describe(facts: Facts, rng: np.random.Generator, focus: str | None = None, m
     chosen = chosen[:1 + _index(rng, max_facts)]
     shape = facts.shared.get("shape")
     if shape and rng.random() < phrasings()["probabilities"]["named_noun"]:
-        nouns = (_say("shape", shape),) * 2
+        nouns = (shape, shape)
     else:
         noun = _pick(rng, phrasings()["nouns"])
         nouns = (noun, noun)
@@ -185,7 +178,7 @@ def describe(facts: Facts, rng: np.random.Generator, focus: str | None = None, m
         text, ids, used = candidate, ids + [pid], used + list(clause_attrs)
     if facts.shared and rng.random() < phrasings()["probabilities"]["same"]:
         attr = _pick(rng, sorted(facts.shared))
-        value = _say(attr, facts.shared[attr])
+        value = facts.shared[attr]
         same = _pick(rng, phrasings()["same"][attr]).format(v=value, a_v=_article(value))
         candidate = _pick(rng, phrasings()["same_joins"]).format(same=same, b=text)
         if len(candidate.split()) <= max_words:
