@@ -33,12 +33,19 @@ def write_cifar100(root, test_labels: list[int]) -> None:
 def test_diffworld_tasks(tiny_bundle):
     profile = load_profile("smoke", {"world.n_train": 64, "world.n_test": 40, "world.n_holdout": 20,
                                      "eval.n_images": 10})
-    [task] = classification_tasks(profile, run_paths("smoke"), tiny_bundle)
+    task, technical = classification_tasks(profile, run_paths("smoke"), tiny_bundle)
     test, train = build_split(profile.world, "test"), build_split(profile.world, "train")
     assert tuple(task.fit_emb.shape) == (64, 128) and task.fit_labels.tolist() == train.records.shape.tolist()
     assert task.name == "diffworld" and task.classnames == list(SHAPES)
     assert task.labels.tolist() == test.records.shape.tolist() and tuple(task.image_emb.shape) == (40, 128)
     assert task.comparatives and set(task.descriptions) == set(SHAPES)
+    # the same images under labels no DiffWorld text uses, with comparatives in the world's words
+    assert technical.name == "diffworld_technical" and technical.image_emb is task.image_emb
+    renamed = {SHAPES[i]: label for i, label in enumerate(technical.classnames) if label != SHAPES[i]}
+    assert renamed == {"ring": "annulus", "star": "pentagram"}
+    for c in technical.comparatives:
+        first, second = SHAPES[c.first], SHAPES[c.second]  # labels index SHAPES in order
+        assert c.text == f"The first image shows a {first}, while the second shows a {second}.", c
     sets, emb = difference_tasks(profile, run_paths("smoke"), tiny_bundle)
     assert {k[:2] for k in sets} == {("test", "eval"), ("holdout", "eval"), ("test", "train")}
     assert len(sets) == 3 * 6 and all(len(draws) == profile.eval.seeds for draws in sets.values())

@@ -1,7 +1,7 @@
 """What notebooks 03 and 04 evaluate, for either world: image embeddings, labels and prompts.
 
-DiffWorld: shape classification and ground-truth difference pairs on its test and holdout
-splits. Paper: the real datasets of `eval.datasets` (zero-shot; comparative prompting where
+DiffWorld: shape classification (by the world's shape names, and by technical labels the
+world never uses) and ground-truth difference pairs on its test and holdout splits. Paper: the real datasets of `eval.datasets` (zero-shot; comparative prompting where
 hand-written comparatives exist) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100
 size, Flowers-102 colour). Image embeddings always come from the base model's cache.
 """
@@ -14,6 +14,7 @@ import torch
 
 from ..cache import embed_images, embed_split
 from ..datasets import COMPARATIVE_DATASETS, PAIR_SETS, difference_pairs, load_dataset
+from ..datasets.names import display_names
 from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile, data_root
@@ -25,6 +26,9 @@ from .diffworld_sets import difference_sets
 from .prompts import load_comparatives, load_descriptions, load_templates
 
 PAPER_TEMPLATES = "paper"  # data/zeroshot/paper.json: the paper's single prompt
+# The same DiffWorld shapes under labels no DiffWorld text uses ("pentagram" for the star): the case where
+# comparatives carry knowledge a class label lacks (data/classnames/diffworld_technical.json).
+TECHNICAL = "diffworld_technical"
 DIFFWORLD_SPLITS = ("test", "holdout")
 
 
@@ -53,16 +57,19 @@ def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: st
 
 
 def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[ClassificationTask]:
-    """DiffWorld: shapes of the test split. Paper: every dataset of `eval.datasets` (a missing one fails
+    """DiffWorld: shapes of the test split, by their names and by technical labels. Paper: every dataset of `eval.datasets` (a missing one fails
     with its download page; drop it from eval.datasets to skip it)."""
     if profile.source == "diffworld":
         test, train = (build_split(profile.world, name) for name in ("test", "train"))
         emb, fit = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
                     for s in (test, train))
-        classes = list(SHAPES)
-        return [ClassificationTask("diffworld", emb, test.records.shape, classes, load_templates("diffworld"),
+        classes, templates = list(SHAPES), load_templates("diffworld")
+        labelled = list(display_names(TECHNICAL, "DiffWorld shapes", SHAPES))
+        return [ClassificationTask("diffworld", emb, test.records.shape, classes, templates,
                                    load_comparatives("diffworld", classes), load_descriptions("diffworld", classes),
-                                   fit, train.records.shape)]
+                                   fit, train.records.shape),
+                ClassificationTask(TECHNICAL, emb, test.records.shape, labelled, templates,
+                                   load_comparatives(TECHNICAL, labelled), None, fit, train.records.shape)]
     tasks = []
     for name in profile.eval.datasets:
         data, emb = _embed_dataset(profile, paths, base, name)
