@@ -1,9 +1,10 @@
 """What notebooks 03 and 04 evaluate, for either world: image embeddings, labels and prompts.
 
 DiffWorld: shape classification (by the world's shape names, and by technical labels the
-world never uses) and ground-truth difference pairs on its test and holdout splits. Paper: the real datasets of `eval.datasets` (zero-shot; comparative prompting where
-hand-written comparatives exist) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100
-size, Flowers-102 colour). Image embeddings always come from the base model's cache.
+world never uses) and ground-truth difference pairs on its test and holdout splits. Paper: the
+real datasets of `eval.datasets` (zero-shot; comparative prompting where hand-written
+comparatives exist) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100 size,
+Flowers-102 colour). Image embeddings always come from the base model's cache.
 """
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: st
 
 
 def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[ClassificationTask]:
-    """DiffWorld: shapes of the test split, by their names and by technical labels. Paper: every dataset of `eval.datasets` (a missing one fails
-    with its download page; drop it from eval.datasets to skip it)."""
+    """DiffWorld: shapes of the test split, by their names and by technical labels. Paper: every
+    dataset of `eval.datasets` (a missing one fails with its download page; drop it from
+    eval.datasets to skip it)."""
     if profile.source == "diffworld":
         test, train = (build_split(profile.world, name) for name in ("test", "train"))
         emb, fit = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
