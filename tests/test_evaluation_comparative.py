@@ -4,13 +4,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from pcclip.embeddings import normalize
 from pcclip.evaluation.comparative import (Comparative, alpha_grid, alpha_sweep, comparative_classifier,
                                            comparative_classes, comparative_sweep, comparative_targets,
-                                           compare_models)
+                                           compare_models, select_alpha)
 from pcclip.evaluation.prompts import load_comparatives, load_descriptions, load_templates, parse_comparatives
 from pcclip.evaluation.zeroshot import classification_metrics, predict, zero_shot_classifier
 from pcclip.world import SHAPES
@@ -105,6 +106,39 @@ def test_compare_models_reports_the_chosen_alpha(tiny_bundle):
     at = curves.set_index("alpha")
     assert 0.8 in at.index and summary.loc[0, "comparative_acc1"] == at.loc[0.8, "acc1"]
     assert summary.loc[0, "zero_shot_subset_acc1"] == at.loc[1.0, "subset_acc1"]
+
+
+def test_select_alpha_takes_the_best_and_breaks_ties_towards_zero_shot():
+    curve = pd.DataFrame({"alpha": [0.0, 0.5, 0.8, 1.0], "acc1": [0.2, 0.7, 0.7, 0.6]})
+    assert select_alpha(curve) == 0.8
+    assert select_alpha(curve.assign(acc1=0.5)) == 1.0  # a flat curve keeps zero-shot
+    assert select_alpha(curve.assign(subset_acc1=[0.9, 0.1, 0.1, 0.1]), "subset_acc1") == 0.0
+    with pytest.raises(ValueError, match="sweep is empty"):
+        select_alpha(curve.iloc[:0])
+
+
+def test_tuned_alpha_is_chosen_on_val_and_scored_on_test(tiny_bundle):
+    classes = list(SHAPES)
+    comps = [Comparative(7, 0, "The first image shows a hexagon, while the second shows a circle."),
+             Comparative(6, 5, "The first image shows a star, while the second shows a cross.")]
+    gen, rng = torch.Generator().manual_seed(3), np.random.default_rng(3)
+    test, test_labels = torch.randn(120, 128, generator=gen), rng.integers(0, 8, 120)
+    val, val_labels = torch.randn(80, 128, generator=gen), rng.integers(0, 8, 80)
+    grid = alpha_grid(11)
+    args = ({"m": tiny_bundle}, test, test_labels, classes, ["a {}"], comps, grid)
+    plain, curves, _ = compare_models(*args, alpha=0.8)
+    assert not [c for c in plain.columns if c.startswith("tuned")]
+    summary, same_curves, _ = compare_models(*args, alpha=0.8, val=(val, val_labels))
+    assert same_curves.equals(curves)  # val only picks alpha; the test curve is untouched
+    row, at = summary.iloc[0], curves.set_index("alpha")
+    on_val = comparative_sweep(tiny_bundle, val, val_labels, classes, ["a {}"], comps, grid)
+    assert row.tuned_alpha == select_alpha(on_val)
+    assert row.tuned_acc1 == at.loc[row.tuned_alpha, "acc1"]
+    assert row.tuned_gain_acc1 == row.tuned_acc1 - at.loc[1.0, "acc1"]
+    assert row.tuned_gain_subset_acc1 == at.loc[row.tuned_alpha, "subset_acc1"] - at.loc[1.0, "subset_acc1"]
+    # validating on the test images themselves picks the test curve's best alpha
+    on_test, _, _ = compare_models(*args, alpha=0.8, val=(test, test_labels))
+    assert on_test.loc[0, "tuned_alpha"] == select_alpha(curves) and on_test.loc[0, "tuned_acc1"] == curves.acc1.max()
 
 
 def test_alpha_grid_hits_round_values():

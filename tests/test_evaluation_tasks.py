@@ -31,11 +31,15 @@ def write_cifar100(root, test_labels: list[int]) -> None:
 
 
 def test_diffworld_tasks(tiny_bundle):
-    profile = load_profile("smoke", {"world.n_train": 64, "world.n_test": 40, "world.n_holdout": 20,
-                                     "eval.n_images": 10})
+    profile = load_profile("smoke", {"world.n_train": 64, "world.n_val": 30, "world.n_test": 40,
+                                     "world.n_holdout": 20, "eval.n_images": 10})
     task, technical = classification_tasks(profile, run_paths("smoke"), tiny_bundle)
     test, train = build_split(profile.world, "test"), build_split(profile.world, "train")
     assert tuple(task.fit_emb.shape) == (64, 128) and task.fit_labels.tolist() == train.records.shape.tolist()
+    val = build_split(profile.world, "val")  # alpha is chosen on val, never on test
+    assert tuple(task.val_emb.shape) == (30, 128)
+    assert task.val_labels.tolist() == val.records.shape.tolist()
+    assert technical.val_emb is task.val_emb and technical.fit_emb is task.fit_emb
     assert task.name == "diffworld" and task.classnames == list(SHAPES)
     assert task.labels.tolist() == test.records.shape.tolist() and tuple(task.image_emb.shape) == (40, 128)
     assert task.comparatives and set(task.descriptions) == set(SHAPES)
@@ -64,7 +68,8 @@ def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):
                                      "cache.num_workers": 0})
     [task] = classification_tasks(profile, run_paths("paper"), tiny_bundle)
     assert task.name == "cifar100" and task.labels.tolist() == labels and tuple(task.image_emb.shape) == (16, 128)
-    assert task.templates == ["This is a photo of a {}"] and task.descriptions is None and task.fit_emb is None
+    assert task.templates == ["This is a photo of a {}"] and task.descriptions is None
+    assert task.fit_emb is None and task.val_emb is None  # the paper's fixed alpha only
     assert task.comparatives and all(0 <= c.first < 100 and 0 <= c.second < 100 for c in task.comparatives)
     sets, emb = difference_tasks(profile, run_paths("paper"), tiny_bundle)
     [(key, draws)] = sets.items()

@@ -8,7 +8,8 @@ classes without a comparative keep t_j, and alpha = 1 is plain zero-shot.
 
 The sweep encodes every text once and reuses cached image embeddings: the logits of w_j(alpha)
 are (alpha S_t + (1 - alpha) S_m) / |alpha t_j + (1 - alpha) m_j| with S_t, S_m computed once, so
-each extra alpha costs an (n, C) elementwise operation instead of re-encoding the images.
+each extra alpha costs an (n, C) elementwise operation instead of re-encoding the images. The
+paper fixes alpha; `compare_models` also reports each model's alpha chosen on a validation split.
 """
 from __future__ import annotations
 
@@ -142,23 +143,45 @@ def alpha_grid(steps: int, extra: tuple[float, ...] = ()) -> list[float]:
     return sorted({round(float(a), 6) for a in np.linspace(0.0, 1.0, steps)} | {round(a, 6) for a in extra})
 
 
-def _summary(curve: pd.DataFrame, alpha: float) -> dict[str, float]:
-    """Zero-shot (alpha = 1) and comparative (alpha) columns side by side from one sweep."""
-    zs, comp = curve.loc[curve.alpha == 1.0].iloc[0], curve.loc[curve.alpha == round(alpha, 6)].iloc[0]
-    out = {"alpha": float(alpha)}
-    for metric in ("acc1", "worst_class", "subset_acc1", "subset_worst_class"):
-        out[f"zero_shot_{metric}"], out[f"comparative_{metric}"] = float(zs[metric]), float(comp[metric])
-    out["gain_acc1"] = out["comparative_acc1"] - out["zero_shot_acc1"]
-    out["gain_subset_acc1"] = out["comparative_subset_acc1"] - out["zero_shot_subset_acc1"]
+REPORTED = ("acc1", "worst_class", "subset_acc1", "subset_worst_class")  # per alpha, in the summary
+
+
+def select_alpha(curve: pd.DataFrame, metric: str = "acc1") -> float:
+    """The alpha with the best `metric` on a sweep; ties go to the largest alpha, the one nearest
+    zero-shot, so a flat curve keeps the zero-shot classifier."""
+    if curve.empty or curve[metric].isna().all():
+        raise ValueError(f"no {metric} on the alpha sweep to select an alpha from: the sweep is empty")
+    best = curve[metric].max()
+    return float(curve.loc[curve[metric] == best, "alpha"].max())
+
+
+def _summary(curve: pd.DataFrame, alpha: float, tuned: float | None) -> dict[str, float]:
+    """Zero-shot (alpha = 1), comparative (alpha) and, when given, tuned (alpha chosen on a validation
+    split) columns side by side from one sweep, each with its gain over zero-shot."""
+    at = curve.set_index("alpha")
+    out = {"alpha": float(alpha), **{f"zero_shot_{m}": float(at.loc[1.0, m]) for m in REPORTED}}
+    for name, prefix, value in (("comparative", "", alpha), ("tuned", "tuned_", tuned)):
+        if value is None:
+            continue
+        if prefix:
+            out[f"{prefix}alpha"] = float(value)
+        out.update({f"{name}_{m}": float(at.loc[round(value, 6), m]) for m in REPORTED})
+        out.update({f"{prefix}gain_{m}": out[f"{name}_{m}"] - out[f"zero_shot_{m}"] for m in ("acc1", "subset_acc1")})
     return out
 
 
 def compare_models(models: dict[str, ClipBundle], image_emb: torch.Tensor, labels: np.ndarray,
                    classnames: list[str], templates: list[str], comparatives: list[Comparative],
-                   alphas: list[float], alpha: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                   alphas: list[float], alpha: float,
+                   val: tuple[torch.Tensor, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Zero-shot vs comparative prompting for every model, from one encoding of its texts.
 
-    Returns (summary: one row per model, curves: one row per (model, alpha),
+    The paper fixes alpha (`alpha`); with `val` (image embeddings, labels of a split disjoint from
+    the test images) each model also gets the alpha of the grid that is best on val (`select_alpha`
+    on acc1), reported as the tuned_* columns. Reading the best alpha off the test curve instead
+    would tune on test.
+
+    Returns (summary: one row per model, curves: one row per (model, alpha) on the test images,
     confusions: model -> (zero-shot, comparative) confusion matrices at `alpha`).
     """
     grid = sorted({round(float(a), 6) for a in (*alphas, alpha, 1.0)})
@@ -166,8 +189,9 @@ def compare_models(models: dict[str, ClipBundle], image_emb: torch.Tensor, label
     for name, bundle in models.items():
         class_emb, comp_emb = encode_prompts(bundle, classnames, templates, comparatives)
         curve = alpha_sweep(image_emb, labels, class_emb, comp_emb, comparatives, grid)
+        tuned = None if val is None else select_alpha(alpha_sweep(*val, class_emb, comp_emb, comparatives, grid))
         curves.append(curve.assign(model=name))
-        summary.append({"model": name, **_summary(curve, alpha)})
+        summary.append({"model": name, **_summary(curve, alpha, tuned)})
         weights = {"zero_shot": class_emb, "comparative": comparative_classifier(class_emb, comp_emb, comparatives,
                                                                                  alpha)}
         confusions[name] = tuple(confusion_matrix(predict(image_emb, w)[:, 0].numpy(), labels, len(classnames))

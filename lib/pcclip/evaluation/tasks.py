@@ -37,7 +37,9 @@ DIFFWORLD_SPLITS = ("test", "holdout")
 class ClassificationTask:
     """One labelled image set with its prompts; `comparatives` may be empty, `descriptions` None.
     `fit_emb`/`fit_labels`: other labelled images of the same classes (DiffWorld's train split) for the
-    headroom references of `pcclip.evaluation.headroom`; None where none are embedded."""
+    headroom references of `pcclip.evaluation.headroom`; `val_emb`/`val_labels`: a labelled split disjoint
+    from both (DiffWorld's val) on which each model's comparative-prompting alpha is chosen. None where none
+    is embedded."""
 
     name: str
     image_emb: torch.Tensor
@@ -48,6 +50,8 @@ class ClassificationTask:
     descriptions: dict[str, str] | None
     fit_emb: torch.Tensor | None = None
     fit_labels: np.ndarray | None = None
+    val_emb: torch.Tensor | None = None
+    val_labels: np.ndarray | None = None
 
 
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
@@ -58,20 +62,21 @@ def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: st
 
 
 def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[ClassificationTask]:
-    """DiffWorld: shapes of the test split, by their names and by technical labels. Paper: every
-    dataset of `eval.datasets` (a missing one fails with its download page; drop it from
-    eval.datasets to skip it)."""
+    """DiffWorld: shapes of the test split, by their names and by technical labels, with the train split
+    as headroom fitting data and the val split for choosing alpha. Paper: every dataset of
+    `eval.datasets` (a missing one fails with its download page; drop it from eval.datasets to skip it)."""
     if profile.source == "diffworld":
-        test, train = (build_split(profile.world, name) for name in ("test", "train"))
-        emb, fit = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
-                    for s in (test, train))
+        test, train, val = (build_split(profile.world, name) for name in ("test", "train", "val"))
+        emb, fit, val_emb = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
+                             for s in (test, train, val))
         classes, templates = list(SHAPES), load_templates("diffworld")
         labelled = list(display_names(TECHNICAL, "DiffWorld shapes", SHAPES))
+        shared = dict(fit_emb=fit, fit_labels=train.records.shape, val_emb=val_emb, val_labels=val.records.shape)
         return [ClassificationTask("diffworld", emb, test.records.shape, classes, templates,
                                    load_comparatives("diffworld", classes), load_descriptions("diffworld", classes),
-                                   fit, train.records.shape),
+                                   **shared),
                 ClassificationTask(TECHNICAL, emb, test.records.shape, labelled, templates,
-                                   load_comparatives(TECHNICAL, labelled), None, fit, train.records.shape)]
+                                   load_comparatives(TECHNICAL, labelled), None, **shared)]
     tasks = []
     for name in profile.eval.datasets:
         data, emb = _embed_dataset(profile, paths, base, name)

@@ -50,13 +50,17 @@ def projection_scatter(projected: dict[tuple[str, str], np.ndarray], truth: dict
     return fig
 
 
-def alpha_curves(curves: pd.DataFrame, alpha: float | None = None):
+def alpha_curves(curves: pd.DataFrame, alpha: float | None = None, tuned: dict[str, float] | None = None):
     """Accuracy against alpha per model, on all classes and on the comparative subset
-    (alpha = 1 is zero-shot); a vertical line marks the alpha reported in tables."""
+    (alpha = 1 is zero-shot); a vertical line marks the alpha reported in tables and a star each
+    model's `tuned` alpha (chosen on a validation split)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
     for ax, metric, title in zip(axes, ("acc1", "subset_acc1"), ("all classes", "comparative subset")):
         for model, rows in curves.groupby("model", sort=False):
-            ax.plot(rows.alpha, rows[metric], marker="o", markersize=3, label=model)
+            line, = ax.plot(rows.alpha, rows[metric], marker="o", markersize=3, label=model)
+            if tuned and model in tuned:
+                at = rows.loc[rows.alpha == round(tuned[model], 6), metric]
+                ax.plot([tuned[model]], at.to_numpy()[:1], marker="*", markersize=11, color=line.get_color())
         if alpha is not None:
             ax.axvline(alpha, color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel("alpha (1 = zero-shot)")
