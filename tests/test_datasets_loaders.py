@@ -268,6 +268,27 @@ def test_cub200_splits_and_pair_list(tmp_path):
     assert cub_pair_list(data, n_pairs=5, seed=1) == cub_pair_list(data, n_pairs=5, seed=1)
 
 
+def test_draw_is_a_seeded_subset_with_its_own_cache_key(tmp_path):
+    write_cub(tmp_path)
+    data = load_dataset("cub200", tmp_path, split="all", transform=to_tensor)
+    drawn = data.draw(3, seed=4)
+    assert len(drawn) == 3 and drawn.key == "cub200-all-draw4-n3" != data.key
+    assert drawn.labels.tolist() == [int(drawn.dataset[k][1]) for k in range(3)]  # items and labels stay paired
+    assert set(drawn.labels.tolist()) <= set(data.labels.tolist())
+    assert data.draw(3, seed=4).labels.tolist() == drawn.labels.tolist()
+    assert data.draw(6, seed=4) is data and data.draw(60, seed=4) is data  # nothing left out: the split itself
+    with pytest.raises(ValueError, match="draw at least 1"):
+        data.draw(0, seed=4)
+
+
+def test_alpha_is_tuned_on_a_split_that_is_never_evaluated():
+    tuned = {name: spec.val_split for name, spec in DATASETS.items()}
+    assert tuned == {"cifar10": "train", "cifar100": "train", "flowers102": "val", "food101": "train",
+                     "eurosat": None, "sun397": "train", "dtd": "val", "oxford_pet": "trainval", "awa2": None,
+                     "cub200": "train"}
+    assert all(split != DATASETS[name].eval_split for name, split in tuned.items())
+
+
 def test_incomplete_cub_names_the_missing_file(tmp_path):
     write_cub(tmp_path)
     (tmp_path / "CUB_200_2011" / "train_test_split.txt").unlink()

@@ -1,13 +1,15 @@
 """Evaluation tasks for both worlds: DiffWorld splits, and a paper dataset read from a fixture on disk."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from pcclip.datasets import PAIR_SETS, class_table
+from pcclip.datasets import PAIR_SETS, DatasetNotFound, class_table
 from pcclip.evaluation import tasks
 from pcclip.evaluation.tasks import classification_tasks, difference_tasks
 from pcclip.paths import run_paths
@@ -17,12 +19,12 @@ from pcclip.world import SHAPES, build_split
 LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "shrew", "squirrel"]
 
 
-def write_cifar100(root, test_labels: list[int]) -> None:
+def write_cifar100(root, test_labels: list[int], train_labels: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> None:
     """The python-pickle layout of cifar-100-python (train, test, meta) with random pixels."""
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for name, labels in (("train", [0, 1]), ("test", test_labels)):
+    for name, labels in (("train", train_labels), ("test", test_labels)):
         data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
         with open(folder / name, "wb") as fh:
             pickle.dump({"data": data, "fine_labels": list(labels)}, fh)
@@ -63,13 +65,17 @@ def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):
     names = list(class_table("cifar100"))
     labels = [names.index(n) for n in LARGER + SMALLER for _ in range(2)]
     write_cifar100(tmp_path, labels)
-    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "cifar100", "eval.n_images": 8,
-                                     "eval.seeds": 2, "model.device": "cpu", "model.precision": "fp32",
-                                     "cache.num_workers": 0})
+    overrides = {"data_root": str(tmp_path), "eval.datasets": "cifar100", "eval.n_images": 8, "eval.seeds": 2,
+                 "eval.val_images": 4, "model.device": "cpu", "model.precision": "fp32", "cache.num_workers": 0}
+    profile = load_profile("paper", overrides)
     [task] = classification_tasks(profile, run_paths("paper"), tiny_bundle)
     assert task.name == "cifar100" and task.labels.tolist() == labels and tuple(task.image_emb.shape) == (16, 128)
-    assert task.templates == ["This is a photo of a {}"] and task.descriptions is None
-    assert task.fit_emb is None and task.val_emb is None  # the paper's fixed alpha only
+    assert task.templates == ["This is a photo of a {}"] and task.descriptions is None and task.fit_emb is None
+    # alpha is chosen on 4 of the 6 training images, never on the test images
+    assert tuple(task.val_emb.shape) == (4, 128) and len(set(task.val_labels.tolist())) == 4
+    assert set(task.val_labels.tolist()) <= set(range(6))
+    fixed = load_profile("paper", {**overrides, "eval.val_images": 0})
+    assert classification_tasks(fixed, run_paths("paper"), tiny_bundle)[0].val_emb is None
     assert task.comparatives and all(0 <= c.first < 100 and 0 <= c.second < 100 for c in task.comparatives)
     sets, emb = difference_tasks(profile, run_paths("paper"), tiny_bundle)
     [(key, draws)] = sets.items()
@@ -80,6 +86,27 @@ def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):
         assert (first_larger != np.isin(np.asarray(labels)[pairs.idx2], list(larger))).all()
         assert (pairs.sign == np.where(first_larger, 1, -1)).all()
     assert tuple(emb["cifar100_size"].shape) == (16, 128)
+
+
+def test_a_missing_tuning_split_says_how_to_do_without(tmp_path, tiny_bundle):
+    folder = tmp_path / "food-101"  # the test split only: meta/train.json is missing
+    meta = {c: [] for c in class_table("food101")}
+    meta["waffles"], meta["apple_pie"] = ["waffles/7"], ["apple_pie/3"]
+    (folder / "meta").mkdir(parents=True)
+    (folder / "meta" / "test.json").write_text(json.dumps(meta))
+    for rel in meta["waffles"] + meta["apple_pie"]:
+        (folder / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(folder / "images" / f"{rel}.jpg")
+    overrides = {"data_root": str(tmp_path), "eval.datasets": "food101", "model.device": "cpu",
+                 "model.precision": "fp32", "cache.num_workers": 0}
+    with pytest.raises(DatasetNotFound, match=r"(?s)Food-101.*'train' split is read to choose.*eval.val_images=0"):
+        classification_tasks(load_profile("paper", overrides), run_paths("paper"), tiny_bundle)
+    [task] = classification_tasks(load_profile("paper", {**overrides, "eval.val_images": 0}), run_paths("paper"),
+                                  tiny_bundle)
+    assert task.val_emb is None and len(task.labels) == 2
+    with pytest.raises(ValueError, match=r"eval.val_images=-1 must be >= 0"):
+        classification_tasks(load_profile("paper", {**overrides, "eval.val_images": -1}), run_paths("paper"),
+                             tiny_bundle)
 
 
 def test_paper_task_names_a_missing_dataset(tmp_path, tiny_bundle):

@@ -159,6 +159,9 @@ class EvalConfig:
     direction_texts: int = 16  # phrasings per sign averaged into a ranking text direction
     alpha: float = 0.8  # comparative-prompting blend reported in tables (paper: "around 0.8-0.9")
     alpha_steps: int = 11  # points of the alpha sweep on [0, 1] (11: steps of 0.1)
+    # paper profiles: images drawn from a comparative dataset's val (else train) split to choose each model's
+    # alpha on (DiffWorld uses its val split); 0 reports the paper's fixed alpha only
+    val_images: int = 2000
     # paper profiles: datasets for zero-shot and comparative prompting (registry names of pcclip.datasets);
     # each must be under the data root; drop names to evaluate a subset
     datasets: tuple[str, ...] = ("cifar10", "cifar100", "flowers102", "food101", "eurosat", "sun397", "dtd",

@@ -6,7 +6,7 @@ the dataset, the folder layout it expects and where to get it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +29,12 @@ class DatasetSpec:
     splits: tuple[str, ...]
     eval_split: str  # the split zero-shot and difference evaluations use
     read: Callable[[Path, str, Callable | None], tvs.Read]
+
+    @property
+    def val_split(self) -> str | None:
+        """The split to tune on (comparative prompting's alpha): "val" where the dataset has one, else
+        its training split; None where the evaluation split holds every image (EuroSAT, AwA2)."""
+        return next((s for s in ("val", "train", "trainval") if s in self.splits and s != self.eval_split), None)
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
@@ -84,11 +90,23 @@ class LabeledDataset:
     labels: np.ndarray  # (n,) int64, the label of every item
     folder: Path
     transform: Callable | None
+    draw_seed: int | None = None  # set by `draw`: the items are a seeded sample of the split
 
     @property
     def key(self) -> str:
-        """Stable id for the embedding cache: dataset, split and size."""
-        return f"{self.name}-{self.split}-n{len(self.labels)}"
+        """Stable id for the embedding cache: dataset, split, draw and size."""
+        drawn = "" if self.draw_seed is None else f"-draw{self.draw_seed}"
+        return f"{self.name}-{self.split}{drawn}-n{len(self.labels)}"
+
+    def draw(self, n: int, seed: int) -> LabeledDataset:
+        """`n` items drawn (seeded, without replacement, in split order); the whole split if it has at most n."""
+        if n < 1:
+            raise ValueError(f"cannot draw {n} images from {self.key}: draw at least 1")
+        if n >= len(self.labels):
+            return self
+        idx = np.sort(np.random.default_rng(seed).choice(len(self.labels), size=n, replace=False))
+        return replace(self, dataset=torch.utils.data.Subset(self.dataset, idx.tolist()), labels=self.labels[idx],
+                       draw_seed=seed)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..cache import embed_images, embed_split
-from ..datasets import COMPARATIVE_DATASETS, PAIR_SETS, difference_pairs, load_dataset
+from ..datasets import (COMPARATIVE_DATASETS, DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, difference_pairs,
+                        load_dataset)
 from ..datasets.names import display_names
 from ..models import ClipBundle
 from ..paths import RunPaths
@@ -39,7 +40,7 @@ class ClassificationTask:
     `fit_emb`/`fit_labels`: other labelled images of the same classes (DiffWorld's train split) for the
     headroom references of `pcclip.evaluation.headroom`; `val_emb`/`val_labels`: a labelled split disjoint
     from both (DiffWorld's val) on which each model's comparative-prompting alpha is chosen. None where none
-    is embedded."""
+    is embedded (paper datasets without comparatives, or without a split besides the evaluated one)."""
 
     name: str
     image_emb: torch.Tensor
@@ -54,17 +55,39 @@ class ClassificationTask:
     val_labels: np.ndarray | None = None
 
 
+def _embed(profile: Profile, paths: RunPaths, base: ClipBundle, data: LabeledDataset) -> torch.Tensor:
+    return embed_images(base, data.source(profile.cache.num_workers), paths.cache, profile.cache,
+                        profile.model.precision)
+
+
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
     data = load_dataset(name, data_root(profile), split=split, transform=base.preprocess)
-    emb = embed_images(base, data.source(profile.cache.num_workers), paths.cache, profile.cache,
-                       profile.model.precision)
-    return data, emb
+    return data, _embed(profile, paths, base, data)
+
+
+def _validation(profile: Profile, paths: RunPaths, base: ClipBundle, name: str
+                ) -> tuple[torch.Tensor | None, np.ndarray | None]:
+    """(embeddings, labels) of eval.val_images images drawn (profile seed) from the dataset's val or train
+    split, which never overlaps its test images; (None, None) where it has no such split or val_images is 0."""
+    if profile.eval.val_images < 0:
+        raise ValueError(f"eval.val_images={profile.eval.val_images} must be >= 0 (0: the paper's fixed alpha only)")
+    split = DATASETS[name].val_split
+    if split is None or profile.eval.val_images == 0:
+        return None, None
+    try:
+        data = load_dataset(name, data_root(profile), split=split, transform=base.preprocess)
+    except DatasetNotFound as err:
+        raise DatasetNotFound(f"{err}\nIts {split!r} split is read to choose the comparative-prompting alpha; "
+                              "set eval.val_images=0 to report the paper's fixed alpha only.") from err
+    data = data.draw(profile.eval.val_images, profile.seed)
+    return _embed(profile, paths, base, data), data.labels
 
 
 def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[ClassificationTask]:
     """DiffWorld: shapes of the test split, by their names and by technical labels, with the train split
     as headroom fitting data and the val split for choosing alpha. Paper: every dataset of
-    `eval.datasets` (a missing one fails with its download page; drop it from eval.datasets to skip it)."""
+    `eval.datasets` (a missing one fails with its download page; drop it from eval.datasets to skip it),
+    with a draw of its val or train split for choosing alpha where it has comparatives."""
     if profile.source == "diffworld":
         test, train, val = (build_split(profile.world, name) for name in ("test", "train", "val"))
         emb, fit, val_emb = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
@@ -82,7 +105,9 @@ def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) ->
         data, emb = _embed_dataset(profile, paths, base, name)
         classes = list(data.classnames)
         comps = load_comparatives(name, classes) if name in COMPARATIVE_DATASETS else []
-        tasks.append(ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, None))
+        val_emb, val_labels = _validation(profile, paths, base, name) if comps else (None, None)
+        tasks.append(ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, None,
+                                        val_emb=val_emb, val_labels=val_labels))
     return tasks
 
 
