@@ -108,6 +108,17 @@ def test_compare_models_reports_the_chosen_alpha(tiny_bundle):
     assert summary.loc[0, "zero_shot_subset_acc1"] == at.loc[1.0, "subset_acc1"]
 
 
+def test_a_sweep_without_comparative_images_scores_all_classes_only():
+    class_emb, comp_emb = normalize(torch.randn(5, 8)), normalize(torch.randn(1, 8))
+    comps, images, labels = [Comparative(3, 4, "x")], torch.randn(4, 8), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"none of the 4 images belongs to a comparative class \[3, 4\]"):
+        alpha_sweep(images, labels, class_emb, comp_emb, comps, [0.5, 1.0])
+    curve = alpha_sweep(images, labels, class_emb, comp_emb, comps, [0.5, 1.0], subset=False)
+    assert list(curve.columns) == ["alpha", "acc1", "mean_per_class", "worst_class"]
+    full = alpha_sweep(images, np.array([0, 1, 3, 4]), class_emb, comp_emb, comps, [0.5, 1.0])
+    assert full.columns.tolist()[:4] == curve.columns.tolist() and "subset_acc1" in full
+
+
 def test_select_alpha_takes_the_best_and_breaks_ties_towards_zero_shot():
     curve = pd.DataFrame({"alpha": [0.0, 0.5, 0.8, 1.0], "acc1": [0.2, 0.7, 0.7, 0.6]})
     assert select_alpha(curve) == 0.8

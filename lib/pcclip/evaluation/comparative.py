@@ -93,32 +93,41 @@ def _sweep_metrics(preds: np.ndarray, labels: np.ndarray, n_classes: int, prefix
 
 
 def alpha_sweep(image_emb: torch.Tensor, labels: np.ndarray, class_emb: torch.Tensor, comp_emb: torch.Tensor,
-                comparatives: list[Comparative], alphas: list[float], chunk: int = 2**24) -> pd.DataFrame:
-    """Per alpha: acc1, mean_per_class, worst_class on all classes and (subset_*) on the images of
-    the comparative classes, classified among those classes only. Ties go to the lower class index.
+                comparatives: list[Comparative], alphas: list[float], chunk: int = 2**24,
+                subset: bool = True) -> pd.DataFrame:
+    """Per alpha: acc1, mean_per_class, worst_class on all classes and, with `subset`, (subset_*) on
+    the images of the comparative classes, classified among those classes only. Ties go to the lower
+    class index.
 
     All alphas are scored together from the two logit matrices, `chunk` logits at a time."""
     labels = np.asarray(labels)
     targets = comparative_targets(class_emb, comp_emb, comparatives)
     s_t, s_m = logits(image_emb, class_emb), logits(image_emb, targets)
-    subset = comparative_classes(comparatives)
-    if len(subset) < 2:
+    classes = comparative_classes(comparatives)
+    if len(classes) < 2:
         raise ValueError("the comparatives join fewer than 2 classes: no comparative subset to evaluate")
-    in_subset = np.isin(labels, subset)
+    in_subset = np.isin(labels, classes)
+    if subset and not in_subset.any():
+        raise ValueError(f"none of the {len(labels)} images belongs to a comparative class {classes.tolist()}: "
+                         "no comparative subset to evaluate (pass subset=False for all-class metrics only)")
     remap = np.full(class_emb.shape[0], -1)
-    remap[subset] = np.arange(len(subset))
+    remap[classes] = np.arange(len(classes))
     weights = torch.tensor([float(a) for a in alphas])
     norms = _blended_norms(class_emb, targets, weights)
     preds, sub_preds = [], []
+    rows, cols = torch.as_tensor(in_subset), torch.as_tensor(classes)
     step = max(1, chunk // s_t.numel())
     for k in range(0, len(weights), step):
         a = weights[k:k + step, None, None]
         scores = (a * s_t + (1.0 - a) * s_m) / norms[k:k + step, None, :]
         preds.append(scores.argmax(dim=2).numpy())
-        sub_preds.append(scores[:, torch.as_tensor(in_subset)][:, :, torch.as_tensor(subset)].argmax(dim=2).numpy())
-    return pd.DataFrame({"alpha": np.asarray(alphas, dtype=np.float64),
-                         **_sweep_metrics(np.concatenate(preds), labels, class_emb.shape[0], ""),
-                         **_sweep_metrics(np.concatenate(sub_preds), remap[labels[in_subset]], len(subset), "subset_")})
+        if subset:
+            sub_preds.append(scores[:, rows][:, :, cols].argmax(dim=2).numpy())
+    out = {"alpha": np.asarray(alphas, dtype=np.float64),
+           **_sweep_metrics(np.concatenate(preds), labels, class_emb.shape[0], "")}
+    if subset:
+        out.update(_sweep_metrics(np.concatenate(sub_preds), remap[labels[in_subset]], len(classes), "subset_"))
+    return pd.DataFrame(out)
 
 
 def encode_prompts(bundle: ClipBundle, classnames: list[str], templates: list[str],
@@ -189,7 +198,8 @@ def compare_models(models: dict[str, ClipBundle], image_emb: torch.Tensor, label
     for name, bundle in models.items():
         class_emb, comp_emb = encode_prompts(bundle, classnames, templates, comparatives)
         curve = alpha_sweep(image_emb, labels, class_emb, comp_emb, comparatives, grid)
-        tuned = None if val is None else select_alpha(alpha_sweep(*val, class_emb, comp_emb, comparatives, grid))
+        tuned = None if val is None else select_alpha(alpha_sweep(*val, class_emb, comp_emb, comparatives, grid,
+                                                                  subset=False))
         curves.append(curve.assign(model=name))
         summary.append({"model": name, **_summary(curve, alpha, tuned)})
         weights = {"zero_shot": class_emb, "comparative": comparative_classifier(class_emb, comp_emb, comparatives,
