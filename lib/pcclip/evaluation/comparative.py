@@ -102,7 +102,7 @@ def alpha_sweep(image_emb: torch.Tensor, labels: np.ndarray, class_emb: torch.Te
     All alphas are scored together from the two logit matrices, `chunk` logits at a time."""
     labels = np.asarray(labels)
     targets = comparative_targets(class_emb, comp_emb, comparatives)
-    s_t, s_m = logits(image_emb, class_emb), logits(image_emb, targets)
+    s_t, s_m = logits(image_emb, torch.cat([class_emb, targets])).split(class_emb.shape[0], dim=1)
     classes = comparative_classes(comparatives)
     if len(classes) < 2:
         raise ValueError("the comparatives join fewer than 2 classes: no comparative subset to evaluate")
