@@ -1,6 +1,8 @@
 """Shared fixtures: profiles, a temp results tree, tiny models. Everything offline and on CPU."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -37,3 +39,25 @@ def tiny_bundle():
 
     torch.manual_seed(0)
     return load_clip("diffclip-tiny")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke pipeline (notebooks 00-06 through papermill) run once per session: its real metric rows
+    and tables are what the report and claims tests read. Treat it as read-only; copy it to edit."""
+    import os
+
+    from pcclip import pipeline
+
+    root = tmp_path_factory.mktemp("smoke-run")
+    saved = {k: os.environ.get(k) for k in ("PCCLIP_RESULTS", FORCE_ENV)}
+    os.environ["PCCLIP_RESULTS"] = str(root)
+    os.environ.pop(FORCE_ENV, None)
+    try:
+        return pipeline.run("smoke", {})
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -54,4 +54,5 @@ def test_two_gloo_ranks_match_one_process(tiny_bundle, tmp_path):
     moved = (single.bundle.encode_text(texts) - base.encode_text(texts)).abs().max()
     assert moved > 1e-2  # training changed the model far beyond the tolerance
     metrics = json.loads((tmp_path / "results" / "smoke" / "metrics" / "finetune_pcclip.json").read_text())
-    assert metrics["metrics"]["world_size"] == 2 and metrics["metrics"]["steps"] == 4
+    steps = [r["value"] for r in metrics["rows"] if r["metric"] == "steps" and r["model"] == "pcclip"]
+    assert metrics["info"]["world_size"] == 2 and steps == [4]

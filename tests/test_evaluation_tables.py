@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pcclip.evaluation.tables import flatten, mean_se_pivot
+from pcclip.evaluation.tables import classification_rows, difference_rows, mean_se_pivot
 from pcclip.plots.evaluation import alpha_curves, confusion_before_after, difference_bars, projection_scatter
 
 TABLE = pd.DataFrame({"attribute": ["size", "size", "x", "x"], "model": ["base", "pcclip", "base", "pcclip"],
@@ -19,12 +19,28 @@ def test_mean_se_pivot_keeps_order_and_omits_missing_errors():
     assert pivot.loc["x", "base"] == "0.450"  # one seed: no standard error
 
 
-def test_flatten_names_every_value():
-    flat = flatten(TABLE, ["attribute", "model"], ["accuracy"], "difference")
-    assert flat == {"difference/size/base/accuracy": 0.5, "difference/size/pcclip/accuracy": 0.9,
-                    "difference/x/base/accuracy": 0.45, "difference/x/pcclip/accuracy": 0.8}
+def test_difference_rows_carry_identity_and_standard_errors():
+    diff = TABLE.assign(split="test", phrasing="eval", two_way=0.7, two_way_se=0.0, pairs=40.0)
+    rows = difference_rows(diff, "diffworld").set_index(["attribute", "model", "metric"])
+    assert rows.loc[("size", "pcclip", "accuracy"), ["value", "se", "n"]].tolist() == [0.9, 0.02, 40.0]
+    assert rows.loc[("x", "base", "two_way"), "value"] == 0.7
+    assert set(rows.task) == {"difference"} and set(rows.variant) == {"eval"} and set(rows.dataset) == {"diffworld"}
     with pytest.raises(KeyError, match="two_way"):
-        flatten(TABLE, ["model"], ["two_way"], "difference")
+        difference_rows(TABLE, "diffworld")
+
+
+def test_classification_rows_keep_each_table_apart():
+    zero = pd.DataFrame({"dataset": ["d"], "model": ["base"], "acc1": [0.5], "worst_class": [0.1],
+                         "worst_class_name": ["cat"]})
+    comp = pd.DataFrame({"dataset": ["d"], "model": ["base"], "gain_acc1": [0.02], "alpha": [0.8]})
+    ext = pd.DataFrame({"dataset": ["d"], "model": ["base"], "extended_acc1": [0.6], "extended_worst_class": [0.2]})
+    head = pd.DataFrame({"dataset": ["d", "d"], "model": ["base", "any"], "classifier": ["oracle", "probe"],
+                         "acc1": [0.7, 0.9], "subset_acc1": [0.6, 0.8]})
+    rows = classification_rows(zero, comp, ext, head, "test")
+    by = rows.set_index(["task", "variant", "model", "metric"]).value
+    assert by[("zero_shot", "", "base", "acc1")] == 0.5 and by[("comparative", "", "base", "gain_acc1")] == 0.02
+    assert by[("headroom", "probe", "any", "subset_acc1")] == 0.8
+    assert "worst_class_name" not in set(rows.metric) and set(rows.split) == {"test"}
 
 
 def test_figures_draw_what_they_are_given():

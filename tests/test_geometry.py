@@ -12,7 +12,7 @@ import torch
 from pcclip.edit_sets import EDIT_LABELS, EDITS, build_edit_set, record_texts, render_size
 from pcclip.geometry import (
     View, analogy_queries, analogy_results, consistency_matrices, consistency_results, cross_consistency, embed_views,
-    flat_metrics, hits_at_k, mean_cosine, mean_pairwise_cosine, modality_gap, text_gallery,
+    geometry_rows, hits_at_k, mean_cosine, mean_pairwise_cosine, modality_gap, text_gallery,
 )
 from pcclip.profiles import load_profile
 from pcclip.world import COLORS, CONTINUOUS, SHAPES, make_records
@@ -190,8 +190,8 @@ def test_analogies_are_exact_on_ideal_embeddings(edit_set, ideal_view):
     assert top[("any", "image_copy", "all", "top1")] == pytest.approx(0.1)
     assert top[("any", "image_copy", "size", "top1")] == pytest.approx(0.5)
     assert top[("any", "image_copy", "x", "top1")] == 0.0
-    metrics = flat_metrics(table, "analogy")
-    assert metrics["analogy/image/top1"] == 1.0 and metrics["ideal/analogy/text/size/top5"] == 1.0
+    rows = geometry_rows(table, "analogy").set_index(["model", "variant", "attribute", "metric"]).value
+    assert rows[("any", "image", "all", "top1")] == 1.0 and rows[("ideal", "text", "size", "top5")] == 1.0
 
 
 def test_text_gallery_dedupes_captions(edit_set):

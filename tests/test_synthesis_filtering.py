@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pcclip.synthesis.filtering import REASONS, DescriptionFilter, check, duplicate_key, load_rules
-from pcclip.synthesis.report import filter_report, mentioned_attributes, summary_metrics
+from pcclip.synthesis.report import filter_report, mentioned_attributes, synthesis_rows
 from pcclip.synthesis.template import attribute_sentence, category_sentence
 
 RULES = load_rules()
@@ -66,9 +66,10 @@ def test_filter_report_and_metrics_count_reasons() -> None:
     report = filter_report(records).set_index("outcome")
     assert report.loc["accepted", "count"] == 3 and report.loc["too_short", "count"] == 1
     assert set(REASONS) <= set(report.index) and report["share"].sum() == pytest.approx(1.0)
-    metrics = summary_metrics(records)
-    assert metrics["accept_rate"] == 0.75 and metrics["rejected/too_short"] == 1
-    assert metrics["mentions/size"] == 1.0 and metrics["words_mean"] == 4.0
+    rows = synthesis_rows(records).set_index(["metric", "variant", "attribute"]).value
+    assert rows[("accept_rate", "", "")] == 0.75 and rows[("rejected", "too_short", "")] == 1
+    assert rows[("rejected", "empty", "")] == 0
+    assert rows[("mention_share", "", "size")] == 1.0 and rows[("words_mean", "", "")] == 4.0
 
 
 def test_mentioned_attributes_by_keyword() -> None:

@@ -23,7 +23,7 @@ from .basemodel import load_base_model
 from .finetune import TRAINED_RUNS, RunSummary, load_data, prepare_data, train_run
 from .paths import run_paths
 from .profiles import PROFILES, load_profile, parse_overrides
-from .results import write_metrics, write_table
+from .results import training_rows, write_rows, write_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,13 +50,6 @@ def _init() -> tuple[int, int, str]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def _summary_metrics(summary: RunSummary) -> dict[str, float]:
-    last = summary.history[-1] if summary.history else {}
-    return {"steps": summary.steps, "skipped_steps": summary.skipped, "seconds": summary.seconds,
-            "samples_per_s": summary.samples_per_s, "final_loss": last.get("loss", float("nan")),
-            "reused": summary.reused}
-
-
 def main(argv: list[str] | None = None) -> RunSummary:
     args = parse_args(argv)
     rank, world, device = _init()
@@ -74,7 +67,7 @@ def main(argv: list[str] | None = None) -> RunSummary:
             data = data or prepare_data(profile, paths, base)
         summary = train_run(profile, paths, args.run, base, data, progress=rank == 0)
         if rank == 0:
-            write_metrics(paths, f"finetune_{args.run}", _summary_metrics(summary) | {"world_size": world}, profile)
+            write_rows(paths, f"finetune_{args.run}", training_rows([summary]), profile, info={"world_size": world})
             if summary.history:
                 write_table(paths, f"finetune_{args.run}_history", pd.DataFrame(summary.history))
             print(f"{args.run}: {summary.steps} steps on {world} rank(s), {summary.samples_per_s:.1f} samples/s")

@@ -17,8 +17,8 @@ from .edit_sets import EDIT_LABELS, EditSet
 from .embeddings import difference_vectors, normalize
 from .evaluation.difference import encode_texts
 from .models import ClipBundle
+from .results import SHARED_MODEL as SHARED
 
-SHARED = "any"  # model name of results that do not depend on the text tower
 
 
 def analogy_queries(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -251,11 +251,16 @@ def difference_points(edit_set: EditSet, views: dict[str, View]) -> tuple[np.nda
                                                       for m, v in views.items()}
 
 
-def flat_metrics(table: pd.DataFrame, section: str) -> dict[str, float]:
-    """Long results table -> flat metric keys 'model/section/.../metric' ("any" and "all" left out)."""
-    ids = [c for c in table.columns if c not in ("model", "metric", "value")]
-    out = {}
-    for row in table.itertuples(index=False):
-        parts = [row.model, section, *(getattr(row, c) for c in ids), row.metric]
-        out["/".join(str(p) for p in parts if p not in (SHARED, "all"))] = float(row.value)
-    return out
+# Retrieval's image-only baseline is a variant of the overall figure, not an attribute group.
+BASELINE_GROUPS = ("nearest_neighbour",)
+
+
+def geometry_rows(table: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Metric rows of an analogy, consistency or retrieval table: its mode is the variant, its group or
+    edit the attribute ("all" for the overall figure)."""
+    frame = table.rename(columns={"mode": "variant", "group": "attribute", "edit": "attribute"})
+    baseline = frame["attribute"].isin(BASELINE_GROUPS)
+    if baseline.any():
+        frame = frame.assign(variant=frame["attribute"].where(baseline, frame.get("variant", "")),
+                             attribute=frame["attribute"].mask(baseline, "all"))
+    return frame.assign(task=task)

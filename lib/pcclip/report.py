@@ -1,14 +1,14 @@
 """The results report: metrics of notebooks 00-05 -> results/<profile>/summary.md and summary.csv.
 
-Every number comes from a metrics file written by `pcclip.results.write_metrics`;
-nothing is typed. The report refuses a folder whose metrics are missing or stale
-(another git commit, profile or config than the rest of the run / its manifest)
-and names the files to rebuild, so a summary never mixes two runs.
+Every number is a metric row written by `pcclip.results.write_rows`; headlines are chosen by
+the rows' identity (task, metric, attribute), never by parsing names, and nothing is typed.
+The report refuses a folder whose metrics are missing or stale (another git commit, profile
+or config than the rest of the run / its manifest) and names the files to rebuild, so a
+summary never mixes two runs.
 """
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,31 +18,40 @@ import pandas as pd
 
 from .atomic import write_text
 from .paths import RunPaths
+from .results import rows_frame
 
 EXPECTED: tuple[str, ...] = ("00_base_model", "01_data_synthesis", "02_finetune", "03_ranking_eval",
                              "04_comparative_prompting", "05_embedding_geometry")
 MODELS: tuple[str, ...] = ("base", "pcclip", "pcclip_wa", "caption_ft")  # columns, in this order
-DEFAULT_MODEL = {"00_base_model": "base"}  # notebooks that evaluate one model and name none in their keys
 NO_MODEL = "value"  # column of metrics that belong to no model (data sizes, image-only geometry)
-# "acc1", "zero_shot/<dataset>/acc1", "zs_shape_acc1"; not the comparative summary or the headroom
-# table, which repeat them
-_ZERO_SHOT = r"^(?!comparative/|headroom/)((.*/)?|(.*[/_])?(zs|zero_?shot)([/_]\w+)?[/_])"
-# (headline, notebook pattern, pattern on the key with its model removed); a key goes to the first match
-HEADLINES: tuple[tuple[str, str, str], ...] = (
-    ("zero-shot accuracy", r"", _ZERO_SHOT + r"acc1([/_]holdout)?$"),
-    ("worst-class accuracy", r"", _ZERO_SHOT + r"worst_class$"),
-    ("difference pairs accepted", r"^01_", r"^(accepted|accept_rate)$"),
-    ("difference accuracy", r"^03_", r"(^|/|_)(diff\w*_)?acc(uracy)?(_mean|/mean)?$"),
-    ("difference accuracy", r"", r"(^|/)diff[^/]*/(.*/)?acc(uracy)?(_mean|/mean)?$|(^|/)diff\w*_acc(uracy)?$"),
-    ("ranking tau", r"", r"(^|/|_)tau(_mean|/mean)?$"),
-    ("comparative prompting gain", r"", r"(^|/|_)gain(_subset)?(_acc1)?$"),
-    ("comparative subset accuracy", r"^04_", r"^headroom/.*/subset_acc1$"),
-    ("analogy top-1", r"", r"^analogy/[^/]+/top1$"),
-    ("retrieval recall@1", r"", r"^retrieval/(nearest_neighbour/)?recall@1$"),
-    ("directional consistency", r"", r"^consistency/(image_consistency|description_cos)$"),
-    ("modality gap", r"", r"^consistency/modality_gap$"),
+WHERE: tuple[str, ...] = ("notebook", "task", "dataset", "split", "variant", "attribute", "metric")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A headline of the summary: the rows whose identity matches every field given (None: any value)."""
+
+    title: str
+    task: str
+    metrics: tuple[str, ...]
+    attribute: str | None = None
+    split: str | None = None
+
+
+HEADLINES: tuple[Headline, ...] = (
+    Headline("zero-shot accuracy", "zero_shot", ("acc1",)),
+    Headline("worst-class accuracy", "zero_shot", ("worst_class",)),
+    Headline("difference pairs accepted", "synthesis", ("accepted", "accept_rate")),
+    Headline("difference accuracy", "difference", ("accuracy",)),
+    Headline("ranking tau", "ranking", ("kendall_tau",)),
+    Headline("comparative prompting gain", "comparative",
+             ("gain_acc1", "gain_subset_acc1", "tuned_gain_acc1", "tuned_gain_subset_acc1")),
+    Headline("comparative subset accuracy", "headroom", ("subset_acc1",)),
+    Headline("analogy top-1", "analogy", ("top1",), attribute="all"),
+    Headline("retrieval recall@1", "retrieval", ("recall@1",), attribute="all"),
+    Headline("directional consistency", "consistency", ("description_cos", "image_consistency"), attribute="all"),
+    Headline("modality gap", "consistency", ("modality_gap",), attribute="all"),
 )
-SPREAD = re.compile(r"(^|/|_)(se|stderr|std|sem|ci\d*|n)$")  # uncertainty and counts are not headlines
 
 
 class StaleResults(ValueError):
@@ -53,7 +62,7 @@ class StaleResults(ValueError):
 class Summary:
     profile: str
     git_commit: str
-    table: pd.DataFrame  # headline, notebook, metric, one column per model, value, pcclip_minus_base
+    table: pd.DataFrame  # headline, identity of the rows, one column per model, value, pcclip_minus_base
     files: pd.DataFrame  # notebook, file, metrics, git_commit, seconds
     manifest: dict | None
 
@@ -70,9 +79,10 @@ def _load(paths: RunPaths, expected: tuple[str, ...]) -> dict[str, dict]:
         except json.JSONDecodeError as exc:
             problems.append(f"{path} is not valid JSON ({exc}): rerun notebooks/{name}.ipynb")
             continue
-        lacking = [k for k in ("profile", "git_commit", "config", "metrics") if k not in data]
+        lacking = [k for k in ("profile", "git_commit", "config", "rows") if k not in data]
         if lacking:
-            problems.append(f"{path} lacks {lacking}: it was not written by pcclip.results.write_metrics")
+            problems.append(f"{path} lacks {lacking}: it was not written by pcclip.results.write_rows "
+                            f"(rerun notebooks/{name}.ipynb)")
             continue
         found[name] = data
     if problems:
@@ -113,44 +123,41 @@ def stale_problems(files: dict[str, dict], manifest: dict | None, profile: str) 
     return problems
 
 
-def split_model(key: str, default: str) -> tuple[str, str]:
-    """('pcclip', 'analogy/text/top1') from 'pcclip/analogy/text/top1' (or 'pcclip_analogy...': a
-    leading model name followed by '_', longest name first); keys naming no model get `default`."""
-    parts = key.split("/")
-    named = [p for p in parts if p in MODELS]
-    if len(named) == 1:
-        return named[0], "/".join(p for p in parts if p != named[0])
-    for model in sorted(MODELS, key=len, reverse=True):
-        if not named and key.startswith(model + "_"):
-            return model, key[len(model) + 1:]
-    return default, key
+def headline_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows each headline selects by identity, tagged with the headline's title and order."""
+    chosen = []
+    for order, h in enumerate(HEADLINES):
+        mask = (rows.task == h.task) & rows.metric.isin(h.metrics)
+        for field in ("attribute", "split"):
+            if getattr(h, field) is not None:
+                mask &= rows[field] == getattr(h, field)
+        chosen.append(rows[mask].assign(order=order, headline=h.title))
+    return pd.concat(chosen, ignore_index=True)
 
 
-def headline_table(files: dict[str, dict]) -> pd.DataFrame:
-    """One row per (headline, notebook, metric), one column per model, from keys matching HEADLINES."""
-    rows = []
-    for notebook, data in files.items():
-        for key, value in data["metrics"].items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            model, metric = split_model(key, DEFAULT_MODEL.get(notebook, NO_MODEL))
-            if SPREAD.search(metric):
-                continue
-            for order, (headline, where, pattern) in enumerate(HEADLINES):
-                if re.search(where, notebook) and re.search(pattern, metric):
-                    rows.append({"order": order, "headline": headline, "notebook": notebook, "metric": metric,
-                                 "model": model, "number": float(value)})
-                    break
-    columns = ["headline", "notebook", "metric", *MODELS, NO_MODEL, "pcclip_minus_base"]
-    if not rows:
+def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (headline, identity), one column per model, from the rows HEADLINES select."""
+    columns = ["headline", *WHERE, *MODELS, NO_MODEL, "pcclip_minus_base"]
+    long = headline_rows(rows)
+    if long.empty:
         return pd.DataFrame(columns=columns)
-    long = pd.DataFrame(rows)
-    wide = long.pivot_table(index=["order", "headline", "notebook", "metric"], columns="model", values="number",
-                            aggfunc="first").reset_index().sort_values(["order", "notebook", "metric"])
-    wide = wide.reindex(columns=["headline", "notebook", "metric", *MODELS, NO_MODEL])
+    long = long.assign(model=long.model.replace("", NO_MODEL))
+    index = ["order", "headline", *WHERE]
+    wide = long.pivot_table(index=index, columns="model", values="value", aggfunc="first",
+                            sort=False).reset_index()
+    order = {nb: i for i, nb in enumerate(EXPECTED)}
+    wide = wide.sort_values(["order", "notebook"], key=lambda c: c.map(order) if c.name == "notebook" else c,
+                            kind="stable")
+    wide = wide.reindex(columns=["headline", *WHERE, *MODELS, NO_MODEL])
     wide["pcclip_minus_base"] = wide["pcclip"] - wide["base"]
     wide.columns.name = None
-    return wide.dropna(axis=1, how="all").reset_index(drop=True)
+    empty = [c for c in wide.columns if wide[c].isna().all() or (wide[c] == "").all()]
+    return wide.drop(columns=empty).reset_index(drop=True)
+
+
+def run_rows(files: dict[str, dict]) -> pd.DataFrame:
+    """Every metric row of a run's metrics files, in notebook order."""
+    return pd.concat([rows_frame(data["rows"]) for data in files.values()], ignore_index=True)
 
 
 def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED) -> Summary:
@@ -164,11 +171,11 @@ def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED) -> Summ
         raise StaleResults(f"metrics under {paths.metrics} do not come from one run:\n  " + "\n  ".join(problems)
                            + f"\nrerun them together: make reproduce PROFILE={profile}")
     seconds = {Path(nb).stem: v.get("seconds") for nb, v in (manifest or {}).get("notebooks", {}).items()}
-    listing = pd.DataFrame([{"notebook": name, "file": f"metrics/{name}.json", "metrics": len(data["metrics"]),
+    listing = pd.DataFrame([{"notebook": name, "file": f"metrics/{name}.json", "metrics": len(data["rows"]),
                              "git_commit": data["git_commit"], "seconds": seconds.get(name, float("nan"))}
                             for name, data in files.items()])
     commit = next(iter(files.values()))["git_commit"]
-    return Summary(profile, commit, headline_table(files), listing, manifest)
+    return Summary(profile, commit, headline_table(run_rows(files)), listing, manifest)
 
 
 def _cell(value: Any) -> str:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..embeddings import normalize
 from ..models import ClipBundle
+from ..results import SHARED_MODEL
 from .comparative import Comparative, alpha_sweep, comparative_classes, encode_prompts
 from .zeroshot import check_labels, logits
 
@@ -92,5 +93,5 @@ def headroom_table(models: dict[str, ClipBundle], fit_emb: torch.Tensor, fit_lab
     for kind, scores in (("class_means", logits(image_emb, means)),
                          ("linear_probe", logits(image_emb, weights) + bias)):
         acc1, sub = _accuracy(scores, labels, subset)
-        rows.append({"model": "any", "classifier": kind, "acc1": acc1, "subset_acc1": sub})
+        rows.append({"model": SHARED_MODEL, "classifier": kind, "acc1": acc1, "subset_acc1": sub})
     return pd.DataFrame(rows)

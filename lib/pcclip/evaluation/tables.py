@@ -1,9 +1,11 @@
-"""Long result tables -> what notebooks show (mean ± se pivots) and record (flat metric dicts)."""
+"""Long result tables -> what notebooks show (mean ± se pivots) and record (metric rows with identity)."""
 from __future__ import annotations
 
 import math
 
 import pandas as pd
+
+from ..results import metric_rows
 
 
 def mean_se_pivot(table: pd.DataFrame, index: str, columns: str, value: str) -> pd.DataFrame:
@@ -17,13 +19,26 @@ def mean_se_pivot(table: pd.DataFrame, index: str, columns: str, value: str) -> 
     return pivot.reindex(index=list(dict.fromkeys(table[index])), columns=list(dict.fromkeys(table[columns])))
 
 
-def flatten(table: pd.DataFrame, keys: list[str], values: list[str], prefix: str) -> dict[str, float]:
-    """{"prefix/key1/key2/value": number} for every row and value column (for write_metrics)."""
-    missing = [c for c in keys + values if c not in table.columns]
-    if missing:
-        raise KeyError(f"table has no column(s) {missing}; it has {list(table.columns)}")
-    out = {}
-    for row in table.to_dict("records"):
-        stem = "/".join([prefix, *(str(row[k]) for k in keys)])
-        out.update({f"{stem}/{v}": float(row[v]) for v in values})
-    return out
+def difference_rows(diff: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Rows of `difference_table` (mean and se over the evaluation draws; the phrasing is the variant)."""
+    return metric_rows(diff, ["accuracy", "two_way"], columns={"phrasing": "variant", "pairs": "n"},
+                       task="difference", dataset=dataset)
+
+
+def ranking_rows(ranking: pd.DataFrame, dataset: str, split: str) -> pd.DataFrame:
+    """Rows of `ranking_table`: rank correlations per attribute and model."""
+    return metric_rows(ranking, ["kendall_tau", "spearman_rho"], task="ranking", dataset=dataset, split=split)
+
+
+def classification_rows(zero_shot: pd.DataFrame, comparative: pd.DataFrame, extended: pd.DataFrame,
+                        headroom: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Rows of notebook 04's tables, each with a `dataset` column: zero-shot metrics, comparative
+    prompting (fixed and tuned alpha), extended descriptions and the headroom classifiers (the variant)."""
+    zero = [c for c in zero_shot.columns if c not in ("dataset", "model", "worst_class_name")]
+    comp = [c for c in comparative.columns if c not in ("dataset", "model")]
+    return pd.concat([
+        metric_rows(zero_shot, zero, task="zero_shot", split=split),
+        metric_rows(comparative, comp, task="comparative", split=split),
+        metric_rows(extended, ["extended_acc1", "extended_worst_class"], task="extended", split=split),
+        metric_rows(headroom, ["acc1", "subset_acc1"], columns={"classifier": "variant"}, task="headroom",
+                    split=split)], ignore_index=True)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..models import ClipBundle
 
+SUMMARY_METRICS = ("acc1", "acc5", "mean_per_class", "worst_class")  # what tables and metric rows report
 EXTENDED_TEMPLATE = "This is a photo of a {label}. {description}"  # the paper's extended descriptions
 
 

@@ -50,10 +50,11 @@ def projection_scatter(projected: dict[tuple[str, str], np.ndarray], truth: dict
     return fig
 
 
-def alpha_curves(curves: pd.DataFrame, alpha: float | None = None, tuned: dict[str, float] | None = None):
+def alpha_curves(curves: pd.DataFrame, alpha: float | None = None, tuned: dict[str, float] | None = None,
+                 title: str = ""):
     """Accuracy against alpha per model, on all classes and on the comparative subset
     (alpha = 1 is zero-shot); a vertical line marks the alpha reported in tables and a star each
-    model's `tuned` alpha (chosen on a validation split)."""
+    model's `tuned` alpha (chosen on a validation split). `title` goes above both panels."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
     for ax, metric, title in zip(axes, ("acc1", "subset_acc1"), ("all classes", "comparative subset")):
         for model, rows in curves.groupby("model", sort=False):
@@ -67,7 +68,9 @@ def alpha_curves(curves: pd.DataFrame, alpha: float | None = None, tuned: dict[s
         ax.set_ylabel("top-1 accuracy")
         ax.set_title(title)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()  # after the suptitle, so the panel titles are laid out below it
     return fig
 
 

@@ -1,7 +1,7 @@
 """Tables and flat metrics that describe a difference dataset (for notebook 01 and the report).
 
-All functions take the records of `store.load_records` and return DataFrames or flat
-dicts with stable keys; nothing here is typed by hand.
+All functions take the records of `store.load_records` and return DataFrames (tables to show,
+or metric rows to record); nothing here is typed by hand.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..profiles import SynthesisConfig
+from ..results import metric_rows
 from ..world import ATTRIBUTES, COLORS, SHAPES
 from .facts import caption_facts, oracle_facts
 from .filtering import REASONS, WRITER_ERROR, words
@@ -75,20 +76,20 @@ def kind_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame.groupby("kind", as_index=False).agg(pairs=("accepted", "size"), accepted=("accepted", "sum"))
 
 
-def summary_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float | int]:
-    """Flat metrics: counts, acceptance, rejection reasons, attribute coverage, text length."""
+def synthesis_rows(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Metric rows (task "synthesis"): counts and acceptance, each rejection reason (the variant), the share
+    of accepted descriptions that state each attribute, mean length and distinct texts."""
     kept = [r for r in records if r["accepted"]]
-    out: dict[str, float | int] = {"pairs": len(records), "accepted": len(kept),
-                                   "accept_rate": len(kept) / max(len(records), 1)}
-    for row in filter_report(records).itertuples():
-        if row.outcome != "accepted":
-            out[f"rejected/{row.outcome}"] = int(row.count)
-    for row in attribute_table(records).itertuples():
-        out[f"mentions/{row.attribute}"] = float(row.share)
     lengths = [len(words(r["text"])) for r in kept]
-    out["words_mean"] = float(np.mean(lengths)) if lengths else 0.0
-    out["distinct_texts"] = len({r["text"] for r in kept})
-    return out
+    totals = {"pairs": len(records), "accepted": len(kept), "accept_rate": len(kept) / max(len(records), 1),
+              "words_mean": float(np.mean(lengths)) if lengths else 0.0,
+              "distinct_texts": len({r["text"] for r in kept})}
+    report = filter_report(records)
+    rejected = report[report.outcome != "accepted"].rename(columns={"outcome": "variant", "count": "rejected"})
+    mentions = attribute_table(records).rename(columns={"share": "mention_share"})
+    return pd.concat([metric_rows(totals, list(totals), task="synthesis"),
+                      metric_rows(rejected, ["rejected"], task="synthesis"),
+                      metric_rows(mentions, ["mention_share"], task="synthesis")], ignore_index=True)
 
 
 def caption_support(source: ImageSource, plan: PairPlan, cfg: SynthesisConfig) -> pd.DataFrame:
