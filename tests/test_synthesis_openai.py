@@ -148,7 +148,7 @@ def expected_text(pair: PairInput) -> str:
 @pytest.fixture
 def server():
     srv = ChatServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield srv
     srv.shutdown()

@@ -75,11 +75,15 @@ def kind_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame.groupby("kind", as_index=False).agg(pairs=("accepted", "size"), accepted=("accepted", "sum"))
 
 
-def summary_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float | int]:
-    """Flat metrics: counts, acceptance, rejection reasons, attribute coverage, text length."""
+def summary_metrics(records: Sequence[dict[str, Any]], asked: int | None = None) -> dict[str, float | int]:
+    """Flat metrics: counts, acceptance, rejection reasons, attribute coverage, text length. With `asked`
+    (the planned pairs), also asked / written / deferred (planned, not written) / rejected counts."""
     kept = [r for r in records if r["accepted"]]
     out: dict[str, float | int] = {"pairs": len(records), "accepted": len(kept),
                                    "accept_rate": len(kept) / max(len(records), 1)}
+    if asked is not None:
+        out |= {"asked": asked, "written": len(records), "deferred": asked - len(records),
+                "rejected": len(records) - len(kept)}
     for row in filter_report(records).itertuples():
         if row.outcome != "accepted":
             out[f"rejected/{row.outcome}"] = int(row.count)
