@@ -166,3 +166,12 @@ def test_a_reply_cut_at_max_tokens_is_truncated_not_stored(server, models) -> No
     path = paths.data / "differences.jsonl"
     assert not path.exists() or load_records(path) == []
     assert server.completions() - before == 4 * 2  # the first batch, each pair tried retries + 1 times
+
+
+def test_a_model_the_server_cannot_load_stops_the_run_naming_it(server, tmp_path) -> None:
+    missing = str(tmp_path / "no-such-model")  # transformers serve answers 500 (vLLM would answer 404)
+    profile, paths = _profile(server.url, missing), run_paths("smoke")
+    with pytest.raises(WriterUnavailable, match=rf"HTTP 500.*synthesis.llm='{missing}'"):
+        synthesize(profile, paths, progress=False)
+    path = paths.data / "differences.jsonl"
+    assert not path.exists() or load_records(path) == []

@@ -88,7 +88,8 @@ class _BatchWriter:
         name, safe = self.writer.name, f"the {len(self.store.finished)} finished pairs are safe in {self.store.path}"
         if len(gens) > 1 and all(g.deferred for g in gens):
             raise WriterUnavailable(f"writer {name!r} failed on every pair of a batch ({gens[0].error}); "
-                                    f"{safe}: fix the backend and rerun to continue")
+                                    f"{safe}: check that the backend is up and serves synthesis.llm="
+                                    f"{self.writer.model!r}, then rerun to continue")
         if len(gens) > 1 and all(g.error and not g.deferred for g in gens):  # a setting, not the pairs
             raise WriterUnavailable(f"the server refused every pair of a batch ({gens[0].error}); nothing of this "
                                     f"batch was stored and {safe}: check synthesis.llm, max_new_tokens and the "
