@@ -66,9 +66,10 @@ def test_filter_report_and_metrics_count_reasons() -> None:
     report = filter_report(records).set_index("outcome")
     assert report.loc["accepted", "count"] == 3 and report.loc["too_short", "count"] == 1
     assert set(REASONS) <= set(report.index) and report["share"].sum() == pytest.approx(1.0)
-    rows = synthesis_rows(records).set_index(["metric", "variant", "attribute"]).value
+    rows = synthesis_rows(records, asked=5).set_index(["metric", "variant", "attribute"]).value
     assert rows[("accept_rate", "", "")] == 0.75 and rows[("rejected", "too_short", "")] == 1
-    assert rows[("rejected", "empty", "")] == 0
+    assert rows[("rejected", "empty", "")] == 0 and rows[("rejected", "", "")] == 1
+    assert rows[("asked", "", "")] == 5 and rows[("written", "", "")] == 4 and rows[("deferred", "", "")] == 1
     assert rows[("mention_share", "", "size")] == 1.0 and rows[("words_mean", "", "")] == 4.0
 
 

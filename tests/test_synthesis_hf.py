@@ -14,7 +14,8 @@ from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
 from pcclip.synthesis import load_records, synthesize
 from pcclip.synthesis.filtering import REASONS, check, load_rules
-from pcclip.synthesis.writer import PairInput, load_prompt, make_writer
+from pcclip.synthesis.registry import make_writer
+from pcclip.synthesis.writer import PairInput, load_prompt
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

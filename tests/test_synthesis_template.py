@@ -20,7 +20,7 @@ from pcclip.synthesis.pairs import contrast_attribute
 from pcclip.synthesis.runner import pair_input, plan_pairs
 from pcclip.synthesis.sources import diffworld_source
 from pcclip.synthesis.template import attribute_sentence, category_sentence, describe, phrasings
-from pcclip.synthesis.writer import make_writer
+from pcclip.synthesis.registry import make_writer
 from pcclip.world import COLORS, SHAPES
 
 KEYWORDS = [

@@ -97,6 +97,9 @@ class SynthesisConfig:
     timeout_s: float = 120.0  # openai: per request
     retries: int = 5  # openai: retries on 429 / 5xx / connection errors / malformed replies
     backoff_s: float = 1.0  # openai: first retry delay, doubled each time (with jitter)
+    # A run that ends with pairs deferred by transient writer errors raises (its notebook fails) unless
+    # this is true; either way a rerun retries only the missing pairs.
+    allow_partial: bool = False
     coco_annotations: str = "coco/annotations/captions_train2017.json"  # paper: relative to the data root
     coco_images: str = "coco/train2017"  # paper: image folder relative to the data root
 

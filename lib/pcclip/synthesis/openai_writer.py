@@ -1,61 +1,115 @@
-"""Writer 'openai': any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, ollama).
+"""Writer 'openai': any OpenAI-compatible chat-completions server (vLLM, `transformers serve`, llama.cpp, ollama).
 
 This is how generation scales past one GPU: point `synthesis.base_url` at a vLLM
-deployment. Requests run in a bounded thread pool (`concurrency` in flight); 429, 5xx,
-timeouts, dropped connections and malformed replies are retried with exponential
-backoff. What is still failing afterwards is either deferred (transient: the pair stays
-unwritten so a rerun retries it) or, for replies that never parse, recorded as a
-rejection. A server that cannot be reached fails at construction, before any work.
+deployment. Requests run in a bounded thread pool (`concurrency` in flight), each under a
+wall-clock deadline of `timeout_s` (a server that sends a byte now and then cannot hold
+it longer). What a retry can fix (429, 5xx, timeouts, dropped connections, replies that
+are not a completion, empty or cut off at `max_tokens`) is retried with exponential
+backoff up to `retries`, then deferred: the pair stays unwritten and a rerun retries it.
+A pair the server refuses with another 4xx (a prompt too long, a content policy) is
+returned as an error, which the run stores as a rejection. A refused key (401, 403) or an
+unknown model (404) stops the run; the replies already finished are handed back with it.
 Only the standard library is used.
 """
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import json
 import os
 import random
+import socket
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+import urllib.parse
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..profiles import SynthesisConfig
-from .writer import Generation, PairInput, Prompt, WriterUnavailable, clean_generation
+from .writer import BatchInterrupted, Generation, PairInput, Prompt, WriterUnavailable, clean_generation
 
 MAX_DELAY_S = 60.0
-_HELP = "README section 'Paper profile: difference data' shows how to start vLLM"
+RETRYABLE = frozenset({408, 409, 425, 429})  # and every 5xx
+FATAL = frozenset({401, 403, 404})  # about the key or the model, not the pair: no pair can succeed
+_HELP = "README section 'Paper profile: difference data' shows how to start vLLM or `transformers serve`"
 
 
 class RequestRejected(RuntimeError):
-    """The server refused a request for a reason retrying cannot fix (bad model name, auth, bad request)."""
+    """The server refused the run's settings (key, permission, model name): retrying cannot help."""
 
 
-class _Malformed(Exception):
-    """The reply was not a chat completion (not JSON, or no choices[0].message.content)."""
+class _Transient(Exception):
+    """A reply a retry may fix: not a completion, empty, or truncated."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def detail(self, n: int = 200) -> str:
+        return self.body[:n].decode("utf-8", "replace")
 
 
 def _content(raw: bytes) -> str:
+    """The completion's text; raises _Transient for anything that is not a finished, non-empty reply."""
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _Malformed(f"reply is not JSON: {raw[:80]!r}") from None
+        raise _Transient(f"reply is not JSON: {raw[:80]!r}") from None
     try:
-        content = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise _Malformed(f"reply has no choices[0].message.content: {str(data)[:120]}") from None
+        raise _Transient(f"reply has no choices[0].message.content: {str(data)[:120]}") from None
     if not isinstance(content, str):
-        raise _Malformed(f"reply content is {type(content).__name__}, not text")
+        raise _Transient(f"reply content is {type(content).__name__}, not text")
+    if choice.get("finish_reason") == "length":
+        raise _Transient("truncated reply (finish_reason 'length'): raise synthesis.max_new_tokens")
+    if not content.strip():
+        raise _Transient("empty reply")
     return content
 
 
-def _retry_after(err: urllib.error.HTTPError) -> float:
+def _retry_after(reply: Reply) -> float:
     try:
-        return float(err.headers.get("Retry-After", 0))
+        return float(reply.headers.get("retry-after", 0))
     except (TypeError, ValueError):
         return 0.0
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket read that gives each recv only the time left before `deadline`, so the whole reply
+    (status line, headers, body) is bounded, not each read: a server trickling bytes cannot hold it."""
+
+    def __init__(self, sock: socket.socket, deadline: float, held: io.IOBase) -> None:
+        super().__init__()
+        self.sock, self.deadline = sock, deadline
+        self.held = held  # the response's own socket file: keeps the socket open until the reply is read
+
+    def close(self) -> None:
+        self.held.close()
+        super().close()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline reached")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
 
 
 class OpenAIWriter:
@@ -71,39 +125,57 @@ class OpenAIWriter:
         self.cfg, self.prompt = cfg, prompt
         self.model, self.prompt_version = cfg.llm, prompt.version
         self.url = cfg.base_url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"synthesis.base_url {cfg.base_url!r} must be an http(s) URL such as "
+                             "http://localhost:8000/v1")
+        self._parts = parts
         self.key = os.environ.get(cfg.api_key_env, "")
-        self._check_server()
+        self.served = self._served_models()
 
-    def _request(self, path: str, body: dict[str, Any] | None, timeout: float) -> bytes:
+    def _request(self, path: str, body: dict[str, Any] | None, timeout: float) -> Reply:
+        """One HTTP exchange that ends within `timeout` seconds, whatever the server does."""
         headers = {"Content-Type": "application/json"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, headers=headers,
-                                     method="GET" if body is None else "POST")
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.read()
-
-    def _check_server(self) -> None:
-        """Fail now, with what to do, if the server is down or does not serve `llm`."""
+        kind = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+        conn = kind(self._parts.hostname, self._parts.port, timeout=timeout)
+        conn.response_class = functools.partial(_DeadlineResponse, deadline=time.monotonic() + timeout)
         try:
-            raw = self._request("/models", None, min(self.cfg.timeout_s, 10.0))
-        except urllib.error.HTTPError as err:
-            if err.code in (401, 403):
-                raise RequestRejected(f"server at {self.url} refused the API key (HTTP {err.code}); set "
-                                      f"${self.cfg.api_key_env}") from None
-            return  # some servers have no /models listing; the first completion will tell
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-            reason = getattr(err, "reason", err)
-            raise WriterUnavailable(f"cannot reach the OpenAI-compatible server at {self.url} ({reason}); start "
+            conn.request("GET" if body is None else "POST", self._parts.path + path,
+                         None if body is None else json.dumps(body).encode(), headers)
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        except TimeoutError:
+            raise TimeoutError(f"no complete reply within {timeout:g} s") from None
+        finally:
+            conn.close()
+
+    def _served_models(self) -> list[str]:
+        """Fail now, with what to do, if the server is down or refuses the key; the models it lists.
+
+        The list only explains a later 404: servers that load models on demand (`transformers
+        serve`, ollama) answer for models they do not list."""
+        try:
+            reply = self._request("/models", None, min(self.cfg.timeout_s, 10.0))
+        except (OSError, http.client.HTTPException) as err:
+            raise WriterUnavailable(f"cannot reach the OpenAI-compatible server at {self.url} ({err}); start "
                                     f"one (e.g. `vllm serve {self.cfg.llm} --port 8000`) or set "
                                     f"synthesis.base_url; {_HELP}") from None
+        if reply.status in (401, 403):
+            raise RequestRejected(self._refusal(reply))
         try:
-            served = [m["id"] for m in json.loads(raw).get("data", [])]
+            return [str(m["id"]) for m in json.loads(reply.body).get("data", [])]
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
-            return
-        if served and self.cfg.llm not in served:
-            raise RequestRejected(f"server at {self.url} serves {served}, not synthesis.llm={self.cfg.llm!r}")
+            return []  # some servers have no /models listing
+
+    def _refusal(self, reply: Reply) -> str:
+        if reply.status in (401, 403):
+            return (f"server at {self.url} refused the API key (HTTP {reply.status}: {reply.detail(120)}); set "
+                    f"${self.cfg.api_key_env} or synthesis.api_key_env")
+        listed = f"; it serves {self.served}" if self.served else ""
+        return (f"server at {self.url} answered HTTP {reply.status} for synthesis.llm={self.cfg.llm!r} "
+                f"({reply.detail(120)}){listed}; check synthesis.llm and synthesis.base_url")
 
     def _delay(self, attempt: int, retry_after: float) -> float:
         backoff = self.cfg.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
@@ -115,32 +187,43 @@ class OpenAIWriter:
                 "top_p": self.cfg.top_p, "seed": int(np.random.SeedSequence(pair.seed).generate_state(1)[0])}
 
     def complete(self, pair: PairInput) -> Generation:
-        """One pair, with retries; raises RequestRejected on a non-retryable HTTP status."""
-        body, error, malformed, wait = self._body(pair), "", False, 0.0
+        """One pair, with retries; raises RequestRejected when the server refuses the run's settings."""
+        body, error, wait_s = self._body(pair), "", 0.0
         for attempt in range(self.cfg.retries + 1):
             if attempt:
-                time.sleep(self._delay(attempt, wait))
-            wait = 0.0
+                time.sleep(self._delay(attempt, wait_s))
+            wait_s = 0.0
             try:
-                return Generation(text=clean_generation(_content(self._request("/chat/completions", body,
-                                                                               self.cfg.timeout_s))))
-            except urllib.error.HTTPError as err:
-                detail = err.read()[:300].decode("utf-8", "replace")
-                if err.code != 429 and err.code < 500:
-                    raise RequestRejected(f"server at {self.url} rejected a request with HTTP {err.code}: {detail}; "
-                                          "check synthesis.llm and the prompt") from None
-                error, malformed, wait = f"HTTP {err.code}: {detail[:120]}", False, _retry_after(err)
-            except _Malformed as err:
-                error, malformed = f"malformed reply: {err}", True
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-                error, malformed = f"{type(err).__name__}: {getattr(err, 'reason', err)}", False
-        tries = f"after {self.cfg.retries + 1} attempts"
-        if malformed:  # the server answers, but not with a completion: record it rather than loop on it
-            return Generation(text="", error=f"{error} ({tries})")
-        return Generation(text="", error=f"{error} ({tries})", deferred=True)
+                reply = self._request("/chat/completions", body, self.cfg.timeout_s)
+                if reply.status == 200:
+                    return Generation(text=clean_generation(_content(reply.body)))
+            except _Transient as err:
+                error = str(err)
+                continue
+            except (OSError, http.client.HTTPException) as err:
+                error = f"{type(err).__name__}: {err}"
+                continue
+            if reply.status in FATAL:
+                raise RequestRejected(self._refusal(reply))
+            if reply.status not in RETRYABLE and reply.status < 500:  # this pair only: store the refusal
+                return Generation(text="", error=f"HTTP {reply.status}: {reply.detail()}")
+            error, wait_s = f"HTTP {reply.status}: {reply.detail(120)}", _retry_after(reply)
+        return Generation(text="", error=f"{error} (after {self.cfg.retries + 1} attempts)", deferred=True)
 
     def write(self, batch: Sequence[PairInput]) -> list[Generation]:
+        """Every pair of `batch`, in order; on a refusal, raises BatchInterrupted with the finished ones."""
         if not batch:
             return []
         with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batch))) as pool:
-            return list(pool.map(self.complete, batch))
+            futures = [pool.submit(self.complete, pair) for pair in batch]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:  # a refusal holds for the pairs not started yet; those in flight finish
+                future.cancel()
+        failures = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        if failures:
+            raise BatchInterrupted([_result(f) for f in futures], failures[0])
+        return [f.result() for f in futures]
+
+
+def _result(future: Future) -> Generation | None:
+    return None if future.cancelled() or future.exception() is not None else future.result()

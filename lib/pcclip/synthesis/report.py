@@ -76,13 +76,15 @@ def kind_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame.groupby("kind", as_index=False).agg(pairs=("accepted", "size"), accepted=("accepted", "sum"))
 
 
-def synthesis_rows(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Metric rows (task "synthesis"): counts and acceptance, each rejection reason (the variant), the share
+def synthesis_rows(records: Sequence[dict[str, Any]], asked: int) -> pd.DataFrame:
+    """Metric rows (task "synthesis"): counts and acceptance, the planned pairs (`asked`) against those
+    written, deferred (planned, not written) and rejected, each rejection reason (the variant), the share
     of accepted descriptions that state each attribute, mean length and distinct texts."""
     kept = [r for r in records if r["accepted"]]
     lengths = [len(words(r["text"])) for r in kept]
     totals = {"pairs": len(records), "accepted": len(kept), "accept_rate": len(kept) / max(len(records), 1),
-              "words_mean": float(np.mean(lengths)) if lengths else 0.0,
+              "asked": asked, "written": len(records), "deferred": asked - len(records),
+              "rejected": len(records) - len(kept), "words_mean": float(np.mean(lengths)) if lengths else 0.0,
               "distinct_texts": len({r["text"] for r in kept})}
     report = filter_report(records)
     rejected = report[report.outcome != "accepted"].rename(columns={"outcome": "variant", "count": "rejected"})

@@ -2,12 +2,15 @@
 
 The plan is a pure function of the profile, so a rerun after a crash or Ctrl-C sees
 the same pair ids, skips those already on disk and writes the rest; pairs are written
-in plan order, so a resumed run produces the same file as an uninterrupted one.
+in plan order, so a resumed run produces the same file as an uninterrupted one. Pairs a
+writer defers (transient failures) stay unwritten for the next run to retry; a run that ends
+with some raises SynthesisIncomplete, so its notebook fails, unless `synthesis.allow_partial`.
 """
 from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,16 @@ from .pairs import PairPlan, contrast_attribute, sample_pairs
 from .report import mentioned_attributes
 from .sources import ImageSource, image_source
 from .store import DifferenceStore
-from .writer import Generation, PairInput, Writer, WriterUnavailable, make_writer
+from .registry import make_writer
+from .writer import BatchInterrupted, Generation, PairInput, Writer, WriterUnavailable
 
 # Settings that change how fast, not what, a run writes: they may differ between a run and its resume.
 EXECUTION_FIELDS = ("batch_size", "concurrency", "timeout_s", "retries", "backoff_s", "base_url", "api_key_env",
-                    "llm_device")
+                    "llm_device", "allow_partial")
+
+
+class SynthesisIncomplete(RuntimeError):
+    """Pairs were deferred after transient writer errors: a rerun retries them (or set synthesis.allow_partial)."""
 
 
 def differences_path(paths: RunPaths) -> Path:
@@ -56,30 +64,58 @@ def _record(pair: PairInput, k: int, plan: PairPlan, source: ImageSource, gen: G
             "prompt_version": writer.prompt_version}
 
 
+def _error_kind(error: str) -> str:
+    """'HTTP 503: busy (after 3 attempts)' -> 'HTTP 503': what to count deferred pairs by."""
+    return error.split(" (after")[0].split(":")[0]
+
+
+class _BatchWriter:
+    """Writes batches into the store: each finished generation in pair order, deferred ones left out."""
+
+    def __init__(self, store: DifferenceStore, plan: PairPlan, source: ImageSource, cfg: SynthesisConfig) -> None:
+        self.store, self.plan, self.source, self.cfg = store, plan, source, cfg
+        self.writer = make_writer(cfg)
+        self.keep = DescriptionFilter(load_rules(), cfg.max_copies, store.accepted_texts)
+        self.deferred: Counter[str] = Counter()  # by kind of error
+
+    def __call__(self, chunk: list[int]) -> None:
+        inputs = [pair_input(self.plan, k, self.source, self.cfg) for k in chunk]
+        try:
+            gens = self.writer.write(inputs)
+        except BatchInterrupted as stop:  # store what finished, then stop
+            self._store(chunk, inputs, stop.finished)
+            raise stop.cause from None
+        name, safe = self.writer.name, f"the {len(self.store.finished)} finished pairs are safe in {self.store.path}"
+        if len(gens) > 1 and all(g.deferred for g in gens):
+            raise WriterUnavailable(f"writer {name!r} failed on every pair of a batch ({gens[0].error}); "
+                                    f"{safe}: check that the backend is up and serves synthesis.llm="
+                                    f"{self.writer.model!r}, then rerun to continue")
+        if len(gens) > 1 and all(g.error and not g.deferred for g in gens):  # a setting, not the pairs
+            raise WriterUnavailable(f"the server refused every pair of a batch ({gens[0].error}); nothing of this "
+                                    f"batch was stored and {safe}: check synthesis.llm, max_new_tokens and the "
+                                    "prompt against the server's limits, then rerun")
+        self._store(chunk, inputs, gens)
+
+    def _store(self, chunk: list[int], inputs: list[PairInput], gens: list[Generation | None]) -> None:
+        for k, pair, gen in zip(chunk, inputs, gens):
+            if gen is None or gen.deferred:
+                self.deferred[_error_kind(gen.error) if gen else "interrupted"] += 1
+                continue
+            reason = WRITER_ERROR if gen.error else self.keep(gen.text)
+            self.store.append(_record(pair, k, self.plan, self.source, gen, reason, self.writer))
+
+
 def _write_all(store: DifferenceStore, todo: list[int], plan: PairPlan, source: ImageSource, cfg: SynthesisConfig,
-               progress: bool) -> int:
-    """Write every pending pair; returns how many were deferred (transient writer failures)."""
-    writer = make_writer(cfg)
-    keep = DescriptionFilter(load_rules(), cfg.max_copies, store.accepted_texts)
-    deferred = 0
+               progress: bool) -> Counter[str]:
+    """Write every pending pair; returns the deferred ones counted by kind of error."""
+    write = _BatchWriter(store, plan, source, cfg)
     quiet = not progress or bool(os.environ.get("TQDM_DISABLE"))  # tqdm reads it only at import time
     with tqdm(total=len(plan), initial=len(plan) - len(todo), disable=quiet, desc="synthesis") as bar:
         for start in range(0, len(todo), cfg.batch_size):
             chunk = todo[start:start + cfg.batch_size]
-            inputs = [pair_input(plan, k, source, cfg) for k in chunk]
-            gens = writer.write(inputs)
-            if all(g.deferred for g in gens):
-                raise WriterUnavailable(f"writer {writer.name!r} failed on every pair of a batch ({gens[0].error}); "
-                                        f"the {len(store.finished)} finished pairs are safe in {store.path}: "
-                                        "fix the backend and rerun to continue")
-            for k, pair, gen in zip(chunk, inputs, gens):
-                if gen.deferred:
-                    deferred += 1
-                    continue
-                reason = WRITER_ERROR if gen.error else keep(gen.text)
-                store.append(_record(pair, k, plan, source, gen, reason, writer))
+            write(chunk)
             bar.update(len(chunk))
-    return deferred
+    return write.deferred
 
 
 def check_settings(cfg: SynthesisConfig, source: ImageSource) -> None:
@@ -93,13 +129,20 @@ def check_settings(cfg: SynthesisConfig, source: ImageSource) -> None:
 
 def write_store(path: Path, meta: dict[str, Any], plan: PairPlan, source: ImageSource, cfg: SynthesisConfig,
                 progress: bool) -> Path:
-    """Write (or resume) the pairs of `plan` into the JSONL store at `path`; returns `path`."""
+    """Write (or resume) the pairs of `plan` into the JSONL store at `path`; returns `path`.
+
+    Raises SynthesisIncomplete when pairs are still missing at the end, unless cfg.allow_partial."""
     with DifferenceStore(path, meta) as store:
         todo = [k for k in range(len(plan)) if plan.ids[k] not in store.finished]
-        deferred = _write_all(store, todo, plan, source, cfg, progress) if todo else 0
-    if deferred:
-        print(f"synthesis: {deferred} pairs hit transient writer errors and were not written; rerun to retry them",
-              file=sys.stderr)
+        kinds = _write_all(store, todo, plan, source, cfg, progress) if todo else Counter()
+        missing = sum(pid not in store.finished for pid in plan.ids)
+    if missing:
+        why = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "not written"
+        message = (f"{missing} of {len(plan)} pairs were deferred after transient writer errors ({why}); the other "
+                   f"{len(plan) - missing} are stored in {path}. Rerun to retry only the missing pairs")
+        if not cfg.allow_partial:
+            raise SynthesisIncomplete(f"{message}, or set synthesis.allow_partial=true to go on without them")
+        print(f"synthesis: {message} (synthesis.allow_partial=true: going on without them)", file=sys.stderr)
     return path
 
 

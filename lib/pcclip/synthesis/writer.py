@@ -1,9 +1,10 @@
-"""One interface for every description writer, and the factory that picks one from the config.
+"""The types every description writer shares; `registry.make_writer` picks a backend by name.
 
 A writer turns a batch of pairs (each with its images' captions) into one `Generation`
 per pair, in order. Backends: `template` (offline, DiffWorld), `hf` (a local causal LM
 through transformers) and `openai` (any OpenAI-compatible chat-completions server, e.g.
-vLLM). LLM backends share the prompt file and the output cleaning defined here.
+vLLM). LLM backends share the prompt file and the output cleaning defined here. The
+backends import this module and nothing imports them but the registry.
 """
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from ..profiles import SynthesisConfig
 from ..resources import read_text
-
-WRITERS = ("template", "hf", "openai")
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Generation:
     text: str
     attributes: tuple[str, ...] | None = None  # known to the template writer; None: detect from the text
     phrasings: tuple[str, ...] = ()
-    error: str = ""  # why no usable text came back (recorded as a rejection)
+    error: str = ""  # why no usable text came back (recorded as a rejection unless deferred)
     deferred: bool = False  # transient failure: leave the pair unwritten so a rerun retries it
 
 
@@ -49,6 +47,15 @@ class Writer(Protocol):
 
 class WriterUnavailable(RuntimeError):
     """The backend cannot be reached or keeps failing; finished records stay on disk."""
+
+
+class BatchInterrupted(Exception):
+    """A writer stopped part-way through a batch. `finished` holds, in pair order, the generations
+    that came back (None for the rest) so the caller stores them before raising `cause`."""
+
+    def __init__(self, finished: list[Generation | None], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.finished, self.cause = finished, cause
 
 
 @dataclass(frozen=True)
@@ -80,20 +87,3 @@ def clean_generation(text: str) -> str:
     out = " ".join(lines)
     out = re.sub(r"^(description|answer|differences?)\s*:\s*", "", out, flags=re.IGNORECASE)
     return out.strip().strip('"\u201c\u201d').strip()
-
-
-def make_writer(cfg: SynthesisConfig) -> Writer:
-    """The backend named by `cfg.writer`; LLM backends load their model or reach their server here."""
-    if cfg.writer == "template":
-        from .template import TemplateWriter
-
-        return TemplateWriter(cfg)
-    if cfg.writer == "hf":
-        from .hf_writer import HFWriter
-
-        return HFWriter(cfg, load_prompt(cfg.prompt))
-    if cfg.writer == "openai":
-        from .openai_writer import OpenAIWriter
-
-        return OpenAIWriter(cfg, load_prompt(cfg.prompt))
-    raise ValueError(f"synthesis.writer {cfg.writer!r} must be one of {WRITERS}")
