@@ -1,7 +1,7 @@
 """Writing a run's results: metrics JSON, CSV tables and figures under results/<profile>/.
 
-Every metrics file records the profile, its full config and the git commit, so the
-report can refuse stale or mixed results instead of summarising them.
+Every metrics file records the profile, its full config (secrets redacted, `pcclip.redact`) and
+the git commit, so the report can refuse stale or mixed results instead of summarising them.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from .atomic import write_bytes, write_json, write_text
 from .paths import RunPaths, repo_root
 from .profiles import Profile
+from .redact import redact
 
 
 def git_commit() -> str:
@@ -36,7 +37,7 @@ def write_metrics(paths: RunPaths, name: str, metrics: dict[str, Any], profile: 
         raise ValueError(f"metrics {name!r} must be flat (key -> number or string); nested keys: {bad}")
     path = paths.metrics / f"{name}.json"
     write_json(path, {"name": name, "profile": profile.name, "git_commit": git_commit(),
-                      "config": asdict(profile), "metrics": metrics})
+                      "config": redact(asdict(profile)), "metrics": metrics})
     return path
 
 
