@@ -146,3 +146,30 @@ def test_empty_source_is_refused(tiny_bundle, tmp_path):
     with pytest.raises(ValueError, match="image source 'empty-split' is empty: nothing to embed"):
         embed_images(tiny_bundle, empty, tmp_path, CFG, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flip_at", [-1, -100], ids=["last-byte", "mid-data"])
+def test_flipped_data_bytes_fail_the_checksum_and_are_recomputed(tiny_bundle, images, tmp_path, spy, flip_at):
+    """The file still parses (same header, same shape): before checksums the flipped value was used."""
+    source = array_source(tiny_bundle, images, "test-images")
+    clean = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    shard = cache_dir(tmp_path, tiny_bundle.fingerprint, source) / "shard_00002.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[flip_at] ^= 0x40
+    shard.write_bytes(bytes(data))
+    spy["shards"].clear()
+    again = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    assert spy["shards"] == [(32, 40)]
+    assert torch.equal(again, clean)
+
+
+def test_shard_without_checksum_is_recomputed(tiny_bundle, images, tmp_path, spy):
+    from safetensors.torch import save_file
+
+    source = array_source(tiny_bundle, images, "test-images")
+    clean = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    shard = cache_dir(tmp_path, tiny_bundle.fingerprint, source) / "shard_00000.safetensors"
+    save_file({"embeddings": torch.zeros(16, clean.shape[1])}, str(shard), metadata={"start": "0"})
+    spy["shards"].clear()
+    assert torch.equal(embed_images(tiny_bundle, source, tmp_path, CFG, progress=False), clean)
+    assert spy["shards"] == [(0, 16)]
