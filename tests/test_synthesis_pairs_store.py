@@ -159,3 +159,14 @@ def test_garbled_line_is_quarantined_and_its_pair_written_again(tmp_path) -> Non
     rejected = [json.loads(line) for line in rejected_path(path).read_text().splitlines()]
     assert [r["line"] for r in rejected] == [2, 3] and rejected[1]["text"] == '["a list, not a record"]\n'
     assert "garbled block" in rejected[0]["text"]
+
+
+def test_a_store_moved_under_a_live_writer_stops_it(tmp_path) -> None:
+    """A process that ignores the lock renames the file: the writer must not keep appending to the moved file."""
+    path = tmp_path / "d.jsonl"
+    with DifferenceStore(path, {"a": 1}) as store:
+        store.append(_record(0))
+        os.replace(path, tmp_path / "moved.jsonl")
+        with pytest.raises(RuntimeError, match=r"d\.jsonl was moved or replaced while this run wrote it"):
+            store.append(_record(1))
+    assert [r["pair_id"] for r in load_records(tmp_path / "moved.jsonl")] == ["0-1"]

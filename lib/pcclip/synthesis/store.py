@@ -173,9 +173,21 @@ class DifferenceStore:
     def append(self, record: dict[str, Any]) -> None:
         if record["pair_id"] in self.finished:
             raise ValueError(f"pair {record['pair_id']!r} is already in {self.path}")
+        self._check_still_ours()
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()
         self._note(record)
+
+    def _check_still_ours(self) -> None:
+        """The open handle must still be the file at `path`: a process that ignored the lock may have
+        moved or replaced it, and records appended to a moved file would silently go missing."""
+        try:
+            same = os.path.samestat(os.fstat(self._fh.fileno()), os.stat(self.path))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise RuntimeError(f"{self.path} was moved or replaced while this run wrote it (by a process that does "
+                               "not take the run folder's lock); nothing more is written: rerun synthesis")
 
     def _note(self, record: dict[str, Any]) -> None:
         self.finished.add(record["pair_id"])
