@@ -15,13 +15,6 @@ import pytest
 from pcclip.locking import HOLDER_NAME, TOKENS_ENV, RunLocked, run_folder, run_lock
 from pcclip.paths import run_paths
 
-HOLD = """
-import sys
-from pcclip.locking import run_lock
-with run_lock(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
 WRITE_UNDER_PARENT = """
 import sys
 from pathlib import Path
@@ -44,27 +37,14 @@ def _env() -> dict[str, str]:
     return env | {"PYTHONPATH": os.pathsep.join(sys.path)}
 
 
-def hold(folder: Path) -> subprocess.Popen:
-    """A separate process (not our child in lock terms: no inherited token) holding the lock."""
-    child = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], env=_env(), stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "held", child.stderr.read()
-    return child
-
-
-def release(child: subprocess.Popen) -> None:
-    child.stdin.close()
-    assert child.wait(timeout=30) == 0
-
-
-def test_second_run_fails_at_once_naming_the_holder(tmp_path):
-    child = hold(tmp_path)
+def test_second_run_fails_at_once_naming_the_holder(tmp_path, hold_lock):
+    child = hold_lock(tmp_path)
     t0 = time.monotonic()
     with pytest.raises(RunLocked, match=rf"pid {child.pid}, started .*: -c {tmp_path}\); wait for it"):
         with run_lock(tmp_path, "the pipeline"):
             pass
     assert time.monotonic() - t0 < 1.0  # fails at once, no waiting
-    release(child)
+    child.release()
     with run_lock(tmp_path):  # free again once the holder ends
         assert json.loads((tmp_path / HOLDER_NAME).read_text())["pid"] == os.getpid()
     assert not (tmp_path / HOLDER_NAME).exists()
@@ -86,23 +66,23 @@ def test_children_of_the_holder_inherit_the_lock_others_do_not(tmp_path):
     assert other.returncode == 1 and f"pid {os.getpid()}" in other.stderr and "RunLocked" in other.stderr
 
 
-def test_kill_9_of_the_holder_frees_the_lock(tmp_path):
-    child = hold(tmp_path)
+def test_kill_9_of_the_holder_frees_the_lock(tmp_path, hold_lock):
+    child = hold_lock(tmp_path)
     os.kill(child.pid, signal.SIGKILL)
-    child.wait(timeout=30)
+    child.proc.wait(timeout=30)
     assert json.loads((tmp_path / HOLDER_NAME).read_text())["pid"] == child.pid  # stale sidecar left behind
     with run_lock(tmp_path):
         assert json.loads((tmp_path / HOLDER_NAME).read_text())["pid"] == os.getpid()
 
 
-def test_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
+def test_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path, hold_lock):
     target = tmp_path / "checkpoints" / "pcclip.pt"
     killed = subprocess.Popen([sys.executable, "-c", KILLED_MID_WRITE, str(target)], env=_env(),
                               stdout=subprocess.PIPE, text=True)
     dead_tmp = Path(killed.stdout.readline().strip())
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait(timeout=30)
-    live = hold(tmp_path / "elsewhere")  # a live process: its temp must survive
+    live = hold_lock(tmp_path / "elsewhere")  # a live process: its temp must survive
     live_tmp = target.parent / f".pcclip.pt.{live.pid}.abc123.tmp"
     old_style = target.parent / ".metrics.json.k2j3.tmp"  # no pid: judged by age alone
     for path in (live_tmp, old_style):
@@ -113,7 +93,6 @@ def test_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
         pass
     assert not dead_tmp.exists() and not old_style.exists()
     assert live_tmp.exists() and not target.exists()
-    release(live)
 
 
 def test_run_folder_is_the_profile_folder_under_results(tmp_path):
@@ -122,11 +101,10 @@ def test_run_folder_is_the_profile_folder_under_results(tmp_path):
     assert run_folder(tmp_path / "d.jsonl") == tmp_path.resolve()
 
 
-def test_trainer_entry_point_refuses_a_locked_profile(tmp_path):
+def test_trainer_entry_point_refuses_a_locked_profile(hold_lock):
     from pcclip import distributed
 
-    child = hold(run_paths("smoke").root)
+    child = hold_lock(run_paths("smoke").root)
     with pytest.raises(RunLocked, match=f"pid {child.pid}"):
         distributed.main(["--profile", "smoke", "--finetune", "pcclip"])
-    release(child)
     assert not (run_paths("smoke").checkpoints).exists()  # nothing was trained or written

@@ -91,13 +91,10 @@ def test_only_keeps_the_other_notebooks_manifest_entries(executed, monkeypatch):
     assert manifest["total_seconds"] == round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
 
 
-def test_a_second_pipeline_on_the_profile_fails_before_any_kernel(executed):
-    from test_locking import hold, release
-
-    child = hold(pipeline.run_paths("smoke").root)
+def test_a_second_pipeline_on_the_profile_fails_before_any_kernel(executed, hold_lock):
+    child = hold_lock(pipeline.run_paths("smoke").root)
     with pytest.raises(RunLocked, match=f"pid {child.pid}"):
         pipeline.run("smoke", {})
-    release(child)
     assert executed == [] and not pipeline.run_paths("smoke").notebooks.exists()
 
 
