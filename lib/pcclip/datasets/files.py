@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -27,7 +27,7 @@ class ImageFiles(torch.utils.data.Dataset):
         try:
             with Image.open(self.files[i]) as im:
                 image = im.convert("RGB")
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        except (OSError, SyntaxError, ValueError) as err:  # PIL: UnidentifiedImageError is an OSError
             raise OSError(f"cannot read image {self.files[i]} ({err}): the file is truncated or corrupt; "
                           "download it again or remove it from the dataset folder") from err
         return (self.transform(image) if self.transform else image), int(self.labels[i])

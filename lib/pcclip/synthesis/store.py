@@ -11,9 +11,9 @@ the next writer, and its pair is written again.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -98,7 +98,7 @@ def _quarantine(path: Path) -> int:
             os.fsync(fh.fileno())
         drop = set(bad)
         write_bytes(path, b"".join(line for n, line in enumerate(lines, start=1) if n not in drop))
-        print(f"{path.name}: lines {bad} were not records; moved to {rejected_path(path).name}, their pairs are "
+        print(f"{path.name}: {len(bad)} lines ({bad[:10]}{' ...' if len(bad) > 10 else ''}) were not records; moved to {rejected_path(path).name}, their pairs are "
               "written again", file=sys.stderr)
     return len(bad)
 
