@@ -1,6 +1,9 @@
 """Shared fixtures: profiles, a temp results tree, tiny models. Everything offline and on CPU."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,8 +48,6 @@ def tiny_bundle():
 def smoke_run(tmp_path_factory) -> Path:
     """The smoke pipeline (notebooks 00-06 through papermill) run once per session: its real metric rows
     and tables are what the report and claims tests read. Treat it as read-only; copy it to edit."""
-    import os
-
     from pcclip import pipeline
 
     root = tmp_path_factory.mktemp("smoke-run")
@@ -61,3 +62,39 @@ def smoke_run(tmp_path_factory) -> Path:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+_HOLD = """
+import sys
+from pcclip.locking import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+class LockHolder:
+    """A separate process (no inherited lock token, so not "our child") holding a folder's run lock."""
+
+    def __init__(self, folder: Path) -> None:
+        from pcclip.locking import TOKENS_ENV
+
+        env = {k: v for k, v in os.environ.items() if k != TOKENS_ENV} | {"PYTHONPATH": os.pathsep.join(sys.path)}
+        self.proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held", self.proc.stderr.read()
+        self.pid = self.proc.pid
+
+    def release(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            assert self.proc.wait(timeout=30) == 0
+
+
+@pytest.fixture
+def hold_lock():
+    """hold_lock(folder) -> LockHolder; every holder still running is released at teardown."""
+    holders: list[LockHolder] = []
+    yield lambda folder: holders.append(LockHolder(folder)) or holders[-1]
+    for holder in holders:
+        holder.release()

@@ -146,3 +146,73 @@ def test_empty_source_is_refused(tiny_bundle, tmp_path):
     with pytest.raises(ValueError, match="image source 'empty-split' is empty: nothing to embed"):
         embed_images(tiny_bundle, empty, tmp_path, CFG, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flip_at", [-1, -100], ids=["last-byte", "mid-data"])
+def test_flipped_data_bytes_fail_the_checksum_and_are_recomputed(tiny_bundle, images, tmp_path, spy, flip_at):
+    """The file still parses (same header, same shape): before checksums the flipped value was used."""
+    source = array_source(tiny_bundle, images, "test-images")
+    clean = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    shard = cache_dir(tmp_path, tiny_bundle.fingerprint, source) / "shard_00002.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[flip_at] ^= 0x40
+    shard.write_bytes(bytes(data))
+    spy["shards"].clear()
+    again = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    assert spy["shards"] == [(32, 40)]
+    assert torch.equal(again, clean)
+
+
+def test_shard_without_checksum_is_recomputed(tiny_bundle, images, tmp_path, spy):
+    from safetensors.torch import save_file
+
+    source = array_source(tiny_bundle, images, "test-images")
+    clean = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    shard = cache_dir(tmp_path, tiny_bundle.fingerprint, source) / "shard_00000.safetensors"
+    save_file({"embeddings": torch.zeros(16, clean.shape[1])}, str(shard), metadata={"start": "0"})
+    spy["shards"].clear()
+    assert torch.equal(embed_images(tiny_bundle, source, tmp_path, CFG, progress=False), clean)
+    assert spy["shards"] == [(0, 16)]
+
+
+KILLED_EMBEDDER = """
+import sys, time
+import torch
+import pcclip.cache as cache
+from pcclip.models import load_clip
+from pcclip.profiles import CacheConfig, WorldConfig
+from pcclip.world import build_split
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+bundle = load_clip("diffclip-tiny")  # the same weights as the tiny_bundle fixture
+encode = cache._encode_shard
+def slow(bundle, source, start, *args):
+    if start == 16:  # the second shard never finishes: killed while computing it
+        print("second shard", flush=True)
+        time.sleep(60)
+    return encode(bundle, source, start, *args)
+cache._encode_shard = slow
+images = build_split(WorldConfig(seed=2, n_test=40), "test").images
+cache.embed_images(bundle, cache.array_source(bundle, images, "test-images"), sys.argv[1],
+                   CacheConfig(batch_size=8, shard_size=16), progress=False)
+"""
+
+
+def test_kill_9_mid_embedding_resumes_exactly(tiny_bundle, images, expected, tmp_path, spy):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", KILLED_EMBEDDER, str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.stdout.readline().strip() == "second shard", child.stderr.read()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    source = array_source(tiny_bundle, images, "test-images")
+    folder = cache_dir(tmp_path, tiny_bundle.fingerprint, source)
+    assert shard_files(folder) == ["shard_00000.safetensors"]  # only the finished shard
+    resumed = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
+    assert spy["shards"] == [(16, 32), (32, 40)]
+    torch.testing.assert_close(resumed, expected, atol=1e-5, rtol=1e-4)

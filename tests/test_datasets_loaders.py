@@ -320,3 +320,15 @@ def test_unknown_dataset_and_split(tmp_path):
         load_dataset("cifar1000", tmp_path)
     with pytest.raises(ValueError, match="splits"):
         load_dataset("eurosat", tmp_path, split="test")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_unreadable_jpeg_names_the_file(tmp_path, damage):
+    from pcclip.datasets.files import ImageFiles
+
+    path = tmp_path / "img_1.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a jpeg at all")
+    with pytest.raises(OSError, match=f"cannot read image {path} .*truncated or corrupt"):
+        ImageFiles([path], np.array([0]))[0]

@@ -104,7 +104,7 @@ def test_a_missing_tuning_split_says_how_to_do_without(tmp_path, tiny_bundle):
     [task] = classification_tasks(load_profile("paper", {**overrides, "eval.val_images": 0}), run_paths("paper"),
                                   tiny_bundle)
     assert task.val_emb is None and len(task.labels) == 2
-    with pytest.raises(ValueError, match=r"eval.val_images=-1 must be >= 0"):
+    with pytest.raises(ValueError, match=r"eval.val_images=-1 \(allowed: >= 0\)"):
         classification_tasks(load_profile("paper", {**overrides, "eval.val_images": -1}), run_paths("paper"),
                              tiny_bundle)
 

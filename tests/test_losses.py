@@ -81,8 +81,15 @@ def test_check_finite_names_the_step():
     check_finite(torch.tensor(1.0), 3)
     with pytest.raises(NonFiniteLoss, match="at step 7"):
         check_finite(torch.tensor(float("nan")), 7)
-    with pytest.raises(NonFiniteLoss, match="skip_nonfinite"):
-        check_finite(torch.tensor(float("inf")), 0)
+    with pytest.raises(NonFiniteLoss, match=r"set finetune\.skip_nonfinite=true"):
+        check_finite(torch.tensor(float("inf")), 0, skip_option="finetune.skip_nonfinite")
+
+
+def test_nonfinite_advice_names_only_a_setting_the_caller_has():
+    """Pretraining has no skip setting: its error must not advise one."""
+    with pytest.raises(NonFiniteLoss, match="lower the learning rate") as err:
+        check_finite(torch.tensor(float("nan")), 4)
+    assert "skip" not in str(err.value)
 
 
 def test_clip_loss_is_symmetric_info_nce_with_logit_scale():

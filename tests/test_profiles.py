@@ -100,3 +100,53 @@ def test_data_root_from_env_and_override(monkeypatch, tmp_path):
     monkeypatch.setenv(DATA_ENV, str(env_root))
     assert data_root(load_profile("paper")) == str(env_root)
     assert data_root(load_profile("paper", {"data_root": str(own_root)})) == str(own_root)  # the profile wins
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("finetune.steps", "-5", ">= 0"),  # used to train 0 steps and save the base model as pcclip.pt
+    ("finetune.lr", "-1", "> 0"),  # used to fail only in notebook 02, after 00 and 01 ran
+    ("finetune.lr", "nan", "> 0"),
+    ("finetune.batch_size", "0", ">= 2"),
+    ("finetune.accum_steps", "0", ">= 1"),
+    ("finetune.save_every", "0", ">= 1"),
+    ("finetune.log_every", "0", ">= 1"),
+    ("pretrain.log_every", "0", ">= 1"),
+    ("pretrain.lr", "inf", "> 0"),
+    ("cache.shard_size", "0", ">= 1"),
+    ("finetune.wa_alpha", "1.5", ">= 0 and <= 1"),
+    ("eval.alpha", "-0.1", ">= 0 and <= 1"),
+    ("finetune.temperature", "0", "> 0"),
+    ("synthesis.contrast_fraction", "2", ">= 0 and <= 1"),
+    ("synthesis.top_p", "0", "> 0 and <= 1"),
+    ("synthesis.timeout_s", "0", "> 0"),
+    ("eval.alpha_steps", "1", ">= 2"),
+    ("world.n_train", "0", ">= 1"),
+])
+def test_out_of_range_settings_fail_at_load_naming_key_value_and_range(key, value, allowed):
+    with pytest.raises(ValueError, match=f"{key}=.* \\(allowed: {allowed}\\)"):
+        load_profile("smoke", {key: value})
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"finetune.steps": "0"}, "finetune.steps=0, finetune.epochs=0.0: finetune.steps=0 means 'train finetune.epochs"),
+    ({"finetune.caption_steps": "0"}, "finetune.caption_epochs must then be > 0"),
+    ({"finetune.accum_steps": "3"}, "finetune.batch_size=64, finetune.accum_steps=3: .* must be a multiple"),
+    ({"finetune.caption_batch_size": "30", "finetune.accum_steps": "4"}, "finetune.caption_batch_size=30"),
+])
+def test_related_settings_are_checked_together(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        load_profile("smoke", overrides)
+
+
+def test_valid_edges_pass():
+    p = load_profile("smoke", {"finetune.steps": "0", "finetune.epochs": "0.5", "finetune.accum_steps": "4",
+                               "eval.alpha": "1", "finetune.grad_clip": "0", "synthesis.max_copies": "0"})
+    assert p.finetune.steps == 0 and p.finetune.accum_steps == 4
+
+
+def test_every_numeric_setting_has_a_range_rule():
+    from pcclip.profile_checks import RULES
+    from pcclip.profiles import _leaf_fields
+
+    numeric = {k for k, tp in _leaf_fields(Profile).items() if tp in (int, float)}
+    assert numeric == set(RULES)

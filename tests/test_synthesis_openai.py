@@ -26,7 +26,7 @@ from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
 from pcclip.synthesis import load_records, plan_pairs, synthesize
 from pcclip.synthesis.openai_writer import OpenAIWriter, RequestRejected
-from pcclip.synthesis.report import summary_metrics
+from pcclip.synthesis.report import synthesis_rows
 from pcclip.synthesis.runner import SynthesisIncomplete, pair_input
 from pcclip.synthesis.sources import image_source
 from pcclip.synthesis.writer import BatchInterrupted, PairInput, WriterUnavailable, load_prompt
@@ -277,7 +277,8 @@ def test_synthesis_under_faults_loses_nothing_and_reruns_ask_only_for_what_is_mi
     assert "truncated" in str(info.value) and "empty reply" in str(info.value)
     path = paths.data / "differences.jsonl"
     records = _check_store(path, pairs, set(range(24)) - DEFERRED, {2: "HTTP 400"})
-    counts = {k: summary_metrics(records, asked=24)[k] for k in ("asked", "written", "deferred", "rejected")}
+    totals = synthesis_rows(records, asked=24).query("variant == '' and attribute == ''").set_index("metric").value
+    counts = {k: totals[k] for k in ("asked", "written", "deferred", "rejected")}
     assert counts == {"asked": 24, "written": 19, "deferred": 5, "rejected": 1}
     server.script, server.prompts = {}, []  # the server recovers
     assert synthesize(profile, paths, progress=False) == path
@@ -295,7 +296,8 @@ def test_allow_partial_lets_a_run_end_with_deferred_pairs(server, capsys) -> Non
     path = synthesize(profile, paths, progress=False)
     records = _check_store(path, pairs, set(range(8)) - {1}, {6: "HTTP 400"})
     assert "1 of 8 pairs" in capsys.readouterr().err
-    assert summary_metrics(records, asked=8)["deferred"] == 1
+    rows = synthesis_rows(records, asked=8)
+    assert rows[rows.metric == "deferred"].value.tolist() == [1]
 
 
 def test_finished_replies_are_stored_before_a_fatal_error_propagates(server) -> None:

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from pcclip.locking import TOKENS_ENV, RunLocked
 from pcclip.synthesis.pairs import sample_pairs
-from pcclip.synthesis.store import DifferenceStore, load_accepted, load_records, meta_path
+from pcclip.synthesis.store import DifferenceStore, load_accepted, load_records, meta_path, rejected_path
 from pcclip.world import CONTINUOUS, sample_records
 
 
@@ -97,3 +101,72 @@ def test_store_sets_aside_other_settings_and_refuses_corruption(tmp_path) -> Non
     orphan.write_text(json.dumps(_record(1)) + "\n")
     with pytest.raises(ValueError, match="settings are unknown"):
         DifferenceStore(orphan, {"writer": "template"})
+
+
+HOLD_STORE = """
+import json, sys
+from pcclip.synthesis.store import DifferenceStore
+with DifferenceStore(sys.argv[1], json.loads(sys.argv[2])) as store:
+    for line in sys.stdin:  # one record per line from the test, then EOF closes the store
+        if line.strip() == "ready?":
+            print("ready", flush=True)
+        else:
+            store.append(json.loads(line))
+"""
+
+
+def _writer(path, meta) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != TOKENS_ENV} | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", HOLD_STORE, str(path), json.dumps(meta)], env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdin.write(json.dumps(_record(0)) + "\nready?\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "ready", child.stderr.read()
+    return child
+
+
+@pytest.mark.parametrize("meta", [{"writer": "hf"}, {"writer": "template"}], ids=["other-settings", "same-settings"])
+def test_second_synthesis_fails_while_the_first_writes(tmp_path, meta) -> None:
+    """Before the lock, other settings renamed the live store (the first run then read the second's
+    records) and equal settings interleaved duplicates; now the second run fails and touches nothing."""
+    path = tmp_path / "d.jsonl"
+    first = _writer(path, {"writer": "template"})
+    with pytest.raises(RunLocked, match=f"pid {first.pid}"):
+        DifferenceStore(path, meta)
+    first.stdin.write(json.dumps(_record(1)) + "\n")
+    first.stdin.close()
+    assert first.wait(timeout=30) == 0
+    assert [r["pair_id"] for r in load_records(path)] == ["0-1", "1-2"]  # both records in the first run's file
+    assert sorted(p.name for p in tmp_path.glob("d*")) == ["d.jsonl", "d.meta.json"]  # nothing renamed
+
+
+def test_garbled_line_is_quarantined_and_its_pair_written_again(tmp_path) -> None:
+    path = tmp_path / "d.jsonl"
+    with DifferenceStore(path, {"a": 1}) as store:
+        for k in range(4):
+            store.append(_record(k))
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b'{"pair_id": "1-2", "ind\x00\x00\xff garbled block\n'
+    lines[2] = b'["a list, not a record"]\n'
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match=r"line 2, is not a JSON record; .*rerun synthesis.*d\.rejected"):
+        load_records(path)  # readers never rewrite; they say how to repair
+    with DifferenceStore(path, {"a": 1}) as store:
+        assert store.finished == {"0-1", "3-4"}
+        store.append(_record(1))
+        store.append(_record(2))
+    assert [r["pair_id"] for r in load_records(path)] == ["0-1", "1-2", "2-3", "3-4"]
+    rejected = [json.loads(line) for line in rejected_path(path).read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [2, 3] and rejected[1]["text"] == '["a list, not a record"]\n'
+    assert "garbled block" in rejected[0]["text"]
+
+
+def test_a_store_moved_under_a_live_writer_stops_it(tmp_path) -> None:
+    """A process that ignores the lock renames the file: the writer must not keep appending to the moved file."""
+    path = tmp_path / "d.jsonl"
+    with DifferenceStore(path, {"a": 1}) as store:
+        store.append(_record(0))
+        os.replace(path, tmp_path / "moved.jsonl")
+        with pytest.raises(RuntimeError, match=r"d\.jsonl was moved or replaced while this run wrote it"):
+            store.append(_record(1))
+    assert [r["pair_id"] for r in load_records(tmp_path / "moved.jsonl")] == ["0-1"]

@@ -3,13 +3,16 @@
 PC-CLIP never trains the image tower, so every later step reads these instead of
 re-encoding. Embeddings are written in shards (safetensors, atomically); a run
 killed half way resumes at the first missing shard. The folder name is a hash
-of the three identities, so a changed model or dataset never reads stale data.
+of the three identities, so a changed model or dataset never reads stale data. Each shard
+records the sha256 of its embedding bytes; a shard whose data no longer matches (a flipped
+bit, a truncated copy) or that has no checksum is recomputed, never used.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -124,7 +127,8 @@ def embed_images(bundle: ClipBundle, source: ImageSource, root: Path, cfg: Cache
         if emb is None:
             emb, computed = _encode_shard(bundle, source, start, stop, cfg.batch_size, precision), True
             with atomic_path(path) as tmp:
-                save_file({"embeddings": emb.contiguous()}, str(tmp), metadata={"start": str(start)})
+                save_file({"embeddings": emb.contiguous()}, str(tmp),
+                          metadata={"start": str(start), "sha256": _checksum(emb)})
         parts.append(emb)
         bar.update(stop - start)
     bar.close()
@@ -135,17 +139,27 @@ def embed_images(bundle: ClipBundle, source: ImageSource, root: Path, cfg: Cache
     return torch.cat(parts)
 
 
+def _checksum(emb: torch.Tensor) -> str:
+    return hashlib.sha256(emb.contiguous().numpy().tobytes()).hexdigest()
+
+
 def _load_shard(path: Path, start: int, stop: int) -> torch.Tensor | None:
-    """Rows start:stop from a finished shard, or None if absent, unreadable or written for other
-    rows (a run with another shard_size); the shard is then recomputed."""
+    """Rows start:stop from a finished shard, or None if absent, unreadable, failing its checksum or
+    written for other rows (a run with another shard_size); the shard is then recomputed."""
     if not path.exists():
         return None
     try:
         with safe_open(str(path), framework="pt") as fh:
-            if (fh.metadata() or {}).get("start") != str(start):
+            meta = fh.metadata() or {}
+            if meta.get("start") != str(start):
                 return None
             emb = fh.get_tensor("embeddings")
     except Exception:
+        print(f"cache shard {path} is unreadable; recomputing it", file=sys.stderr)
+        return None
+    if meta.get("sha256") != _checksum(emb):
+        print(f"cache shard {path} fails its checksum (corrupt, or written before checksums); recomputing it",
+              file=sys.stderr)
         return None
     return emb if emb.shape[0] == stop - start else None
 

@@ -12,6 +12,7 @@ other ranks read it after a barrier.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch.distributed as dist
 
 from .basemodel import load_base_model
 from .finetune import TRAINED_RUNS, RunSummary, load_data, prepare_data, train_run
+from .locking import run_lock
 from .paths import run_paths
 from .profiles import PROFILES, load_profile, parse_overrides
 from .results import training_rows, write_rows, write_table
@@ -51,7 +53,16 @@ def _init() -> tuple[int, int, str]:
 
 
 def main(argv: list[str] | None = None) -> RunSummary:
+    """Rank 0 (the only writer) holds the run folder's lock; it takes it before joining the group,
+    so a second run fails before any rank starts work (torchrun then stops the other ranks)."""
     args = parse_args(argv)
+    folder = run_paths(load_profile(args.profile, parse_overrides(args.overrides)).name).root
+    writer = int(os.environ.get("RANK", 0)) == 0
+    with run_lock(folder, "the trainer") if writer else contextlib.nullcontext():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> RunSummary:
     rank, world, device = _init()
     try:
         overrides = parse_overrides(args.overrides) | ({"model.device": device} if device else {})

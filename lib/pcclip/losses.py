@@ -19,10 +19,13 @@ class NonFiniteLoss(FloatingPointError):
     """Raised when a loss is NaN or inf; the trainer names the step."""
 
 
-def check_finite(loss: torch.Tensor, step: int) -> None:
+def check_finite(loss: torch.Tensor, step: int, skip_option: str = "") -> None:
+    """Raise naming the step; `skip_option` is the caller's setting that skips such steps instead
+    (e.g. "finetune.skip_nonfinite"), advised only when the caller has one."""
     if not torch.isfinite(loss).all():
-        raise NonFiniteLoss(f"loss is {loss.item()} at step {step}; lower the learning rate, check the "
-                            "data for empty descriptions, or set skip_nonfinite=True to skip such steps")
+        skip = f", or set {skip_option}=true to skip such steps" if skip_option else ""
+        raise NonFiniteLoss(f"loss is {loss.item()} at step {step}; lower the learning rate or check the "
+                            f"data (e.g. empty descriptions){skip}")
 
 
 def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:

@@ -4,12 +4,17 @@
     python -m pcclip.pipeline --refresh-references   # re-record the nbval reference outputs
 
 Executed notebooks land in results/<profile>/notebooks/, with a manifest.json that
-records commit, package versions, profile, seeds, device and wall time per notebook.
+records commit, package versions, profile, seeds, device and wall time per notebook; a run
+with --only updates its notebooks' entries and keeps the others'. The run holds the folder's
+lock (`pcclip.locking`), so a second pipeline, trainer or synthesis on the profile fails at once;
+the notebook kernels it starts inherit the lock. Secrets in overrides never reach the manifest
+or the notebooks' parameters (`pcclip.redact`).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import platform
 import sys
@@ -19,8 +24,10 @@ from importlib import metadata
 from pathlib import Path
 
 from .atomic import write_json
-from .paths import repo_root, run_paths
-from .profiles import FORCE_ENV, load_profile, parse_overrides
+from .locking import run_lock
+from .paths import RunPaths, repo_root, run_paths
+from .profiles import FORCE_ENV, Profile, load_profile, parse_overrides
+from .redact import secrets_for_children
 from .results import git_commit
 
 PACKAGES = ("torch", "open-clip-torch", "numpy", "papermill", "nbval", "pandas", "umap-learn", "transformers")
@@ -53,27 +60,50 @@ def _device() -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+def _select(only: list[str] | None) -> list[Path]:
+    found = notebooks()
+    known = [nb.name[:2] for nb in found]
+    unknown = [n for n in only or [] if n not in known]
+    if unknown:
+        raise ValueError(f"--only {unknown}: no such notebook; known numbers: {known}")
+    return [nb for nb in found if not only or nb.name[:2] in only]
+
+
+def _previous_notebooks(path: Path, profile: str) -> dict[str, dict]:
+    """The notebook entries of an earlier manifest of the same profile (kept by a run with --only)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return old.get("notebooks", {}) if old.get("profile") == profile else {}
+
+
 def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = None) -> Path:
     """Execute the notebooks; raises on the first failing one (its partial output is kept)."""
-    import papermill
-
     profile = load_profile(profile_name, overrides)  # fail before starting a kernel
     paths = run_paths(profile.name)
-    selected = [nb for nb in notebooks() if not only or nb.name[:2] in only]
-    if only and not selected:
-        raise ValueError(f"--only {only} matches none of {[nb.name[:2] for nb in notebooks()]}")
+    selected = _select(only)
+    with run_lock(paths.root, "the pipeline"), secrets_for_children(overrides) as shown:
+        return _execute(profile, paths, selected, shown)
+
+
+def _execute(profile: Profile, paths: RunPaths, selected: list[Path], overrides: dict[str, str]) -> Path:
+    """Run `selected` in order with the lock held; `overrides` are the redacted ones (pcclip.redact)."""
+    import papermill
+
     paths.notebooks.mkdir(parents=True, exist_ok=True)
-    manifest = {"profile": profile.name, "overrides": overrides, "git_commit": git_commit(), "seed": profile.seed,
+    run_info = {"git_commit": git_commit(), "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    manifest = {"profile": profile.name, **run_info, "seed": profile.seed,
                 "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
-                "device": _device(), "packages": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "notebooks": {}}
+                "device": _device(), "packages": _versions(),
+                "notebooks": _previous_notebooks(paths.root / "manifest.json", profile.name)}
     for nb in selected:
         print(f"[pipeline] {nb.name} (profile {profile.name})", flush=True)
         t0 = time.perf_counter()
         papermill.execute_notebook(str(nb), str(paths.notebooks / nb.name), cwd=str(nb.parent),
                                    parameters={"PROFILE": profile.name, "OVERRIDES": overrides},
                                    kernel_name="python3", progress_bar=False)
-        manifest["notebooks"][nb.name] = {"seconds": round(time.perf_counter() - t0, 1)}
+        manifest["notebooks"][nb.name] = {"seconds": round(time.perf_counter() - t0, 1), **run_info}
         write_json(paths.root / "manifest.json", manifest)
     manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
     write_json(paths.root / "manifest.json", manifest)

@@ -2,7 +2,8 @@
 
 A notebook names a profile and a flat dict of dotted overrides
 (``{"pretrain.steps": 50}``); `load_profile` validates every name and type, so a
-typo fails at once instead of being silently ignored as papermill would.
+typo fails at once instead of being silently ignored as papermill would; every numeric
+setting is then checked against its allowed range (`pcclip.profile_checks`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import os
 import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from .profile_checks import check
+from .redact import restore
 
 FORCE_ENV = "PCCLIP_FORCE_PROFILE"  # set by the test-suite so nbval runs notebooks in smoke
 DATA_ENV = "PCCLIP_DATA"
@@ -300,12 +304,13 @@ def load_profile(name: str, overrides: dict[str, Any] | None = None) -> Profile:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     profile = PROFILES[name]()
     known = _leaf_fields(Profile)
-    for key, value in (overrides or {}).items():
+    for key, value in restore(overrides or {}).items():
         if key not in known:
             close = [k for k in known if k.split(".")[-1] == key.split(".")[-1]]
             hint = f" (did you mean {close}?)" if close else f"; known: {sorted(known)}"
             raise ValueError(f"unknown override {key!r} for profile {name!r}{hint}")
         profile = _set(profile, key, _coerce(key, value, known[key]))
+    check(profile, name)
     return profile
 
 

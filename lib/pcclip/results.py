@@ -3,8 +3,8 @@
 A metric is a row that carries its identity (notebook, task, dataset, split, variant, attribute,
 model, seed, metric) beside its value, standard error and sample count, as CLIP_benchmark keeps
 dataset, model and task apart from the numbers: the report pivots rows and never parses names.
-Every metrics file also records the profile, its full config and the git commit, so the report
-can refuse stale or mixed results instead of summarising them.
+Every metrics file also records the profile, its full config (secrets redacted, `pcclip.redact`)
+and the git commit, so the report can refuse stale or mixed results instead of summarising them.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pandas as pd
 from .atomic import write_bytes, write_json, write_text
 from .paths import RunPaths, repo_root
 from .profiles import Profile
+from .redact import redact
 
 # Identity of a metric row; a blank string means "not applicable" (e.g. model "" for image-only metrics).
 IDENTITY: tuple[str, ...] = ("notebook", "task", "dataset", "split", "variant", "attribute", "model", "seed",
@@ -110,7 +111,7 @@ def write_rows(paths: RunPaths, notebook: str, rows: pd.DataFrame | Sequence[pd.
                for r in table.to_dict("records")]
     path = paths.metrics / f"{notebook}.json"
     write_json(path, {"name": notebook, "profile": profile.name, "git_commit": git_commit(),
-                      "config": asdict(profile), "info": dict(info or {}), "rows": records})
+                      "config": redact(asdict(profile)), "info": dict(info or {}), "rows": records})
     return path
 
 

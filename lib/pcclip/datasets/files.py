@@ -23,8 +23,13 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
-        with Image.open(self.files[i]) as im:
-            image = im.convert("RGB")
+        """A truncated or corrupt file fails naming itself (PIL's own error names no file)."""
+        try:
+            with Image.open(self.files[i]) as im:
+                image = im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # PIL: UnidentifiedImageError is an OSError
+            raise OSError(f"cannot read image {self.files[i]} ({err}): the file is truncated or corrupt; "
+                          "download it again or remove it from the dataset folder") from err
         return (self.transform(image) if self.transform else image), int(self.labels[i])
 
 
