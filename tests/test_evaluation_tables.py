@@ -55,8 +55,11 @@ def test_figures_draw_what_they_are_given():
         (-truth[np.random.default_rng(0).permutation(50)]).tolist())
     curves = pd.DataFrame({"model": ["m"] * 3, "alpha": [0.0, 0.5, 1.0], "acc1": [0.2, 0.3, 0.25],
                            "subset_acc1": [0.4, 0.5, 0.45]})
-    fig = alpha_curves(curves, 0.8)
+    fig = alpha_curves(curves, 0.8, title="diffworld_technical")
     assert fig.axes[1].lines[0].get_ydata().tolist() == [0.4, 0.5, 0.45]
+    renderer = fig.canvas.get_renderer()
+    title_bottom = fig._suptitle.get_window_extent(renderer).y0
+    assert all(title_bottom >= ax.title.get_window_extent(renderer).y1 for ax in fig.axes)  # no overlap
     fig = confusion_before_after(np.array([[3, 1], [0, 4]]), np.array([[4, 0], [0, 4]]), ["a", "b"])
     change = fig.axes[2].images[0].get_array()
     assert np.allclose(change, [[0.25, -0.25], [0.0, 0.0]])
