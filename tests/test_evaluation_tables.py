@@ -58,6 +58,7 @@ def test_figures_draw_what_they_are_given():
     fig = alpha_curves(curves, 0.8, title="diffworld_technical")
     assert fig.axes[1].lines[0].get_ydata().tolist() == [0.4, 0.5, 0.45]
     renderer = fig.canvas.get_renderer()
+    assert fig._suptitle.get_text() == "diffworld_technical"
     title_bottom = fig._suptitle.get_window_extent(renderer).y0
     assert all(title_bottom >= ax.title.get_window_extent(renderer).y1 for ax in fig.axes)  # no overlap
     fig = confusion_before_after(np.array([[3, 1], [0, 4]]), np.array([[4, 0], [0, 4]]), ["a", "b"])

@@ -56,7 +56,7 @@ def alpha_curves(curves: pd.DataFrame, alpha: float | None = None, tuned: dict[s
     (alpha = 1 is zero-shot); a vertical line marks the alpha reported in tables and a star each
     model's `tuned` alpha (chosen on a validation split). `title` goes above both panels."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
-    for ax, metric, title in zip(axes, ("acc1", "subset_acc1"), ("all classes", "comparative subset")):
+    for ax, metric, panel in zip(axes, ("acc1", "subset_acc1"), ("all classes", "comparative subset")):
         for model, rows in curves.groupby("model", sort=False):
             line, = ax.plot(rows.alpha, rows[metric], marker="o", markersize=3, label=model)
             if tuned and model in tuned:
@@ -66,7 +66,7 @@ def alpha_curves(curves: pd.DataFrame, alpha: float | None = None, tuned: dict[s
             ax.axvline(alpha, color="grey", linestyle=":", linewidth=1)
         ax.set_xlabel("alpha (1 = zero-shot)")
         ax.set_ylabel("top-1 accuracy")
-        ax.set_title(title)
+        ax.set_title(panel)
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
