@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pcclip.finetune import TrainData, finetune
+from pcclip.finetune import finetune
+from pcclip.traindata import TrainData
 from pcclip.models import load_clip
 from pcclip.paths import RunPaths
 from pcclip.profiles import FinetuneConfig, load_profile
