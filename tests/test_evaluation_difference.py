@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pcclip.evaluation.difference import (PairSet, difference_accuracy, difference_scores, difference_table,
+from pcclip.datasets.pairset import PairSet
+from pcclip.evaluation.difference import (difference_accuracy, difference_scores, difference_table,
                                           encode_texts, mean_and_stderr, two_way_accuracy)
 
 
