@@ -108,6 +108,17 @@ def test_resume_reaches_the_same_weights(tiny_bundle, tmp_path):
     assert straight.history[-1]["temperature"] != pytest.approx(cfg.temperature)  # the temperature was learnt
 
 
+def test_learnt_temperature_never_goes_below_clip_floor(tiny_bundle):
+    # started at 0.005 (below CLIP's floor of 0.01), the temperature is clamped after the first step: the
+    # first row logs the forward pass before the clamp, every later one the floor (Adam at lr 1e-5 moves
+    # log 1/T by ~1e-5 a step, far less than the log 2 the clamp removes)
+    data, _ = _world_data(24, seed=3)
+    cfg = replace(CFG, steps=4, lr=1e-5, temperature=0.005, learn_temperature=True)
+    temps = [row["temperature"] for row in finetune(tiny_bundle, data, cfg, progress=False).history]
+    assert temps[0] == pytest.approx(0.005, rel=1e-6)
+    assert all(t >= 0.01 * (1 - 1e-6) for t in temps[1:]) and temps[1:] == pytest.approx([0.01] * 3, rel=1e-3)
+
+
 def test_resume_refuses_a_state_of_another_model_or_config(tiny_bundle, tmp_path):
     data, _ = _world_data(24, seed=2)
     finetune(tiny_bundle, data, replace(CFG, steps=2), state_path=tmp_path / "s.pt", progress=False)
