@@ -39,7 +39,8 @@ def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_p
     no_decay = [p for name, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in name)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, "cosine", cfg.warmup, cfg.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_multiplier(s, "cosine", cfg.warmup, cfg.steps))
     config = {"pretrain": asdict(cfg), "data": train.key, "model": bundle.model_name}
     start, history = resume(state_path, model=model, optimizer=optimizer, scheduler=scheduler, config=config)
     model.train()

@@ -60,7 +60,8 @@ def read_reed_captions(root: Path, data: LabeledDataset, per_image: int) -> tupl
 def cub_source(profile: Profile, data: LabeledDataset) -> ImageSource:
     """CUB images of `data` with their Reed captions (`synthesis.captions_per_image` of them)."""
     captions = read_reed_captions(Path(data_root(profile)), data, profile.synthesis.captions_per_image)
-    return ImageSource(key=f"cub200-{data.split}-{fingerprint(np.asarray(data.labels))}", image_ids=np.arange(len(data), dtype=np.int64),
+    key = f"cub200-{data.split}-{fingerprint(np.asarray(data.labels))}"
+    return ImageSource(key=key, image_ids=np.arange(len(data), dtype=np.int64),
                        captions=captions, records=None, load_images=file_images(tuple(data.dataset.files)))
 
 

@@ -64,7 +64,8 @@ def coco_source(profile: Profile) -> ImageSource:
     cfg = profile.synthesis
     root = Path(data_root(profile))
     coco = load_coco_captions(root / cfg.coco_annotations, root / cfg.coco_images)
-    return ImageSource(key=f"coco-{Path(cfg.coco_annotations).stem}-{fingerprint(coco.image_ids)}", image_ids=coco.image_ids,
+    key = f"coco-{Path(cfg.coco_annotations).stem}-{fingerprint(coco.image_ids)}"
+    return ImageSource(key=key, image_ids=coco.image_ids,
                        captions=tuple(c[:cfg.captions_per_image] for c in coco.captions), records=None,
                        load_images=file_images(coco.files))
 
