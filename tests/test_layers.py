@@ -112,6 +112,11 @@ def test_no_import_loops():
     assert not loops, "import loops:\n" + "\n".join(sorted(set(loops)))
 
 
+def test_every_loop_exception_is_still_needed():
+    unused = sorted(edge for edge in WRITER_LOOP if edge[1] not in GRAPH.get(edge[0], ()))
+    assert not unused, f"the writer loop is gone for {unused}: delete them from WRITER_LOOP in tests/test_layers.py"
+
+
 def test_the_architecture_doc_names_every_module():
     text = ARCHITECTURE.read_text()
     rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.count("|") >= 4}
