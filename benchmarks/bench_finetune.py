@@ -35,12 +35,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pcclip.finetune import TrainData, finetune
+from pcclip.finetune import finetune
 from pcclip.models import load_clip
 from pcclip.paths import RunPaths
 from pcclip.profiles import FinetuneConfig, load_profile
 from pcclip.synthesis import differences_path, load_accepted, synthesize
 from pcclip.text_tower import tokenize
+from pcclip.traindata import TrainData
 
 TARGET = 3.0
 

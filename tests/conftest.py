@@ -98,3 +98,28 @@ def hold_lock():
     yield lambda folder: holders.append(LockHolder(folder)) or holders[-1]
     for holder in holders:
         holder.release()
+
+
+class FakeTextTower:
+    """A stand-in for `ClipBundle.encode_text`: each text embeds as its row of `table` (`default` for
+    texts not in it); `calls` records every call, `texts` every text encoded, in order."""
+
+    def __init__(self, table: dict | None = None, default=None):
+        self.table = {text: torch.as_tensor(v, dtype=torch.float32) for text, v in (table or {}).items()}
+        self.default = None if default is None else torch.as_tensor(default, dtype=torch.float32)
+        self.calls: list[list[str]] = []
+
+    @property
+    def texts(self) -> list[str]:
+        return [text for call in self.calls for text in call]
+
+    def encode_text(self, texts) -> torch.Tensor:
+        self.calls.append(list(texts))
+        return torch.stack([self.table[t] if t in self.table or self.default is None else self.default
+                            for t in texts])
+
+
+@pytest.fixture
+def text_tower() -> type[FakeTextTower]:
+    """The fake text tower class: `text_tower({"a": [1, 0]})` embeds "a" as [1, 0]."""
+    return FakeTextTower

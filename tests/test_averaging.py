@@ -1,4 +1,4 @@
-"""Weight averaging: hand-computed blends, refusals, and the alpha sweep over text-tower changes."""
+"""Weight averaging: hand-computed blends, refusals, and the interpolation sweep over text-tower changes."""
 from __future__ import annotations
 
 import copy
@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from pcclip.averaging import alpha_sweep, averaged_bundle, changed_entries, interpolate_state_dicts
+from pcclip.averaging import averaged_bundle, changed_entries, interpolate_state_dicts, interpolation_sweep
 from pcclip.models import ClipBundle, state_fingerprint
 
 
@@ -60,7 +60,7 @@ def test_averaged_bundle_blends_weights_and_keeps_image_tower(tiny_bundle):
     assert averaged_bundle(tiny_bundle, ft, 1.0).fingerprint == ft.fingerprint
 
 
-def test_alpha_sweep_matches_separately_averaged_models(tiny_bundle):
+def test_interpolation_sweep_matches_separately_averaged_models(tiny_bundle):
     ft = _text_edited(tiny_bundle)
     texts = ["the first object is larger than the second", "a red circle"]
     before = tiny_bundle.model.state_dict()["transformer.resblocks.0.attn.in_proj_weight"].clone()
@@ -69,7 +69,7 @@ def test_alpha_sweep_matches_separately_averaged_models(tiny_bundle):
         emb = bundle.encode_text(texts)
         return {"x": float(emb[0, 0]), "fingerprint": bundle.fingerprint}
 
-    rows = alpha_sweep(tiny_bundle, ft, [0.0, 0.3, 1.0], evaluate)
+    rows = interpolation_sweep(tiny_bundle, ft, [0.0, 0.3, 1.0], evaluate)
     assert [r["alpha"] for r in rows] == [0.0, 0.3, 1.0]
     for row in rows:
         ref = averaged_bundle(tiny_bundle, ft, row["alpha"])

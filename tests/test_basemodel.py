@@ -1,6 +1,8 @@
 """The base model: built once per recipe, reused without training, refused clearly when missing or stale."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -92,7 +94,8 @@ def test_corrupt_base_model_is_refused_clearly():
     ckpt = base_checkpoint(paths)
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"PK\x03\x04 truncated zip")
-    with pytest.raises(ValueError, match=f"base model checkpoint {ckpt} cannot be read .*delete it and rerun"):
+    with pytest.raises(ValueError, match=f"checkpoint '{re.escape(str(ckpt))}' cannot be read .*delete it and rerun "
+                                         "notebooks/00_base_model.ipynb"):
         load_base_model(profile, paths)
 
 

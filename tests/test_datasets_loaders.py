@@ -15,6 +15,7 @@ import scipy.io
 import torch
 from PIL import Image
 
+from pcclip.cache import DatasetSource
 from pcclip.datasets import (DATASETS, DatasetNotFound, class_table, cub_pair_list, difference_pairs,
                              load_attribute_table, load_dataset, load_groups)
 from pcclip.datasets.awa2 import ATTRIBUTES_FILE
@@ -309,8 +310,9 @@ def test_missing_dataset_names_layout_and_download_page(tmp_path, name):
 def test_source_needs_the_model_transform(tmp_path):
     write_cub(tmp_path)
     with pytest.raises(ValueError, match="transform=bundle.preprocess"):
-        load_dataset("cub200", tmp_path).source()
-    source = load_dataset("cub200", tmp_path, transform=lambda im: torch.zeros(3)).source()
+        load_dataset("cub200", tmp_path).preprocess_key
+    data = load_dataset("cub200", tmp_path, transform=lambda im: torch.zeros(3))
+    source = DatasetSource(data.dataset, data.key, data.preprocess_key)
     assert source.key == "cub200-test-n4" and "0x" not in source.preprocess_key
     assert torch.cat(list(source.batches(0, 4, batch_size=3))).shape == (4, 3)
 

@@ -9,9 +9,11 @@ import sys
 import pytest
 import torch
 
-from pcclip.finetune import TrainData, finetune, run_config, save_data
+from pcclip.finetune import finetune
 from pcclip.models import load_clip, save_clip
 from pcclip.profiles import load_profile
+from pcclip.runs import run_config
+from pcclip.traindata import TrainData, save_data
 
 DESCRIPTIONS = ("the first object is larger than the second", "the first object is smaller than the second",
                 "the first shape is further left", "the first shape is brighter than the second one")

@@ -7,23 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from pcclip.evaluation.difference import (PairSet, difference_accuracy, difference_scores, difference_table,
+from pcclip.datasets.pairset import PairSet
+from pcclip.evaluation.difference import (difference_accuracy, difference_scores, difference_table,
                                           encode_texts, mean_and_stderr, two_way_accuracy)
 
 
 def t(rows) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32)
-
-
-class LookupBundle:
-    """A text tower that embeds each known sentence as a fixed vector and counts its calls."""
-
-    def __init__(self, table: dict[str, list[float]]):
-        self.table, self.calls = table, []
-
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
-        self.calls.append(list(texts))
-        return t([self.table[x] for x in texts])
 
 
 def test_scores_follow_the_normalised_difference():
@@ -75,18 +65,18 @@ def test_pairset_rejects_mismatched_lengths():
         PairSet(np.array([0, 1]), np.array([1, 0]), ["a"], np.array([1, -1]), attribute="size")
 
 
-def test_encode_texts_encodes_each_distinct_text_once():
-    bundle = LookupBundle({"a": [1, 0], "b": [0, 2]})
+def test_encode_texts_encodes_each_distinct_text_once(text_tower):
+    bundle = text_tower({"a": [1, 0], "b": [0, 2]})
     emb, rows = encode_texts(bundle, ["a", "b", "a", "a"])
     assert bundle.calls == [["a", "b"]]
     assert rows == {"a": 0, "b": 1} and emb.tolist() == [[1, 0], [0, 1]]
 
 
-def test_difference_table_means_over_seeds_per_model():
+def test_difference_table_means_over_seeds_per_model(text_tower):
     images = t([[1, 0], [0, 1], [1, 1]])
     more, less = "first has more", "first has less"
-    good = LookupBundle({more: [1, -1], less: [-1, 1]})
-    flipped = LookupBundle({more: [-1, 1], less: [1, -1]})
+    good = text_tower({more: [1, -1], less: [-1, 1]})
+    flipped = text_tower({more: [-1, 1], less: [1, -1]})
     seed0 = PairSet(np.array([0, 1]), np.array([1, 0]), [more, less], np.array([1, -1]), [less, more], "x")
     # seed 1: pair (0, 2) differs by [0,-1]: "more" -> [1,-1] . [0,-1]/1 > 0 right; (2, 0) with "less" right
     seed1 = PairSet(np.array([0, 2]), np.array([2, 0]), [more, more], np.array([1, 1]), [less, less], "x")
@@ -102,17 +92,17 @@ def test_difference_table_means_over_seeds_per_model():
     assert len(good.calls) == 1  # one encoding per model for all sets and seeds
 
 
-def test_difference_table_names_a_missing_split():
+def test_difference_table_names_a_missing_split(text_tower):
     pairs = PairSet(np.array([0]), np.array([1]), ["a"], np.array([1]))
     with pytest.raises(KeyError, match="holdout"):
-        difference_table({"m": LookupBundle({"a": [1, 0]})}, {"test": t([[1, 0], [0, 1]])},
+        difference_table({"m": text_tower({"a": [1, 0]})}, {"test": t([[1, 0], [0, 1]])},
                          {("holdout", "eval", "x"): [pairs]})
 
 
-def test_batched_table_equals_scoring_each_set_alone():
+def test_batched_table_equals_scoring_each_set_alone(text_tower):
     gen = torch.Generator().manual_seed(0)
     words = [f"w{i}" for i in range(6)]
-    bundle = LookupBundle({w: torch.randn(4, generator=gen).tolist() for w in words})
+    bundle = text_tower({w: torch.randn(4, generator=gen).tolist() for w in words})
     embeddings = {"a": torch.randn(10, 4, generator=gen), "b": torch.randn(7, 4, generator=gen)}
     rng = np.random.default_rng(0)
 
@@ -133,17 +123,17 @@ def test_batched_table_equals_scoring_each_set_alone():
     assert math.isnan(table.loc["b", "two_way"])  # no reversed texts: no two-way test
 
 
-def test_difference_table_refuses_an_empty_draw():
+def test_difference_table_refuses_an_empty_draw(text_tower):
     empty = PairSet(np.array([], dtype=int), np.array([], dtype=int), [], np.array([], dtype=int))
     with pytest.raises(ValueError, match="empty pair list for \\('test', 'eval', 'x'\\)"):
-        difference_table({"m": LookupBundle({})}, {"test": t([[1, 0]])}, {("test", "eval", "x"): [empty]})
+        difference_table({"m": text_tower({})}, {"test": t([[1, 0]])}, {("test", "eval", "x"): [empty]})
 
 
-def test_difference_table_names_nan_embeddings():
+def test_difference_table_names_nan_embeddings(text_tower):
     pairs = PairSet(np.array([0]), np.array([1]), ["a"], np.array([1]))
     with pytest.raises(ValueError, match="image embeddings of 'test' contains NaN"):
-        difference_table({"m": LookupBundle({"a": [1, 0]})}, {"test": t([[1, 0], [float("nan"), 1]])},
+        difference_table({"m": text_tower({"a": [1, 0]})}, {"test": t([[1, 0], [float("nan"), 1]])},
                          {("test", "eval", "x"): [pairs]})
     with pytest.raises(ValueError, match="text embeddings of model 'm' contains NaN"):
-        difference_table({"m": LookupBundle({"a": [float("nan"), 0]})}, {"test": t([[1, 0], [0, 1]])},
+        difference_table({"m": text_tower({"a": [float("nan"), 0]})}, {"test": t([[1, 0], [0, 1]])},
                          {("test", "eval", "x"): [pairs]})

@@ -47,6 +47,20 @@ def test_linear_probe_beats_class_means_on_an_uneven_arc():
     assert torch.equal(again[0], weights) and torch.equal(again[1], bias)  # deterministic
 
 
+def test_linear_probe_returns_weights_at_the_logit_scale_of_its_fit():
+    # fitting scale * x @ w.T + b with l2 * |w|^2 is fitting x @ v.T + b with v = scale * w and l2 / scale^2
+    # on v: the returned weights are v, so both fits give the same classifier, and its logits on the
+    # normalised embeddings are those the fit optimised (a probe returning w would be 10x too flat)
+    rng = np.random.default_rng(1)
+    emb = torch.tensor(rng.normal(size=(120, 3)), dtype=torch.float32)
+    labels = (emb[:, 0] + 0.5 * emb[:, 1] > 0).long().numpy() + (emb[:, 2] > 0.8).long().numpy()
+    w10, b10 = linear_probe(emb, labels, 3, l2=1e-2, scale=10.0, iters=500)
+    w1, b1 = linear_probe(emb, labels, 3, l2=1e-4, scale=1.0, iters=500)
+    torch.testing.assert_close(w10, w1, atol=2e-3, rtol=2e-3)
+    torch.testing.assert_close(b10, b1, atol=2e-3, rtol=2e-3)
+    assert float(w10.norm()) > 3.0  # unit-scale class vectors times the scale, not raw unit-scale ones
+
+
 def test_headroom_table_matches_the_comparative_summary(tiny_bundle):
     rng = np.random.default_rng(1)
     classes = list(SHAPES)

@@ -10,14 +10,6 @@ import torch
 from pcclip.evaluation.ranking import projections, rank_correlations, ranking_table, text_direction
 
 
-class LookupBundle:
-    def __init__(self, table: dict[str, list[float]]):
-        self.table = table
-
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
-        return torch.tensor([self.table[x] for x in texts], dtype=torch.float32)
-
-
 def test_perfect_and_reversed_orders():
     assert rank_correlations([1, 2, 3, 4], [10, 20, 30, 40]) == {"kendall_tau": 1.0, "spearman_rho": 1.0}
     out = rank_correlations([4, 3, 2, 1], [10, 20, 30, 40])
@@ -51,19 +43,19 @@ def test_projection_is_the_cosine_with_the_direction():
         projections(torch.tensor([[float("nan"), 0.0]]), torch.tensor([1.0, 0.0]))
 
 
-def test_text_direction_subtracts_the_reversed_phrasings():
-    bundle = LookupBundle({"more": [2, 0], "more too": [1, 0], "less": [0, 3]})
+def test_text_direction_subtracts_the_reversed_phrasings(text_tower):
+    bundle = text_tower({"more": [2, 0], "more too": [1, 0], "less": [0, 3]})
     d = text_direction(bundle, ["more", "more too"], ["less"])
     assert d.tolist() == pytest.approx([math.sqrt(0.5), -math.sqrt(0.5)])
     with pytest.raises(ValueError, match="zero"):
         text_direction(bundle, ["more"], ["more too"])
 
 
-def test_ranking_table_recovers_a_planted_order():
+def test_ranking_table_recovers_a_planted_order(text_tower):
     truth = np.array([0.1, 0.5, 0.9, 0.3])
     angles = truth * np.pi / 2  # embedding rotates from [1,0] to [0,1] as the attribute grows
     images = torch.tensor(np.stack([np.cos(angles), np.sin(angles)], 1), dtype=torch.float32)
-    good = LookupBundle({"more": [0, 1], "less": [1, 0]})
+    good = text_tower({"more": [0, 1], "less": [1, 0]})
     table, projected = ranking_table({"good": good}, images, {"size": truth}, {"size": (["more"], ["less"])})
     assert table.loc[0, "kendall_tau"] == pytest.approx(1.0)
     assert table.loc[0, "spearman_rho"] == pytest.approx(1.0)

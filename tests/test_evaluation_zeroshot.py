@@ -13,15 +13,6 @@ EYE = torch.eye(3)
 NAMES = ["red", "green", "blue"]
 
 
-class RecordingBundle:
-    def __init__(self):
-        self.texts: list[str] = []
-
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
-        self.texts += texts
-        return torch.ones(len(texts), 2)
-
-
 def test_same_classifier_as_open_clip(tiny_bundle):
     classes, templates = ["circle", "ring", "star"], ["a {}", "a photo of a {}", "there is a big {}"]
     ours = zero_shot_classifier(tiny_bundle, classes, templates)
@@ -80,8 +71,8 @@ def test_confusion_matrix_and_top_confusions():
     assert top_confusions(np.diag([3, 3, 3]), NAMES).empty
 
 
-def test_described_classifier_uses_the_extended_prompt():
-    bundle = RecordingBundle()
+def test_described_classifier_uses_the_extended_prompt(text_tower):
+    bundle = text_tower(default=[1.0, 1.0])
     described_classifier(bundle, ["ring"], {"ring": "A round outline."})
     assert bundle.texts == ["This is a photo of a ring. A round outline."]
     with pytest.raises(KeyError, match="star"):

@@ -9,13 +9,16 @@ import pytest
 import torch
 
 from pcclip.embeddings import difference_vectors, normalize
-from pcclip.finetune import (TrainData, finetune, load_models, lr_factor, run_config, total_steps, train_run)
+from pcclip.finetune import finetune
+from pcclip.loading import load_models
 from pcclip.losses import NonFiniteLoss, difference_loss, symmetric_info_nce
 from pcclip.models import save_clip
 from pcclip.paths import run_paths
-from pcclip.pretrain import batch_indices
 from pcclip.profiles import FinetuneConfig, load_profile
+from pcclip.runs import run_config, train_run
 from pcclip.text_tower import encode_batch, encode_tokens, tokenize, trainable_parameters
+from pcclip.traindata import TrainData
+from pcclip.training import batch_indices
 from pcclip.world import sample_records
 
 LARGER = ["the first object is larger than the second", "the first shape is bigger",
@@ -105,6 +108,17 @@ def test_resume_reaches_the_same_weights(tiny_bundle, tmp_path):
     assert straight.history[-1]["temperature"] != pytest.approx(cfg.temperature)  # the temperature was learnt
 
 
+def test_learnt_temperature_never_goes_below_clip_floor(tiny_bundle):
+    # started at 0.005 (below CLIP's floor of 0.01), the temperature is clamped after the first step: the
+    # first row logs the forward pass before the clamp, every later one the floor (Adam at lr 1e-5 moves
+    # log 1/T by ~1e-5 a step, far less than the log 2 the clamp removes)
+    data, _ = _world_data(24, seed=3)
+    cfg = replace(CFG, steps=4, lr=1e-5, temperature=0.005, learn_temperature=True)
+    temps = [row["temperature"] for row in finetune(tiny_bundle, data, cfg, progress=False).history]
+    assert temps[0] == pytest.approx(0.005, rel=1e-6)
+    assert all(t >= 0.01 * (1 - 1e-6) for t in temps[1:]) and temps[1:] == pytest.approx([0.01] * 3, rel=1e-3)
+
+
 def test_resume_refuses_a_state_of_another_model_or_config(tiny_bundle, tmp_path):
     data, _ = _world_data(24, seed=2)
     finetune(tiny_bundle, data, replace(CFG, steps=2), state_path=tmp_path / "s.pt", progress=False)
@@ -165,18 +179,6 @@ def test_first_step_loss_with_caption_mixing_is_computed_by_hand(tiny_bundle):
                                                         data.image_emb[data.idx2[pairs]]), 0.2)
     expected = expected + 0.5 * symmetric_info_nce(cap, data.image_emb[data.caption_idx[caps]], 1 / 0.05)
     assert result.history[0]["loss"] == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_schedules_and_epoch_counting():
-    paper = load_profile("paper").finetune
-    assert total_steps(paper, 1000) == 40  # 20 epochs of ceil(1000 / 512) = 2 steps
-    assert [lr_factor(s, paper, 2, 40) for s in (0, 1, 2, 5)] == pytest.approx([1, 1, 0.9, 0.81])
-    warm = replace(paper, schedule="constant", warmup=4)
-    assert [lr_factor(s, warm, 2, 40) for s in (0, 3, 4, 30)] == pytest.approx([0.25, 1, 1, 1])
-    assert lr_factor(10, replace(paper, schedule="cosine", warmup=0), 2, 20) == pytest.approx(0.5)
-    caption = run_config(paper, "caption_ft")
-    assert (caption.objective, caption.lr, caption.batch_size, caption.epochs) == ("caption", 1e-6, 128, 50.0)
-    assert total_steps(run_config(paper, "base"), 1000) == 0
 
 
 def test_caption_baseline_trains_on_captions(tiny_bundle):

@@ -82,16 +82,6 @@ def test_retrieval_on_ideal_embeddings(ideal):
     assert np.array_equal(retrieve(test, test_view, 0.0, 1)[:, 0], test.queries()["c"])
 
 
-class _TextTable:
-    """A stand-in text tower: each candidate description embeds as a fixed vector."""
-
-    def __init__(self, vectors: dict[str, torch.Tensor]):
-        self.vectors = vectors
-
-    def encode_text(self, texts):
-        return torch.stack([self.vectors[t] for t in texts])
-
-
 def _relation_vector(label: str, dim: int) -> torch.Tensor:
     """The exact image difference of a relation in `_ideal_features`' layout: shape one-hots, colour
     one-hots, then a (low, mid, high) bucket block per continuous attribute."""
@@ -121,13 +111,13 @@ def test_relation_candidates_cover_every_query(ideal):
     assert truth[k] == f"color:{es.records.row(q['d'][k])['color']}<{es.records.row(q['c'][k])['color']}"
 
 
-def test_verbal_analogies_name_the_change_then_retrieve(ideal):
+def test_verbal_analogies_name_the_change_then_retrieve(ideal, text_tower):
     _, sets = ideal
     es, view = sets["test"]
     texts, labels = relation_descriptions(seed=0)
     dim = view.images.shape[1]
-    exact = _TextTable({t: _relation_vector(label, dim) for t, label in zip(texts, labels)})
-    blind = _TextTable({t: torch.ones(dim) for t in texts})  # every description embeds alike
+    exact = text_tower({t: _relation_vector(label, dim) for t, label in zip(texts, labels)})
+    blind = text_tower({t: torch.ones(dim) for t in texts})  # every description embeds alike
     table = verbal_analogy_results(es, {"exact": view, "blind": view}, {"exact": exact, "blind": blind},
                                    (texts, labels), {"exact": 0.5, "blind": 0.5})
     value = table.set_index(["model", "group", "metric"])["value"]

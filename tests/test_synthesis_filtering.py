@@ -6,7 +6,7 @@ import pytest
 
 from pcclip.synthesis.filtering import REASONS, DescriptionFilter, check, duplicate_key, load_rules
 from pcclip.synthesis.report import filter_report, mentioned_attributes, synthesis_rows
-from pcclip.synthesis.template import attribute_sentence, category_sentence
+from pcclip.world.phrasing import attribute_sentence, category_sentence
 
 RULES = load_rules()
 # 100 distinct made-up words: long without tripping the repetition rules

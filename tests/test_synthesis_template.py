@@ -19,9 +19,10 @@ from pcclip.synthesis.facts import caption_facts, oracle_facts, parse_captions
 from pcclip.synthesis.pairs import contrast_attribute
 from pcclip.synthesis.runner import pair_input, plan_pairs
 from pcclip.synthesis.sources import diffworld_source
-from pcclip.synthesis.template import attribute_sentence, category_sentence, describe, phrasings
 from pcclip.synthesis.registry import make_writer
+from pcclip.synthesis.template import describe_facts
 from pcclip.world import COLORS, SHAPES
+from pcclip.world.phrasing import attribute_sentence, category_sentence, phrasings
 
 KEYWORDS = [
     (r"\b(larger|bigger)\b|\bmore (of the frame|area)\b", "size", 1),
@@ -203,10 +204,10 @@ def test_describe_respects_word_budget_and_empty_facts() -> None:
     rng = np.random.default_rng(3)
     facts = Facts({"size": 1, "x": -1, "y": 1, "brightness": -1}, {"shape": ("ring", "star")}, {"color": "red"})
     for _ in range(200):
-        d = describe(facts, rng, focus="y", max_facts=3, max_words=18)
+        d = describe_facts(facts, rng, focus="y", max_facts=3, max_words=18)
         assert d.attributes[0] == "y"
         first_clause_only = len(d.phrasings) == 1 or d.phrasings[0].startswith("same")
         assert len(d.text.split()) <= 18 or first_clause_only
         assert_true_of(d.text, {"size": 1, "x": 0, "y": 1, "brightness": 0, "shape": "ring", "color": "red"},
                        {"size": 0, "x": 1, "y": 0, "brightness": 1, "shape": "star", "color": "red"})
-    assert describe(Facts(), rng).text == ""
+    assert describe_facts(Facts(), rng).text == ""

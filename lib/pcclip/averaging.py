@@ -48,7 +48,7 @@ def averaged_bundle(base: ClipBundle, finetuned: ClipBundle, alpha: float) -> Cl
                       pretrained=base.pretrained, fingerprint=state_fingerprint(base.model_name, model.state_dict()))
 
 
-def alpha_sweep(base: ClipBundle, finetuned: ClipBundle, alphas: Iterable[float],
+def interpolation_sweep(base: ClipBundle, finetuned: ClipBundle, alphas: Iterable[float],
                 evaluate: Callable[[ClipBundle], dict[str, float]]) -> list[dict[str, float]]:
     """One row {alpha, **evaluate(bundle)} per alpha, reusing one model copy.
 

@@ -4,7 +4,7 @@
     python -m pcclip.distributed --profile smoke --finetune caption_ft --data prepared.pt
 
 Backend: NCCL when CUDA is visible (one GPU per rank, from LOCAL_RANK), gloo on CPU.
-Every rank encodes its slice of each global batch (`pcclip.finetune`); rank 0 alone
+Every rank encodes its slice of each global batch (`pcclip.finetune`, runs from `pcclip.runs`); rank 0 alone
 writes the training state, the final checkpoint, the metrics and the loss history.
 Without --data, rank 0 prepares the data first (filling the embedding cache) and the
 other ranks read it after a barrier.
@@ -21,11 +21,12 @@ import torch
 import torch.distributed as dist
 
 from .basemodel import load_base_model
-from .finetune import TRAINED_RUNS, RunSummary, load_data, prepare_data, train_run
 from .locking import run_lock
 from .paths import run_paths
 from .profiles import PROFILES, load_profile, parse_overrides
 from .results import training_rows, write_rows, write_table
+from .runs import TRAINED_RUNS, RunSummary, prepare_data, train_run
+from .traindata import load_data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--finetune", dest="run", default="pcclip", choices=TRAINED_RUNS,
                         help="which run to train (torchrun claims --run for itself)")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="SECTION.FIELD=VALUE")
-    parser.add_argument("--data", type=Path, default=None, help="a file from pcclip.finetune.save_data")
+    parser.add_argument("--data", type=Path, default=None, help="a file from pcclip.traindata.save_data")
     return parser.parse_args(argv)
 
 

@@ -9,19 +9,18 @@ The bases and edits of all objects form the gallery.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
 
+from .fingerprint import fingerprint
 from .models import ClipBundle
 from .profiles import GeometryConfig, WorldConfig
-from .synthesis.template import attribute_sentence, category_sentence
 from .world import COLORS, CONTINUOUS, SHAPES, Records, make_records, render
 from .world.captions import bucket, vocabulary
 from .world.dataset import RENDER_VERSION, allowed_pairs
+from .world.phrasing import attribute_sentence, category_sentence
 
 EDITS: tuple[tuple[str, int], ...] = tuple((a, d) for a in CONTINUOUS for d in (1, -1)) + (("color", 0), ("shape", 0))
 EDIT_SPLITS: tuple[str, ...] = ("val", "test")  # val chooses lambda, test reports
@@ -116,7 +115,7 @@ class _Rows:
         return make_records(*(np.array(col) for col in zip(*self.rows)))
 
 
-def _check(geo: GeometryConfig) -> None:
+def _check_geometry(geo: GeometryConfig) -> None:
     if geo.n_objects < 4:
         raise ValueError(f"geometry.n_objects={geo.n_objects}: a controlled set needs at least 4 objects "
                          "(each analogy borrows its example pair from another object)")
@@ -172,9 +171,9 @@ def _donor(bases: Records, i: int, attribute: str, before: int, after: int, allo
 
 
 def _set_key(world: WorldConfig, geo: GeometryConfig, split: str, image_size: int) -> str:
-    blob = json.dumps({"world": asdict(world), "geometry": asdict(geo), "split": split, "render": RENDER_VERSION,
-                       "size": image_size, "version": EDITSET_VERSION}, sort_keys=True)
-    return f"geometry-{split}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    ident = {"world": asdict(world), "geometry": asdict(geo), "split": split, "render": RENDER_VERSION,
+             "size": image_size, "version": EDITSET_VERSION}
+    return f"geometry-{split}-{fingerprint(ident)}"
 
 
 def render_size(bundle: ClipBundle) -> int:
@@ -189,7 +188,7 @@ def build_edit_set(world: WorldConfig, geo: GeometryConfig, split: str, image_si
     `image_size` pixels (default world.image_size)."""
     if split not in EDIT_SPLITS:
         raise ValueError(f"unknown edit-set split {split!r}; choose one of {EDIT_SPLITS}")
-    _check(geo)
+    _check_geometry(geo)
     rng = np.random.default_rng([geo.seed, EDIT_SPLITS.index(split), 2024])
     allowed = {tuple(p) for p in allowed_pairs(world, split).tolist()}
     bases = _bases(world, geo, split, rng)

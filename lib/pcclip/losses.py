@@ -36,12 +36,6 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tens
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
-def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
-              logit_scale: torch.Tensor | float) -> torch.Tensor:
-    """The standard CLIP loss (logit_scale = 1 / temperature, usually learnt)."""
-    return symmetric_info_nce(image_features, text_features, logit_scale)
-
-
 def difference_targets(e1: torch.Tensor, e2: torch.Tensor, loss: str = "contrastive") -> torch.Tensor:
     """What the text embedding of "how image 1 differs from image 2" is trained towards.
 

@@ -8,7 +8,6 @@ on import, so ``create_model_and_transforms`` builds them like any other.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,10 +20,12 @@ import open_clip
 import torch
 
 from .atomic import torch_save
+from .fingerprint import fingerprint
 
 _CONFIG_DIR = resources.files("pcclip") / "data" / "model_configs"
 open_clip.add_model_config(str(_CONFIG_DIR))
-CHECKPOINT_FORMAT = "pcclip-clip-v1"
+CHECKPOINT_FORMAT = "pcclip-clip-v2"  # v2: fingerprints from pcclip.fingerprint, checked on load
+REBUILD = "rebuild it (make reproduce), or point model.pretrained at a valid file"
 
 
 @dataclass
@@ -68,28 +69,39 @@ def resolve_device(device: str) -> str:
 
 
 def state_fingerprint(model_name: str, state_dict: dict[str, torch.Tensor]) -> str:
-    """sha256 of the architecture name and every weight, in key order: identifies a model."""
-    h = hashlib.sha256(model_name.encode())
-    for key in sorted(state_dict):
-        t = state_dict[key].detach().to("cpu").contiguous()
-        h.update(key.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+    """The fingerprint of the architecture name and every weight: identifies a model."""
+    return fingerprint({"model": model_name, "weights": dict(state_dict)})
 
 
-def _check_checkpoint_file(path: str, model_name: str) -> None:
-    """Refuse unreadable files and checkpoints of another architecture with a clear message."""
+def _read_checkpoint(path: str | os.PathLike, rebuild: str) -> dict:
+    """A pcclip checkpoint's contents, its metadata checked against the fingerprint stored with it."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}); it is corrupt or "
-                         "not a torch checkpoint: delete it and rebuild it (make reproduce) or point "
-                         "model.pretrained at a valid file") from None
+    except Exception as exc:  # torch raises several types for truncated or garbled files
+        raise ValueError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}): it is truncated, "
+                         f"corrupt or not a torch checkpoint; delete it and {rebuild}") from None
+    current = isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT
+    if current and fingerprint(ckpt.get("meta")) != ckpt.get("meta_fingerprint"):
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt: its metadata do not match the fingerprint stored "
+                         f"with them; delete it and {rebuild}")
+    return ckpt
+
+
+def checkpoint_meta(path: str | os.PathLike, rebuild: str = REBUILD) -> dict:
+    """The metadata saved with a checkpoint by `save_clip` (recipe, history, timing), checked on read."""
+    ckpt = _read_checkpoint(path, rebuild)
+    return ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
+
+
+def _checkpoint_fingerprint(path: str, model_name: str, rebuild: str) -> str | None:
+    """The weights' stored fingerprint (None for files not written by this version of `save_clip`);
+    refuses unreadable files and checkpoints of another architecture with a clear message."""
+    ckpt = _read_checkpoint(path, rebuild)
     saved = ckpt.get("model_name") if isinstance(ckpt, dict) else None
     if saved is not None and saved != model_name:
         raise ValueError(f"checkpoint {path!r} holds a {saved!r} model, not {model_name!r}: set "
                          f"model.model_name={saved} or choose a checkpoint of {model_name!r}")
+    return ckpt.get("fingerprint") if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT else None
 
 
 def _require_local_weights(model_name: str, tag: str) -> None:
@@ -128,12 +140,18 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_download: bool = False) -> ClipBundle:
-    """Build (model_name, pretrained) through open_clip; same return type for tags and files."""
+def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_download: bool = False,
+              rebuild: str = REBUILD) -> ClipBundle:
+    """Build (model_name, pretrained) through open_clip; same return type for tags and files.
+
+    A checkpoint written by `save_clip` must hold the weights its stored fingerprint names (the
+    fingerprint of the loaded model is computed anyway, so the check costs no extra pass); a damaged
+    file is refused, naming it and `rebuild` (how to make it again)."""
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown model {model_name!r}; open_clip knows e.g. ViT-B-32, ViT-L-14, diffclip-tiny")
+    stored = None
     if pretrained and os.path.isfile(pretrained):
-        _check_checkpoint_file(pretrained, model_name)
+        stored = _checkpoint_fingerprint(pretrained, model_name, rebuild)
     elif pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         raise FileNotFoundError(f"checkpoint file {pretrained!r} does not exist: check model.pretrained, or "
                                 "run notebooks/00_base_model.ipynb (make reproduce) to build it")
@@ -146,16 +164,20 @@ def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_
     except (RuntimeError, AssertionError) as exc:  # strict load_state_dict, open_clip's pos-embed shape asserts
         raise ValueError(f"checkpoint {pretrained!r} does not fit architecture {model_name!r}: {exc}") from None
     model.eval()
+    loaded = state_fingerprint(model_name, model.state_dict())
+    if stored is not None and loaded != stored:
+        raise ValueError(f"checkpoint {pretrained!r} is corrupt: its weights do not match the fingerprint stored "
+                         f"with them (stored {stored}, read {loaded}); delete it and {rebuild}")
     return ClipBundle(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(model_name),
-                      model_name=model_name, pretrained=pretrained,
-                      fingerprint=state_fingerprint(model_name, model.state_dict()))
+                      model_name=model_name, pretrained=pretrained, fingerprint=loaded)
 
 
 def save_clip(bundle_or_model: Any, model_name: str, path: str | os.PathLike, meta: dict | None = None) -> str:
     """Write a checkpoint that `open_clip.create_model(model_name, pretrained=path)` loads back."""
     model = getattr(bundle_or_model, "model", bundle_or_model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fingerprint = state_fingerprint(model_name, state)
+    weights = state_fingerprint(model_name, state)
+    meta = json.loads(json.dumps(meta or {}))
     torch_save({"format": CHECKPOINT_FORMAT, "model_name": model_name, "state_dict": state,
-                "fingerprint": fingerprint, "meta": json.loads(json.dumps(meta or {}))}, path)
-    return fingerprint
+                "fingerprint": weights, "meta": meta, "meta_fingerprint": fingerprint(meta)}, path)
+    return weights

@@ -13,13 +13,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoints import load_train_state, save_train_state
-from .losses import check_finite, clip_loss
+from .checkpoints import resume, save_train_state
+from .losses import check_finite, symmetric_info_nce
 from .models import ClipBundle
 from .profiles import PretrainConfig
+from .training import CAPTION_VARIANTS, batch_indices, due, lr_multiplier
 from .world import WorldSplit
-
-CAPTION_VARIANTS = 4  # phrasings drawn per image, tokenised once up front
 
 
 @dataclass
@@ -27,25 +26,6 @@ class PretrainResult:
     history: list[dict]  # one row per logged step: step, loss, lr, logit_scale
     seconds: float
     resumed_from: int
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR multiplier: linear warmup, then cosine decay to zero."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
-    """Indices of the images in `step`: epoch-wise permutations derived from (seed, epoch)."""
-    out, start = [], step * batch_size
-    while len(out) < batch_size:
-        epoch, offset = divmod(start, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        take = perm[offset:offset + batch_size - len(out)]
-        out.extend(take.tolist())
-        start += len(take)
-    return torch.tensor(out)
 
 
 def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_path: Path | None = None,
@@ -59,12 +39,10 @@ def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_p
     no_decay = [p for name, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in name)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg.warmup, cfg.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_multiplier(s, "cosine", cfg.warmup, cfg.steps))
     config = {"pretrain": asdict(cfg), "data": train.key, "model": bundle.model_name}
-    start, history = 0, []
-    if state_path is not None and Path(state_path).exists():
-        start, history = load_train_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                          config=config)
+    start, history = resume(state_path, model=model, optimizer=optimizer, scheduler=scheduler, config=config)
     model.train()
     t0 = time.perf_counter()
     for step in tqdm(range(start, cfg.steps), desc="pretrain", initial=start, total=cfg.steps):
@@ -73,7 +51,7 @@ def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_p
                                 generator=torch.Generator().manual_seed(cfg.seed * 7919 + step))
         img_f = model.encode_image(images[idx].to(bundle.device))
         txt_f = model.encode_text(tokens[variant, idx].to(bundle.device))
-        loss = clip_loss(img_f, txt_f, model.logit_scale.exp())
+        loss = symmetric_info_nce(img_f, txt_f, model.logit_scale.exp())  # the CLIP loss
         check_finite(loss, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -84,7 +62,7 @@ def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_p
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             history.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
                             "logit_scale": model.logit_scale.exp().item()})
-        if state_path is not None and ((step + 1) % save_every == 0 or step + 1 == cfg.steps):
+        if state_path is not None and due(step, save_every, cfg.steps):
             save_train_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1,
                              config=config, history=history)
     model.eval()

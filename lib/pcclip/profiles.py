@@ -70,7 +70,7 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class SynthesisConfig:
-    """Difference-data synthesis (issue: data synthesis). Owned by pcclip.synthesis."""
+    """Difference-data synthesis, read by pcclip.synthesis."""
 
     writer: str = "template"  # "template", "hf" or "openai"
     mode: str = "caption"  # template writer: "caption" (sees captions only) or "oracle" (exact attributes)
@@ -110,15 +110,12 @@ class SynthesisConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """PC-CLIP finetuning of the text tower (issue: finetuning). Owned by pcclip.finetune.
+    """PC-CLIP finetuning of the text tower, read by pcclip.finetune (the trainer) and pcclip.runs.
 
     Defaults are the DiffWorld settings; `_paper()` sets the authors' values. DiffWorld's
-    descriptions name the images by role ("the second shape is larger than the first one") in
-    both orders, so the text tower must learn which image a comparative applies to: accuracy sits
-    near 0.85 and then jumps. Measured on the diffworld base model (held-out phrasings, 100 test
-    images, 1 thread): constant lr 3e-4 reached size 0.93 at 600 steps and 0.98 at 900; lr 1e-3
-    with 30 warmup steps and cosine decay to 600 steps reached 0.999 (seed 0) and 0.997 (seed 1),
-    with zero-shot shape accuracy 0.925 / 0.942 (notes in README, "Finetuning").
+    descriptions name the images by role in both orders, so the text tower must learn which image
+    a comparative applies to; why these values were chosen, with the measurements, is in README,
+    "Finetuning".
     """
 
     objective: str = "pcclip"  # "pcclip" (difference descriptions) or "caption" (caption-only baseline)
@@ -127,9 +124,7 @@ class FinetuneConfig:
     temperature: float = 0.1  # InfoNCE temperature; paper 1.0, which is too soft for a 128-d model
     learn_temperature: bool = False  # learn it (as log 1/T, clamped at T >= 0.01) instead of fixing it
     # lambda: adds lambda * CLIP caption loss. Besides protecting zero-shot accuracy it keeps the text
-    # embeddings spread out: without it the tiny text tower collapsed to one vector (loss = ln batch) at
-    # lr >= 1e-4 and did not learn word order at 3e-5. Measured on diffworld (constant lr 3e-4, 900 steps):
-    # lambda 0.25 -> held-out size-difference accuracy 0.98, zero-shot 0.93; lambda 0.5 -> 0.91, 0.93.
+    # embeddings spread out (without it the tiny text tower collapses; README, "Finetuning").
     caption_weight: float = 0.25
     caption_temperature: float = 0.1  # of the caption loss (the authors' caption baseline uses 0.1)
     optimizer: str = "adam"  # "adam" (paper) or "adamw"
@@ -158,7 +153,7 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation sizes (issue: evaluation). Owned by pcclip.evaluation."""
+    """Evaluation sizes, read by pcclip.evaluation."""
 
     n_images: int = 100  # images per difference-classification draw (paper: 100, all pairs)
     seeds: int = 5  # draws, reported as mean and standard error (paper: 5)
@@ -177,7 +172,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class GeometryConfig:
-    """Embedding geometry, analogies and retrieval (issue: geometry). Owned by pcclip.geometry."""
+    """Embedding geometry, analogies and retrieval, read by pcclip.geometry and pcclip.retrieval."""
 
     # Controlled sets: each object gives 1 base + 10 single-attribute edits (size/x/y/brightness up and
     # down, a new colour, a new shape); the bases and edits of all objects form the gallery (40 -> 440

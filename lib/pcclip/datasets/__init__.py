@@ -3,10 +3,11 @@
 Typical use in an evaluation (paper profile):
 
     data = load_dataset("cifar100", data_root(cfg), transform=bundle.preprocess)
-    emb = embed_images(bundle, data.source(cfg.cache.num_workers), paths.cache, cfg.cache, cfg.model.precision)
+    source = DatasetSource(data.dataset, data.key, data.preprocess_key)  # pcclip.cache
+    emb = embed_images(bundle, source, paths.cache, cfg.cache, cfg.model.precision)
     classifier = zero_shot_classifier(bundle, list(data.classnames), templates)
     comparatives = load_comparatives("cifar100", list(data.classnames))  # pcclip.evaluation.prompts
-    pairs = difference_pairs("cifar100_size", data, n_images=100, seed=0)  # evaluation.difference.PairSet
+    pairs = difference_pairs("cifar100_size", data, n_images=100, seed=0)  # datasets.pairset.PairSet
 
 Every class, group, attribute and comparative is looked up by name (see `names`).
 """
@@ -14,6 +15,7 @@ from .awa2 import AttributeTable, load_attribute_table, visual_attributes
 from .groups import ClassGroups, load_groups
 from .names import UnknownName, class_table, normalize_name, resolve_names
 from .pairs import attribute_pairs, draw_images, group_pairs, ordered_pairs, random_pairs
+from .pairset import PairSet
 from .paper_sets import PAIR_SETS, cub_pair_list, difference_pairs
 from .registry import DATASETS, DatasetNotFound, DatasetSpec, LabeledDataset, load_dataset
 
@@ -22,7 +24,7 @@ COMPARATIVE_DATASETS = ("cifar100", "eurosat", "flowers102", "food101", "sun397"
 
 __all__ = [
     "COMPARATIVE_DATASETS", "DATASETS", "PAIR_SETS", "AttributeTable", "ClassGroups", "DatasetNotFound",
-    "DatasetSpec", "LabeledDataset", "UnknownName", "attribute_pairs", "class_table", "cub_pair_list",
+    "DatasetSpec", "LabeledDataset", "PairSet", "UnknownName", "attribute_pairs", "class_table", "cub_pair_list",
     "difference_pairs", "draw_images", "group_pairs", "load_attribute_table", "load_dataset", "load_groups",
     "normalize_name", "ordered_pairs", "random_pairs", "resolve_names", "visual_attributes",
 ]

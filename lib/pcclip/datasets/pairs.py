@@ -12,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..evaluation.difference import PairSet
 from .awa2 import AttributeTable, attribute_difference_text
 from .groups import ClassGroups
+from .pairset import PairSet
 
 
 def draw_images(labels: np.ndarray, classes: Sequence[int] | None, n_images: int, seed: int) -> np.ndarray:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..evaluation.difference import PairSet
 from .awa2 import load_attribute_table, visual_attributes
 from .groups import load_groups
+from .pairset import PairSet
 from .pairs import attribute_pairs, group_pairs, random_pairs
 from .registry import LabeledDataset
 

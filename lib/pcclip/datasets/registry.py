@@ -13,7 +13,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..cache import DatasetSource
 from . import folder_sets as fs
 from . import torchvision_sets as tvs
 from .names import display_names
@@ -111,13 +110,14 @@ class LabeledDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def source(self, num_workers: int = 0) -> DatasetSource:
-        """The image source `pcclip.cache.embed_images` reads; needs the model's preprocess as transform."""
+    @property
+    def preprocess_key(self) -> str:
+        """Names the transform, for the embedding cache (`pcclip.cache.DatasetSource`); embedding needs the
+        model's preprocess as transform."""
         if self.transform is None:
             raise ValueError(f"{self.key}: load it with transform=bundle.preprocess to embed its images")
         # repr of a Compose names every step and its sizes; drop memory addresses of plain functions
-        preprocess_key = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(self.transform))
-        return DatasetSource(self.dataset, self.key, preprocess_key, num_workers)
+        return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(self.transform))
 
 
 def _spec(name: str) -> DatasetSpec:

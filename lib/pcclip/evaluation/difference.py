@@ -15,39 +15,11 @@ import pandas as pd
 import torch
 
 from ..embeddings import difference_vectors, normalize
+from ..datasets.pairset import PairSet
 from ..models import ClipBundle
 
 
-@dataclass(frozen=True)
-class PairSet:
-    """Ordered image pairs of one split, each with a ground-truth description of its difference.
-
-    idx1/idx2 index that split's image embeddings; `sign` is +1 when the first image has more of a
-    continuous attribute, -1 when less, 0 for a categorical one; `reversed_texts` (optional) say
-    the opposite of `texts`, pair by pair, for the two-way test.
-    """
-
-    idx1: np.ndarray
-    idx2: np.ndarray
-    texts: list[str]
-    sign: np.ndarray
-    reversed_texts: list[str] | None = None
-    attribute: str = ""
-
-    def __post_init__(self) -> None:
-        n = len(self.idx1)
-        sizes = {"idx2": len(self.idx2), "texts": len(self.texts), "sign": len(self.sign)}
-        if self.reversed_texts is not None:
-            sizes["reversed_texts"] = len(self.reversed_texts)
-        bad = {k: v for k, v in sizes.items() if v != n}
-        if bad:
-            raise ValueError(f"PairSet {self.attribute!r}: idx1 has {n} pairs but {bad}; all must match")
-
-    def __len__(self) -> int:
-        return len(self.idx1)
-
-
-def _check(name: str, x: torch.Tensor) -> None:
+def _check_matrix(name: str, x: torch.Tensor) -> None:
     if x.ndim != 2:
         raise ValueError(f"{name} must be a (n, d) matrix, got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
@@ -62,7 +34,7 @@ def difference_scores(text_emb: torch.Tensor, e1: torch.Tensor, e2: torch.Tensor
         raise ValueError(f"text_emb {tuple(text_emb.shape)}, e1 {tuple(e1.shape)} and e2 {tuple(e2.shape)} "
                          "must have the same (n, d) shape: one text per image pair")
     for name, x in (("text_emb", text_emb), ("e1", e1), ("e2", e2)):
-        _check(name, x)
+        _check_matrix(name, x)
     return (normalize(text_emb) * difference_vectors(e1, e2)).sum(dim=1)
 
 
@@ -119,7 +91,7 @@ def _batch(sets: dict[tuple[str, str, str], list[PairSet]], embeddings: dict[str
     if empty:
         raise ValueError(f"empty pair list for {empty[0]}: no pairs to score (draw more images, eval.n_images)")
     for name, emb in embeddings.items():
-        _check(f"image embeddings of {name!r}", emb)
+        _check_matrix(f"image embeddings of {name!r}", emb)
     names = list(embeddings)
     offset = dict(zip(names, np.cumsum([0] + [len(embeddings[n]) for n in names[:-1]]).tolist()))
     flat = [(key[0], p) for key, draws in sets.items() for p in draws]
@@ -164,7 +136,7 @@ def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.
     rows = []
     for model_name, bundle in models.items():
         text_emb = normalize(bundle.encode_text(batch.unique))
-        _check(f"text embeddings of model {model_name!r}", text_emb)
+        _check_matrix(f"text embeddings of model {model_name!r}", text_emb)
         acc, two = _hits(batch, text_emb)
         for k, ((split, phrasing, attribute), draws) in enumerate(sets.items()):
             (acc_mean, acc_se), (two_mean, two_se) = (mean_and_stderr(x[bounds[k]:bounds[k + 1]]) for x in (acc, two))

@@ -12,17 +12,17 @@ from typing import Callable
 
 import numpy as np
 
+from ..datasets.pairset import PairSet
 from ..profiles import EvalConfig
-from ..synthesis.template import attribute_sentence, category_sentence
 from ..world import ATTRIBUTES, COLORS, CONTINUOUS, SHAPES, WorldSplit
-from .difference import PairSet
+from ..world.phrasing import attribute_sentence, category_sentence
 
 MIN_GAP = 1.0 / 3.0  # continuous pairs differ by at least one caption-bucket width: a nameable difference
-PHRASING_SPLITS = ("eval", "train")
+PHRASING_SPLITS = ("eval", "train")  # this order seeds the draws (its index), so it stays as the sets were made
 NAMES = {"shape": SHAPES, "color": COLORS}
 
 
-def _check(attribute: str, phrasing_split: str) -> None:
+def _check_attribute_and_phrasing(attribute: str, phrasing_split: str) -> None:
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; DiffWorld has {ATTRIBUTES}")
     if phrasing_split not in PHRASING_SPLITS:
@@ -72,7 +72,7 @@ def attribute_pairs(split: WorldSplit, attribute: str, n_images: int, seed: int,
 
     The images depend only on (split, seed), so every attribute of a seed sees the same images.
     """
-    _check(attribute, phrasing_split)
+    _check_attribute_and_phrasing(attribute, phrasing_split)
     if not 2 <= n_images <= len(split):
         raise ValueError(f"n_images={n_images} must lie in [2, {len(split)}] (the size of split {split.name!r})")
     if phrasings < 1:
@@ -111,7 +111,7 @@ def difference_sets(splits: dict[str, WorldSplit], cfg: EvalConfig, attributes: 
 def direction_texts(attribute: str, n: int, seed: int = 0,
                     phrasing_split: str = "eval") -> tuple[list[str], list[str]]:
     """n phrasings of "the first image has more <attribute>" and their reversed twins."""
-    _check(attribute, phrasing_split)
+    _check_attribute_and_phrasing(attribute, phrasing_split)
     if attribute not in CONTINUOUS:
         raise ValueError(f"a ranking direction needs a continuous attribute {CONTINUOUS}, got {attribute!r}")
     write = _writer(attribute, phrasing_split)

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cache import embed_images, embed_split
+from ..cache import DatasetSource, embed_images, embed_split
 from ..datasets import (COMPARATIVE_DATASETS, DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, difference_pairs,
                         load_dataset)
 from ..datasets.names import display_names
+from ..datasets.pairset import PairSet
 from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile, data_root
 from ..synthesis.cub import CUB_SET, CUB_SPLIT, cub_differences_path, cub_pair_sets
 from ..world import SHAPES, build_split
 from .comparative import Comparative
-from .difference import PairSet
 from .diffworld_sets import difference_sets
 from .prompts import load_comparatives, load_descriptions, load_templates
 
@@ -56,8 +56,8 @@ class ClassificationTask:
 
 
 def _embed(profile: Profile, paths: RunPaths, base: ClipBundle, data: LabeledDataset) -> torch.Tensor:
-    return embed_images(base, data.source(profile.cache.num_workers), paths.cache, profile.cache,
-                        profile.model.precision)
+    source = DatasetSource(data.dataset, data.key, data.preprocess_key, profile.cache.num_workers)
+    return embed_images(base, source, paths.cache, profile.cache, profile.model.precision)
 
 
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):

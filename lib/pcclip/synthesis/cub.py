@@ -11,15 +11,15 @@ resumable JSONL store as the finetuning data are used, in their own file.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from ..datasets import cub_pair_list, load_dataset
 from ..datasets.files import read_lines
+from ..datasets.pairset import PairSet
 from ..datasets.registry import LabeledDataset
-from ..evaluation.difference import PairSet
+from ..fingerprint import fingerprint
 from ..paths import RunPaths
 from ..profiles import Profile, data_root
 from .pairs import PairPlan
@@ -60,8 +60,8 @@ def read_reed_captions(root: Path, data: LabeledDataset, per_image: int) -> tupl
 def cub_source(profile: Profile, data: LabeledDataset) -> ImageSource:
     """CUB images of `data` with their Reed captions (`synthesis.captions_per_image` of them)."""
     captions = read_reed_captions(Path(data_root(profile)), data, profile.synthesis.captions_per_image)
-    digest = hashlib.sha256(np.asarray(data.labels).tobytes()).hexdigest()[:12]
-    return ImageSource(key=f"cub200-{data.split}-{digest}", image_ids=np.arange(len(data), dtype=np.int64),
+    key = f"cub200-{data.split}-{fingerprint(np.asarray(data.labels))}"
+    return ImageSource(key=key, image_ids=np.arange(len(data), dtype=np.int64),
                        captions=captions, records=None, load_images=file_images(tuple(data.dataset.files)))
 
 

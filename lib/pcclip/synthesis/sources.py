@@ -6,13 +6,13 @@ Indices into a source are what the difference data stores (idx1, idx2).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ..fingerprint import fingerprint
 from ..profiles import Profile, data_root
 from ..world import Records, build_split, render
 from .coco import load_coco_captions
@@ -64,8 +64,8 @@ def coco_source(profile: Profile) -> ImageSource:
     cfg = profile.synthesis
     root = Path(data_root(profile))
     coco = load_coco_captions(root / cfg.coco_annotations, root / cfg.coco_images)
-    digest = hashlib.sha256(coco.image_ids.tobytes()).hexdigest()[:12]
-    return ImageSource(key=f"coco-{Path(cfg.coco_annotations).stem}-{digest}", image_ids=coco.image_ids,
+    key = f"coco-{Path(cfg.coco_annotations).stem}-{fingerprint(coco.image_ids)}"
+    return ImageSource(key=key, image_ids=coco.image_ids,
                        captions=tuple(c[:cfg.captions_per_image] for c in coco.captions), records=None,
                        load_images=file_images(coco.files))
 

@@ -5,13 +5,12 @@ or captions; the `holdout` split contains only them.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
 
+from ..fingerprint import fingerprint
 from ..profiles import WorldConfig
 from .attributes import COLORS, SHAPES, Records, sample_records
 from .captions import captions
@@ -58,9 +57,8 @@ class WorldSplit:
     @property
     def key(self) -> str:
         """Identifies the pixels: world config, split and renderer version."""
-        blob = json.dumps({"world": asdict(self.config), "split": self.name, "render": RENDER_VERSION},
-                          sort_keys=True)
-        return f"diffworld-{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+        ident = {"world": asdict(self.config), "split": self.name, "render": RENDER_VERSION}
+        return f"diffworld-{self.name}-{fingerprint(ident)}"
 
     def captions(self, seed: int) -> list[str]:
         """Fresh captions (phrasing and dropped attributes vary with seed)."""
