@@ -21,10 +21,12 @@ import open_clip
 import torch
 
 from .atomic import torch_save
+from .network import unreachable
 
 _CONFIG_DIR = resources.files("pcclip") / "data" / "model_configs"
 open_clip.add_model_config(str(_CONFIG_DIR))
 CHECKPOINT_FORMAT = "pcclip-clip-v1"
+_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip looks for in a repo
 
 
 @dataclass
@@ -92,29 +94,98 @@ def _check_checkpoint_file(path: str, model_name: str) -> None:
                          f"model.model_name={saved} or choose a checkpoint of {model_name!r}")
 
 
-def _require_local_weights(model_name: str, tag: str) -> None:
-    """Fail at once, naming what to fetch, when a pretrained tag is not in the local HF cache."""
+def _pretrained_cfg(model_name: str, tag: str) -> dict:
+    """open_clip's table entry for a tag, or a ValueError listing the tags it knows for this model."""
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
     if not cfg:
         tags = [t for m, t in open_clip.list_pretrained() if m == model_name]
         raise ValueError(f"unknown pretrained tag {tag!r} for {model_name!r}; known tags: {tags}, "
                          "or pass a local checkpoint file path")
-    hub = cfg.get("hf_hub", "").strip("/")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
+    return cfg
 
-        names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-        if any(isinstance(try_to_load_from_cache(hub, n), str) for n in names):
-            return
-        where = f"the Hugging Face repo {hub} (file {names[0]} or {names[1]})"
-    else:
-        where = f"the URL {cfg.get('url', '?')}"
-    raise FileNotFoundError(
-        f"weights for {model_name}/{tag} are not on this machine and downloads are off. Fetch {where} on a "
-        "machine with internet (e.g. `python -c \"import open_clip; open_clip.create_model("
-        f"'{model_name}', pretrained='{tag}')\"` fills ~/.cache/huggingface), copy the cache here, or save "
-        "the file anywhere and pass model.pretrained=/path/to/file"
-    )
+
+def activation_mismatch(model_name: str, tag: str) -> str | None:
+    """Why (model_name, tag) would run weights with the wrong activation, or None when they match.
+
+    open_clip's pretrained table marks tags trained with QuickGELU (`quick_gelu=True`, e.g. every
+    OpenAI tag) and lists them under a `<model>-quickgelu` twin; building the plain model and loading
+    such a tag only warns, and every number comes out silently off.
+    """
+    tag_quick = bool(_pretrained_cfg(model_name, tag).get("quick_gelu", False))
+    model_quick = bool((open_clip.get_model_config(model_name) or {}).get("quick_gelu", False))
+    if tag_quick == model_quick:
+        return None
+    fix = f"{model_name}-quickgelu" if tag_quick else model_name.removesuffix("-quickgelu")
+    act = {True: "QuickGELU", False: "GELU"}
+    return (f"pretrained tag {tag!r} was trained with {act[tag_quick]} but {model_name!r} uses "
+            f"{act[model_quick]}: set model.model_name={fix}")
+
+
+def cached_weights(model_name: str, tag: str) -> str | None:
+    """Path of the tag's weights in the local Hugging Face cache, or None (looks, never downloads)."""
+    cfg = _pretrained_cfg(model_name, tag)
+    hub = cfg.get("hf_hub", "").strip("/")
+    if not hub:  # open_clip's own URL cache
+        path = os.path.expanduser(os.path.join("~/.cache/clip", os.path.basename(cfg.get("url", ""))))
+        return path if cfg.get("url") and os.path.isfile(path) else None
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, _, name = hub.rpartition("/") if hub.endswith((".bin", ".pt", ".safetensors")) else (hub, "", "")
+    names = _HUB_FILES if name in ("", _HUB_FILES[1]) else (name,)  # open_clip prefers the .safetensors twin
+    return next((p for n in names if isinstance(p := try_to_load_from_cache(repo, n), str)), None)
+
+
+def missing_weights_message(model_name: str, tag: str) -> str:
+    """What to fetch for (model_name, tag) and where to put it, for every way the weights can be absent."""
+    cfg = _pretrained_cfg(model_name, tag)
+    hub = cfg.get("hf_hub", "").strip("/")
+    where = (f"the Hugging Face repo {hub} (file open_clip_model.safetensors or open_clip_pytorch_model.bin)"
+             if hub else f"the URL {cfg.get('url', '?')}")
+    return (f"weights for {model_name}/{tag} are not on this machine. Fetch {where}: on a machine with "
+            f"internet set model.download=true (or run `python -c \"import open_clip; open_clip.create_model("
+            f"'{model_name}', pretrained='{tag}')\"`), which fills the Hugging Face cache ($HF_HOME, default "
+            "~/.cache/huggingface); copy that cache here, or save the file anywhere and pass "
+            "model.pretrained=/path/to/file")
+
+
+def _require_local_weights(model_name: str, tag: str) -> None:
+    """Fail at once, naming what to fetch, when a pretrained tag is not in the local HF cache."""
+    if cached_weights(model_name, tag) is None:
+        raise FileNotFoundError(missing_weights_message(model_name, tag) + " (downloads are off)")
+
+
+def _download_weights(model_name: str, tag: str) -> None:
+    """Fill the local cache through open_clip/huggingface_hub. Honours $HF_HUB_OFFLINE and $HF_ENDPOINT;
+    one short probe first, so an offline machine fails in seconds (not after huggingface_hub's retries)."""
+    from huggingface_hub import constants
+
+    cfg = _pretrained_cfg(model_name, tag)
+    hub = cfg.get("hf_hub", "").strip("/")
+    if hub and constants.HF_HUB_OFFLINE:
+        raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (HF_HUB_OFFLINE is set: unset it "
+                                "to download)")
+    server = f"{constants.ENDPOINT}/api/models/{hub.split('/')[0]}/{hub.split('/')[1]}" if hub else cfg["url"]
+    if reason := unreachable(server):
+        raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (download failed: no answer from "
+                                f"{server}: {reason})")
+    try:
+        open_clip.pretrained.download_pretrained(cfg)
+    except Exception as exc:  # huggingface_hub and urllib raise many types; all mean "not fetched"
+        raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (download failed: "
+                                f"{type(exc).__name__}: {str(exc)[:300]})") from None
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """Cached weights load without a network round trip (no HEAD requests that retry for ~40 s)."""
+    from huggingface_hub import constants
+
+    offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = offline
 
 
 @contextlib.contextmanager
@@ -128,19 +199,30 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_download: bool = False) -> ClipBundle:
-    """Build (model_name, pretrained) through open_clip; same return type for tags and files."""
+def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", download: bool = False) -> ClipBundle:
+    """Build (model_name, pretrained) through open_clip; same return type for tags and files.
+
+    A tag is checked against its activation first, then loaded from the local cache without
+    touching the network; `download=True` fetches it first when it is not cached.
+    """
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown model {model_name!r}; open_clip knows e.g. ViT-B-32, ViT-L-14, diffclip-tiny")
+    is_tag = False
     if pretrained and os.path.isfile(pretrained):
         _check_checkpoint_file(pretrained, model_name)
     elif pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         raise FileNotFoundError(f"checkpoint file {pretrained!r} does not exist: check model.pretrained, or "
                                 "run notebooks/00_base_model.ipynb (make reproduce) to build it")
-    elif pretrained and not allow_download:
+    elif pretrained:
+        is_tag = True
+        if mismatch := activation_mismatch(model_name, pretrained):
+            raise ValueError(mismatch)
+        if download and cached_weights(model_name, pretrained) is None:
+            _download_weights(model_name, pretrained)
         _require_local_weights(model_name, pretrained)
     try:
-        with _quiet_root_logger():  # open_clip warns about random init, which is what "" asks for
+        with _quiet_root_logger(), (_hub_offline() if is_tag else contextlib.nullcontext()):
+            # open_clip warns about random init, which is what "" asks for
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=pretrained or None, device=resolve_device(device))
     except (RuntimeError, AssertionError) as exc:  # strict load_state_dict, open_clip's pos-embed shape asserts
