@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .atomic import write_json
+from .notebook import QUIET_ENV
 from .paths import repo_root, run_paths
 from .profiles import FORCE_ENV, load_profile, parse_overrides
 from .results import git_commit
@@ -53,6 +54,13 @@ def _device() -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+def _progress(name: str) -> dict | bool:
+    """papermill's bar: notebook name, cell k of n, elapsed and remaining time; off under $PCCLIP_QUIET (tests)."""
+    if os.environ.get(QUIET_ENV):
+        return False
+    return {"desc": name, "unit": "cell", "file": sys.stderr, "dynamic_ncols": True}
+
+
 def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = None) -> Path:
     """Execute the notebooks; raises on the first failing one (its partial output is kept)."""
     import papermill
@@ -72,7 +80,7 @@ def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = N
         t0 = time.perf_counter()
         papermill.execute_notebook(str(nb), str(paths.notebooks / nb.name), cwd=str(nb.parent),
                                    parameters={"PROFILE": profile.name, "OVERRIDES": overrides},
-                                   kernel_name="python3", progress_bar=False)
+                                   kernel_name="python3", progress_bar=_progress(nb.name))
         manifest["notebooks"][nb.name] = {"seconds": round(time.perf_counter() - t0, 1)}
         write_json(paths.root / "manifest.json", manifest)
     manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
@@ -88,7 +96,7 @@ def refresh_references(profile_name: str = "smoke") -> None:
     from nbclient import NotebookClient
 
     os.environ[FORCE_ENV] = profile_name
-    os.environ.setdefault("PCCLIP_QUIET", "1")
+    os.environ.setdefault(QUIET_ENV, "1")
     for nb_path in notebooks():
         print(f"[refs] {nb_path.name}", flush=True)
         nb = nbformat.read(nb_path, as_version=4)
