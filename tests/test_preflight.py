@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import pcclip.preflight as pf
+from pcclip.datasets import downloads
 from pcclip.datasets.names import class_table
 from pcclip.profiles import load_profile
 
@@ -24,6 +25,8 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(pf, "_hub_server", lambda: UNREACHABLE)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name, (cls, _) in list(downloads.TORCHVISION.items()):
+        monkeypatch.setitem(downloads.TORCHVISION, name, (cls, UNREACHABLE))
 
 
 @pytest.fixture
@@ -65,6 +68,8 @@ def test_paper_profile_on_an_empty_machine_lists_everything_missing(offline, tmp
     for name in load_profile("paper").eval.datasets:
         assert "MISSING" in rows[f"dataset {name}"] and str(data) in rows[f"dataset {name}"]
     assert "https://www.cs.toronto.edu/~kriz/cifar.html" in rows["dataset cifar10"]
+    assert f"no answer from {UNREACHABLE}" in rows["dataset cifar10"]  # data.download is on: it tried
+    assert "https://cvml.ista.ac.at/AwA2/" in rows["dataset awa2"] and "no answer" not in rows["dataset awa2"]
     assert "Animals_with_Attributes2/{JPEGImages" in rows["dataset awa2"]
     weights = rows["weights ViT-L-14/datacomp_xl_s13b_b90k"]
     assert "MISSING" in weights and "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K" in weights

@@ -69,7 +69,7 @@ def _hub_server() -> str:
 def _download_check(label: str, where: str, download: bool, server: str, message: str) -> Check:
     """A missing input that the pipeline could fetch: found only if downloads are on and `server` answers."""
     if not download:
-        return Check(label, where, False, f"{message} (downloads are off: set the download switch to fetch)")
+        return Check(label, where, False, f"{message} (downloads are off: set the profile's download switch)")
     if not server:
         return Check(label, where, False, f"{message} (HF_HUB_OFFLINE is set: unset it to download)")
     reason = unreachable(server)
@@ -86,16 +86,23 @@ def check_datasets(profile: Profile) -> list[Check]:
     except FileNotFoundError as err:
         where = profile.data_root or os.environ.get(DATA_ENV) or f"${DATA_ENV} (unset)"
         return [Check(f"dataset {n}", where, False, str(err)) for n in profile.eval.datasets]
-    from .datasets.registry import DatasetNotFound, load_dataset  # torchvision: only when there is a root
+    from .datasets.downloads import TORCHVISION
+    from .datasets.registry import DATASETS, DatasetNotFound, load_dataset  # torchvision: only with a root
 
     out = []
     for name in profile.eval.datasets:
+        label = f"dataset {name}"
         try:
             data = load_dataset(name, root)
         except (DatasetNotFound, ValueError) as err:
-            out.append(Check(f"dataset {name}", root, False, str(err).replace("\n", " ")))
+            message = str(err).replace("\n", " ")
+            missing = name in DATASETS and not (Path(root) / DATASETS[name].folder).exists()
+            if missing and name in TORCHVISION:
+                out.append(_download_check(label, root, profile.data.download, TORCHVISION[name][1], message))
+            else:
+                out.append(Check(label, root, False, message))
         else:
-            out.append(Check(f"dataset {name}", str(data.folder), True, f"{len(data)} images in split {data.split!r}"))
+            out.append(Check(label, str(data.folder), True, f"{len(data)} images in split {data.split!r}"))
     return out
 
 
