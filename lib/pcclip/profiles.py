@@ -167,6 +167,7 @@ class EvalConfig:
 
     n_images: int = 100  # images per difference-classification draw (paper: 100, all pairs)
     seeds: int = 5  # draws, reported as mean and standard error (paper: 5)
+    se_ddof: int = 1  # standard error over the draws: std with this ddof / sqrt(seeds); the authors use 0
     phrasings: int = 16  # independent template draws per (attribute, values) that a draw's pairs pick from
     direction_texts: int = 16  # phrasings per sign averaged into a ranking text direction
     alpha: float = 0.8  # comparative-prompting blend reported in tables (paper: "around 0.8-0.9")
