@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from pcclip.export import CONFIG, export_open_clip, main
-from pcclip.models import save_clip, state_fingerprint
+from pcclip.models import load_clip, save_clip, state_fingerprint
 
 TEXTS = ["a small red ring near the top left", "a big bright blue star"]
 
@@ -45,3 +45,18 @@ def test_unknown_architecture_is_refused(tiny_bundle, tmp_path):
 
     with pytest.raises(ValueError, match="no config for 'nowhere-net'"):
         export_open_clip(replace(tiny_bundle, model_name="nowhere-net"), tmp_path)
+
+
+def test_exported_folder_and_its_safetensors_load_through_pcclip(tiny_bundle, tmp_path):
+    folder = export_open_clip(tiny_bundle, tmp_path / "export")
+    assert load_clip("diffclip-tiny", str(folder)).fingerprint == tiny_bundle.fingerprint
+    weights = folder / "open_clip_model.safetensors"
+    assert load_clip("diffclip-tiny", str(weights)).fingerprint == tiny_bundle.fingerprint
+    with pytest.raises(ValueError, match="holds a 'diffclip-tiny' model, not 'ViT-B-32'"):  # refused before building
+        load_clip("ViT-B-32", str(folder))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cannot be read .* corrupt"):
+        load_clip("diffclip-tiny", str(weights))
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="holds no open_clip_model.safetensors"):
+        load_clip("diffclip-tiny", str(folder))

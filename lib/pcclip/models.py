@@ -83,15 +83,37 @@ def state_fingerprint(model_name: str, state_dict: dict[str, torch.Tensor]) -> s
 def _check_checkpoint_file(path: str, model_name: str) -> None:
     """Refuse unreadable files and checkpoints of another architecture with a clear message."""
     try:
+        if path.endswith(".safetensors"):  # open_clip's hub format: names no architecture; check the header
+            from safetensors import safe_open
+
+            with safe_open(path, framework="pt"):
+                return
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
+    except Exception as exc:  # torch and safetensors raise several types for corrupt files
         raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}); it is corrupt or "
                          "not a torch checkpoint: delete it and rebuild it (make reproduce) or point "
                          "model.pretrained at a valid file") from None
-    saved = ckpt.get("model_name") if isinstance(ckpt, dict) else None
+    _check_saved_name(path, ckpt.get("model_name") if isinstance(ckpt, dict) else None, model_name)
+
+
+def _check_saved_name(path: str, saved: str | None, model_name: str) -> None:
     if saved is not None and saved != model_name:
         raise ValueError(f"checkpoint {path!r} holds a {saved!r} model, not {model_name!r}: set "
                          f"model.model_name={saved} or choose a checkpoint of {model_name!r}")
+
+
+def _folder_weights(folder: str, model_name: str) -> str:
+    """The weights file of an open_clip folder (`pcclip.export`, a downloaded hub repo), checked."""
+    found = [os.path.join(folder, n) for n in _HUB_FILES if os.path.isfile(os.path.join(folder, n))]
+    if not found:
+        raise FileNotFoundError(f"folder {folder!r} holds no {_HUB_FILES[0]} or {_HUB_FILES[1]}: point "
+                                "model.pretrained at an open_clip folder or a checkpoint file")
+    config = os.path.join(folder, "open_clip_config.json")
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as fh:
+            _check_saved_name(folder, json.load(fh).get("pcclip", {}).get("model_name"), model_name)
+    _check_checkpoint_file(found[0], model_name)
+    return found[0]
 
 
 def _pretrained_cfg(model_name: str, tag: str) -> dict:
@@ -200,15 +222,18 @@ def _quiet_root_logger():
 
 
 def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", download: bool = False) -> ClipBundle:
-    """Build (model_name, pretrained) through open_clip; same return type for tags and files.
+    """Build (model_name, pretrained) through open_clip; same return type for tags, files and open_clip
+    folders (an exported model, a downloaded hub repo).
 
     A tag is checked against its activation first, then loaded from the local cache without
     touching the network; `download=True` fetches it first when it is not cached.
     """
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown model {model_name!r}; open_clip knows e.g. ViT-B-32, ViT-L-14, diffclip-tiny")
-    is_tag = False
-    if pretrained and os.path.isfile(pretrained):
+    is_tag, weights = False, pretrained
+    if pretrained and os.path.isdir(pretrained):
+        weights = _folder_weights(pretrained, model_name)
+    elif pretrained and os.path.isfile(pretrained):
         _check_checkpoint_file(pretrained, model_name)
     elif pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         raise FileNotFoundError(f"checkpoint file {pretrained!r} does not exist: check model.pretrained, or "
@@ -224,7 +249,7 @@ def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", downlo
         with _quiet_root_logger(), (_hub_offline() if is_tag else contextlib.nullcontext()):
             # open_clip warns about random init, which is what "" asks for
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=pretrained or None, device=resolve_device(device))
+                model_name, pretrained=weights or None, device=resolve_device(device))
     except (RuntimeError, AssertionError) as exc:  # strict load_state_dict, open_clip's pos-embed shape asserts
         raise ValueError(f"checkpoint {pretrained!r} does not fit architecture {model_name!r}: {exc}") from None
     model.eval()
