@@ -222,3 +222,21 @@ def test_download_on_an_offline_machine_fails_in_seconds_naming_the_file(tmp_pat
     assert "Hugging Face repo timm/vit_base_patch32_clip_224.openai" in out.stdout
     assert "download failed" in out.stdout and "model.pretrained=/path/to/file" in out.stdout
     assert float(seconds) < 10, message
+
+
+def test_cached_tag_loads_with_the_hub_offline(quickgelu_tag, monkeypatch):
+    """No HEAD requests for weights already on disk: huggingface_hub runs offline while open_clip loads."""
+    seen, before = [], huggingface_hub.constants.HF_HUB_OFFLINE
+    fetch = open_clip.factory.download_pretrained
+    monkeypatch.setattr(open_clip.factory, "download_pretrained",
+                        lambda cfg, **kw: seen.append(huggingface_hub.constants.HF_HUB_OFFLINE) or fetch(cfg, **kw))
+    load_clip("pcclip-test-act-quickgelu", quickgelu_tag)
+    assert seen == [True] and huggingface_hub.constants.HF_HUB_OFFLINE == before  # restored
+
+
+def test_hf_hub_offline_forbids_downloads_without_a_request(no_downloads, monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(models, "unreachable", lambda url: pytest.fail(f"probed {url} although offline"))
+    with pytest.raises(FileNotFoundError, match="weights for ViT-B-32-quickgelu/openai .*HF_HUB_OFFLINE is set"):
+        load_clip("ViT-B-32-quickgelu", "openai", download=True)
