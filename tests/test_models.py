@@ -124,7 +124,7 @@ def test_uncached_weights_fail_without_download(no_downloads, monkeypatch, tmp_p
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     hub = open_clip.get_pretrained_cfg(model_name, tag)["hf_hub"].strip("/")
     with pytest.raises(FileNotFoundError, match=f"weights for {model_name}/{tag} are not on this machine.*"
-                                                f"Hugging Face repo {hub} .*model.pretrained=/path/to/file"):
+                                                f"Hugging Face repo {hub} .*model.pretrained=/path/to/file.*downloads are off"):
         load_clip(model_name, tag)
 
 
@@ -137,7 +137,8 @@ def test_cached_weights_are_found_in_the_hf_cache_layout(monkeypatch, tmp_path):
     (repo / "refs" / "main").write_text("abc123")
     (repo / "snapshots" / "abc123").mkdir(parents=True)
     (repo / "snapshots" / "abc123" / "open_clip_model.safetensors").write_bytes(b"")
-    models._require_local_weights("ViT-B-32", "laion2b_s34b_b79k")  # no error: open_clip may load it
+    found = models.cached_weights("ViT-B-32", "laion2b_s34b_b79k")  # open_clip may load it
+    assert found == str(repo / "snapshots" / "abc123" / "open_clip_model.safetensors")
 
 
 def test_cuda_device_without_cuda_is_refused(monkeypatch):

@@ -143,16 +143,24 @@ def activation_mismatch(model_name: str, tag: str) -> str | None:
             f"{act[model_quick]}: set model.model_name={fix}")
 
 
+def _hub_repo(cfg: dict) -> tuple[str, str]:
+    """(repo id, file name or "") of a pretrained entry's `hf_hub` ("org/name/" or "org/name/file.bin")."""
+    hub = cfg.get("hf_hub", "").strip("/")
+    if hub.endswith((".bin", ".pt", ".pth", ".safetensors")):
+        repo, _, name = hub.rpartition("/")
+        return repo, name
+    return hub, ""
+
+
 def cached_weights(model_name: str, tag: str) -> str | None:
     """Path of the tag's weights in the local Hugging Face cache, or None (looks, never downloads)."""
     cfg = _pretrained_cfg(model_name, tag)
-    hub = cfg.get("hf_hub", "").strip("/")
-    if not hub:  # open_clip's own URL cache
+    repo, name = _hub_repo(cfg)
+    if not repo:  # open_clip's own URL cache
         path = os.path.expanduser(os.path.join("~/.cache/clip", os.path.basename(cfg.get("url", ""))))
         return path if cfg.get("url") and os.path.isfile(path) else None
     from huggingface_hub import try_to_load_from_cache
 
-    repo, _, name = hub.rpartition("/") if hub.endswith((".bin", ".pt", ".safetensors")) else (hub, "", "")
     names = _HUB_FILES if name in ("", _HUB_FILES[1]) else (name,)  # open_clip prefers the .safetensors twin
     return next((p for n in names if isinstance(p := try_to_load_from_cache(repo, n), str)), None)
 
@@ -160,20 +168,14 @@ def cached_weights(model_name: str, tag: str) -> str | None:
 def missing_weights_message(model_name: str, tag: str) -> str:
     """What to fetch for (model_name, tag) and where to put it, for every way the weights can be absent."""
     cfg = _pretrained_cfg(model_name, tag)
-    hub = cfg.get("hf_hub", "").strip("/")
-    where = (f"the Hugging Face repo {hub} (file open_clip_model.safetensors or open_clip_pytorch_model.bin)"
-             if hub else f"the URL {cfg.get('url', '?')}")
+    repo, name = _hub_repo(cfg)
+    where = (f"the Hugging Face repo {repo} (file {name or ' or '.join(_HUB_FILES)})" if repo
+             else f"the URL {cfg.get('url', '?')}")
     return (f"weights for {model_name}/{tag} are not on this machine. Fetch {where}: on a machine with "
             f"internet set model.download=true (or run `python -c \"import open_clip; open_clip.create_model("
             f"'{model_name}', pretrained='{tag}')\"`), which fills the Hugging Face cache ($HF_HOME, default "
             "~/.cache/huggingface); copy that cache here, or save the file anywhere and pass "
             "model.pretrained=/path/to/file")
-
-
-def _require_local_weights(model_name: str, tag: str) -> None:
-    """Fail at once, naming what to fetch, when a pretrained tag is not in the local HF cache."""
-    if cached_weights(model_name, tag) is None:
-        raise FileNotFoundError(missing_weights_message(model_name, tag) + " (downloads are off)")
 
 
 def _download_weights(model_name: str, tag: str) -> None:
@@ -182,11 +184,11 @@ def _download_weights(model_name: str, tag: str) -> None:
     from huggingface_hub import constants
 
     cfg = _pretrained_cfg(model_name, tag)
-    hub = cfg.get("hf_hub", "").strip("/")
-    if hub and constants.HF_HUB_OFFLINE:
+    repo, _ = _hub_repo(cfg)
+    if repo and constants.HF_HUB_OFFLINE:
         raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (HF_HUB_OFFLINE is set: unset it "
                                 "to download)")
-    server = f"{constants.ENDPOINT}/api/models/{hub.split('/')[0]}/{hub.split('/')[1]}" if hub else cfg["url"]
+    server = f"{constants.ENDPOINT}/api/models/{repo}" if repo else cfg["url"]
     if reason := unreachable(server):
         raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (download failed: no answer from "
                                 f"{server}: {reason})")
@@ -242,9 +244,10 @@ def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", downlo
         is_tag = True
         if mismatch := activation_mismatch(model_name, pretrained):
             raise ValueError(mismatch)
-        if download and cached_weights(model_name, pretrained) is None:
+        if cached_weights(model_name, pretrained) is None:
+            if not download:
+                raise FileNotFoundError(f"{missing_weights_message(model_name, pretrained)} (downloads are off)")
             _download_weights(model_name, pretrained)
-        _require_local_weights(model_name, pretrained)
     try:
         with _quiet_root_logger(), (_hub_offline() if is_tag else contextlib.nullcontext()):
             # open_clip warns about random init, which is what "" asks for
