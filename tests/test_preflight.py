@@ -136,3 +136,14 @@ def test_diffworld_needs_nothing_but_disk(tmp_path, capsys):
     assert [c.input for c in checks] == ["weights diffclip-tiny/DiffWorld", "disk >= 1 GB"]
     assert pf.main(["--profile", "diffworld"]) == 0 and capsys.readouterr().out.endswith("all 2 inputs found\n")
     assert not pf.check_disk(load_profile("diffworld"), need_gb=1e9).found
+
+
+def test_require_inputs_raises_listing_every_missing_input(offline, tmp_path, capsys):
+    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "dtd,awa2",
+                                     "synthesis.base_url": f"{UNREACHABLE}/v1"})
+    with pytest.raises(pf.MissingInputs, match=r"(?s)profile 'paper' is missing 7 input\(s\):\n- weights .*"
+                                                r"- dataset dtd: .*- dataset awa2: .*- GPU: no CUDA device"):
+        pf.require_inputs(profile)
+    assert capsys.readouterr().out.splitlines()[-1] == "7 of 8 inputs missing"
+    assert [c.input for c in pf.require_inputs(load_profile("smoke"))] == ["weights diffclip-tiny/DiffWorld",
+                                                                           "disk >= 1 GB"]

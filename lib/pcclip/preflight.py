@@ -5,7 +5,7 @@
 Prints one table (input, where it looked, found / missing, how to fix) and exits 1 if anything is
 missing. Looks only: nothing is downloaded, parsed in full or loaded onto a GPU, and each network
 check is one request with a short timeout, so an offline machine gets its answer in seconds.
-In a notebook: `print(format_table(checks := preflight(profile)))`.
+In a notebook's first cell: `require_inputs(profile)` prints the table and raises if anything is missing.
 """
 from __future__ import annotations
 
@@ -207,6 +207,21 @@ def format_table(checks: list[Check]) -> str:
     lines.insert(1, "-" * min(len(lines[0]) + 20, 160))
     lines.append(f"{missing} of {len(checks)} inputs missing" if missing else f"all {len(checks)} inputs found")
     return "\n".join(line.rstrip() for line in lines)
+
+
+class MissingInputs(FileNotFoundError):
+    """Some input of the profile is missing; the message lists each with its fix."""
+
+
+def require_inputs(profile: Profile) -> list[Check]:
+    """Print the table; raise MissingInputs naming every missing input (for a notebook's first cell)."""
+    checks = preflight(profile)
+    print(format_table(checks))
+    missing = [c for c in checks if not c.found]
+    if missing:
+        lines = "\n".join(f"- {c.input}: {c.fix}" for c in missing)
+        raise MissingInputs(f"profile {profile.name!r} is missing {len(missing)} input(s):\n{lines}")
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
