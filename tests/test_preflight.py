@@ -110,7 +110,9 @@ def test_llm_server_with_another_model_or_refused_key(offline, llm_server, monke
     url, state = llm_server
     profile = load_profile("paper", {"synthesis.base_url": url, "synthesis.llm": "wanted-llm"})
     check = pf.check_llm(profile)[0]
-    assert not check.found and "serves ['served-llm'], not synthesis.llm='wanted-llm'" in check.fix
+    assert not check.found and "lists ['served-llm'], not synthesis.llm='wanted-llm'" in check.fix
+    state["models"] = ["wanted-llm@main"]  # how `transformers serve` lists a hub model
+    assert pf.check_llm(profile)[0].found
     state["status"] = 401
     assert "set $OPENAI_API_KEY" in pf.check_llm(profile)[0].fix
     assert pf.check_llm(load_profile("diffworld")) == []  # the template writer needs no model

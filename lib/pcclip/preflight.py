@@ -144,11 +144,12 @@ def check_llm(profile: Profile) -> list[Check]:
         return [Check(label, url, False, f"no answer ({getattr(err, 'reason', err)}): {start}")]
     if status in (401, 403):
         return [Check(label, url, False, f"the server refused the API key (HTTP {status}): set ${cfg.api_key_env}")]
-    served = [m.get("id") for m in body.get("data", [])] if isinstance(body, dict) else []
-    if cfg.llm in served:
+    served = [str(m.get("id")) for m in body.get("data", [])] if isinstance(body, dict) else []
+    if any(name.split("@")[0] == cfg.llm for name in served):  # `transformers serve` lists "<name>@<revision>"
         return [Check(label, url, True)]
-    return [Check(label, url, False, f"HTTP {status}, the server serves {served}, not synthesis.llm={cfg.llm!r}: "
-                                     f"{start}, or set synthesis.llm to one of those")]
+    return [Check(label, url, False, f"HTTP {status}, the server lists {served}, not synthesis.llm={cfg.llm!r}: "
+                                     f"{start}, or set synthesis.llm to one of those (servers that load models on "
+                                     "demand, e.g. transformers serve or ollama, list only what they have loaded)")]
 
 
 def _check_hf_llm(llm: str) -> Check:
