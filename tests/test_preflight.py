@@ -78,6 +78,8 @@ def test_paper_profile_on_an_empty_machine_lists_everything_missing(offline, tmp
     assert "vllm serve meta-llama/Llama-2-13b-chat-hf" in rows["LLM meta-llama/Llama-2-13b-chat-hf"]
     assert "no CUDA device" in rows["GPU"]
     assert out.splitlines()[-1] == "15 of 16 inputs missing"  # only the disk is there
+    cifar = pf.check_datasets(load_profile("paper", {"data_root": str(data), "data.download": False}))[0]
+    assert not cifar.found and cifar.fix.endswith("(downloads are off: set data.download=true to fetch it)")
 
 
 def test_unset_data_root_says_what_to_set(offline, monkeypatch):
@@ -130,7 +132,10 @@ def test_weights_found_in_the_cache_or_refused_for_the_wrong_activation(offline,
     wrong = pf.check_weights(load_profile("paper-b32", {"model.model_name": "ViT-B-32"}))
     assert not wrong.found and wrong.fix.endswith("set model.model_name=ViT-B-32-quickgelu")
     off = pf.check_weights(load_profile("paper", {"model.download": False}))
-    assert not off.found and "downloads are off" in off.fix
+    assert not off.found and "downloads are off: set model.download=true" in off.fix
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    assert pf.check_weights(load_profile("paper", {"model.pretrained": str(exported)})).found
 
 
 def test_diffworld_needs_nothing_but_disk(tmp_path, capsys):

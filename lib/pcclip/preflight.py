@@ -43,7 +43,7 @@ def check_weights(profile: Profile) -> Check:
     label = f"weights {name}/{tag or 'DiffWorld'}"
     if not tag:
         return Check(label, "notebooks/00_base_model.ipynb", True, "pretrained from scratch by notebook 00")
-    if os.path.isfile(tag):
+    if os.path.isfile(tag) or os.path.isdir(tag):  # a checkpoint file or an open_clip folder
         return Check(label, tag, True)
     if os.sep in tag or tag.endswith((".pt", ".bin", ".safetensors")):
         return Check(label, tag, False, "no such file: fix model.pretrained")
@@ -56,7 +56,7 @@ def check_weights(profile: Profile) -> Check:
     cached = models.cached_weights(name, tag)
     if cached:
         return Check(label, cached, True)
-    return _download_check(label, "Hugging Face cache ($HF_HOME)", profile.model.download,
+    return _download_check(label, "Hugging Face cache ($HF_HOME)", "model.download", profile.model.download,
                            _hub_server(), models.missing_weights_message(name, tag))
 
 
@@ -66,10 +66,10 @@ def _hub_server() -> str:
     return "" if constants.HF_HUB_OFFLINE else constants.ENDPOINT
 
 
-def _download_check(label: str, where: str, download: bool, server: str, message: str) -> Check:
-    """A missing input that the pipeline could fetch: found only if downloads are on and `server` answers."""
+def _download_check(label: str, where: str, switch: str, download: bool, server: str, message: str) -> Check:
+    """A missing input that the pipeline could fetch: found only if `switch` is on and `server` answers."""
     if not download:
-        return Check(label, where, False, f"{message} (downloads are off: set the profile's download switch)")
+        return Check(label, where, False, f"{message} (downloads are off: set {switch}=true to fetch it)")
     if not server:
         return Check(label, where, False, f"{message} (HF_HUB_OFFLINE is set: unset it to download)")
     reason = unreachable(server)
@@ -98,7 +98,8 @@ def check_datasets(profile: Profile) -> list[Check]:
             message = str(err).replace("\n", " ")
             missing = name in DATASETS and not (Path(root) / DATASETS[name].folder).exists()
             if missing and name in TORCHVISION:
-                out.append(_download_check(label, root, profile.data.download, TORCHVISION[name][1], message))
+                out.append(_download_check(label, root, "data.download", profile.data.download, TORCHVISION[name][1],
+                                           message))
             else:
                 out.append(Check(label, root, False, message))
         else:
