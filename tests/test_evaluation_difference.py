@@ -58,6 +58,10 @@ def test_mean_and_standard_error():
     assert mean == 0.8 and math.isnan(se)
     with pytest.raises(ValueError, match="at least one seed"):
         mean_and_stderr([])
+    assert mean_and_stderr([0.5, 0.7], ddof=0) == pytest.approx((0.6, 0.1 / math.sqrt(2)))  # the authors' np.std
+    assert mean_and_stderr([0.8], ddof=0) == (0.8, 0.0)
+    with pytest.raises(ValueError, match="se_ddof=2: use 1 .* or 0"):
+        mean_and_stderr([0.5, 0.7], ddof=2)
 
 
 def test_pairset_rejects_mismatched_lengths():
@@ -86,6 +90,9 @@ def test_difference_table_means_over_seeds_per_model(text_tower):
     # good: seed0 2/2, seed1: (2,0) differs by [0,1]; "more" [1,-1] -> negative -> 1/2
     assert rows.loc["good", "accuracy"] == pytest.approx(0.75)
     assert rows.loc["good", "accuracy_se"] == pytest.approx(0.25)
+    authors = difference_table({"good": LookupBundle({more: [1, -1], less: [-1, 1]})}, {"test": images}, {("test", "eval", "x"): [seed0, seed1]},
+                               se_ddof=0).set_index("model")
+    assert authors.loc["good", "accuracy_se"] == pytest.approx(0.25 / np.sqrt(2))  # np.std of [1, .5] / sqrt 2
     assert rows.loc["flipped", "accuracy"] == pytest.approx(0.25)
     assert rows.loc["good", "two_way"] == pytest.approx(0.75)
     assert rows.loc["good", "pairs"] == 2.0

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import warnings
 
 import huggingface_hub
 import open_clip
@@ -9,6 +13,7 @@ import pytest
 import torch
 
 import pcclip.models as models
+from pcclip.profiles import PROFILES
 from pcclip.models import load_clip, save_clip, state_fingerprint
 
 TEXTS = ["a small red ring near the top left", "a big bright blue star", "square"]
@@ -114,12 +119,12 @@ def test_unknown_pretrained_tag_fails_without_download(no_downloads):
         load_clip("diffclip-tiny", "openai")
 
 
-@pytest.mark.parametrize("model_name, tag", [("ViT-L-14", "datacomp_xl_s13b_b90k"), ("ViT-B-32", "openai")])
+@pytest.mark.parametrize("model_name, tag", [("ViT-L-14", "datacomp_xl_s13b_b90k"), ("ViT-B-32-quickgelu", "openai")])
 def test_uncached_weights_fail_without_download(no_downloads, monkeypatch, tmp_path, model_name, tag):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     hub = open_clip.get_pretrained_cfg(model_name, tag)["hf_hub"].strip("/")
     with pytest.raises(FileNotFoundError, match=f"weights for {model_name}/{tag} are not on this machine.*"
-                                                f"Hugging Face repo {hub} .*model.pretrained=/path/to/file"):
+                                                f"Hugging Face repo {hub} .*model.pretrained=/path/to/file.*downloads are off"):
         load_clip(model_name, tag)
 
 
@@ -132,7 +137,8 @@ def test_cached_weights_are_found_in_the_hf_cache_layout(monkeypatch, tmp_path):
     (repo / "refs" / "main").write_text("abc123")
     (repo / "snapshots" / "abc123").mkdir(parents=True)
     (repo / "snapshots" / "abc123" / "open_clip_model.safetensors").write_bytes(b"")
-    models._require_local_weights("ViT-B-32", "laion2b_s34b_b79k")  # no error: open_clip may load it
+    found = models.cached_weights("ViT-B-32", "laion2b_s34b_b79k")  # open_clip may load it
+    assert found == str(repo / "snapshots" / "abc123" / "open_clip_model.safetensors")
 
 
 def test_cuda_device_without_cuda_is_refused(monkeypatch):
@@ -140,3 +146,98 @@ def test_cuda_device_without_cuda_is_refused(monkeypatch):
     assert models.resolve_device("auto") == "cpu"
     with pytest.raises(RuntimeError, match="model.device='cuda' but no CUDA device.*model.device=cpu"):
         models.resolve_device("cuda")
+
+
+PAPER_PROFILES = [name for name, build in PROFILES.items() if build().source == "paper"]
+
+
+@pytest.mark.parametrize("profile_name", PAPER_PROFILES)
+def test_paper_profile_architecture_matches_its_tags_activation(profile_name):
+    """Read from open_clip's own tables, no download: a tag marked quick_gelu needs a QuickGELU model."""
+    profile = PROFILES[profile_name]()  # as defined, whatever profile the test-suite forces
+    model = profile.model
+    tag_cfg = open_clip.get_pretrained_cfg(model.model_name, model.pretrained)
+    assert tag_cfg, f"{model.model_name}/{model.pretrained} is not in open_clip's pretrained table"
+    model_quick = open_clip.get_model_config(model.model_name).get("quick_gelu", False)
+    assert tag_cfg.get("quick_gelu", False) == model_quick
+    assert models.activation_mismatch(model.model_name, model.pretrained) is None
+    assert profile.model.download and profile.data.download
+
+
+def test_activation_mismatch_names_the_fix():
+    assert models.activation_mismatch("ViT-B-32", "openai") == (
+        "pretrained tag 'openai' was trained with QuickGELU but 'ViT-B-32' uses GELU: "
+        "set model.model_name=ViT-B-32-quickgelu")
+    assert models.activation_mismatch("ViT-B-32-quickgelu", "openai") is None
+    assert models.activation_mismatch("ViT-B-32", "laion2b_s34b_b79k") is None
+    with pytest.raises(ValueError, match="was trained with QuickGELU.*model.model_name=ViT-B-32-quickgelu"):
+        load_clip("ViT-B-32", "openai")
+
+
+TINY_GELU = {"embed_dim": 16,
+             "vision_cfg": {"image_size": 16, "layers": 1, "width": 16, "head_width": 8, "patch_size": 8},
+             "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture
+def quickgelu_tag(tmp_path, monkeypatch):
+    """A tiny architecture with and without QuickGELU, and a tag trained with QuickGELU whose 'download'
+    is a local state dict saved from the QuickGELU model: open_clip's tag path, no network."""
+    for name, extra in (("pcclip-test-act", {}), ("pcclip-test-act-quickgelu", {"quick_gelu": True})):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({**TINY_GELU, **extra}))
+        open_clip.add_model_config(path)
+    weights = tmp_path / "weights.pt"
+    torch.save(open_clip.create_model("pcclip-test-act-quickgelu").state_dict(), weights)
+    entry = {"url": "", "hf_hub": "pcclip-test/act/", "mean": (0.5,) * 3, "std": (0.5,) * 3, "quick_gelu": True}
+    for name in ("pcclip-test-act", "pcclip-test-act-quickgelu"):
+        monkeypatch.setitem(open_clip.pretrained._PRETRAINED, name, {"qg": dict(entry)})
+    monkeypatch.setattr(open_clip.factory, "download_pretrained", lambda cfg, **kw: str(weights))
+    monkeypatch.setattr(models, "cached_weights", lambda model_name, tag: str(weights))
+    return "qg"
+
+
+def test_quickgelu_tag_loads_into_the_quickgelu_architecture_without_warning(quickgelu_tag):
+    with pytest.warns(UserWarning, match="QuickGELU mismatch"):  # what open_clip alone does with the plain model
+        open_clip.create_model("pcclip-test-act", pretrained=quickgelu_tag)
+    with pytest.raises(ValueError, match="set model.model_name=pcclip-test-act-quickgelu"):
+        load_clip("pcclip-test-act", quickgelu_tag)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any QuickGELU (or other) warning fails the test
+        bundle = load_clip("pcclip-test-act-quickgelu", quickgelu_tag)
+    assert bundle.model.visual.transformer.resblocks[0].mlp.gelu.__class__.__name__ == "QuickGELU"
+    assert bundle.model.visual.preprocess_cfg["mean"] == (0.5,) * 3  # the tag's preprocessing was applied
+
+
+def test_download_on_an_offline_machine_fails_in_seconds_naming_the_file(tmp_path):
+    """model.download with no network: an unreachable endpoint (never the real internet) and an empty cache."""
+    code = ("import time, pcclip.models as m\nt0 = time.perf_counter()\n"
+            "try:\n    m.load_clip('ViT-B-32-quickgelu', 'openai', download=True)\n"
+            "except FileNotFoundError as e:\n    print(f'{time.perf_counter() - t0:.2f}', 'ERROR', e)\n")
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
+           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2", "HF_HUB_OFFLINE": "0"}
+    env.pop("HF_HUB_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    seconds, _, message = out.stdout.partition(" ERROR ")
+    assert message.startswith("weights for ViT-B-32-quickgelu/openai are not on this machine"), out.stderr
+    assert "Hugging Face repo timm/vit_base_patch32_clip_224.openai" in out.stdout
+    assert "download failed" in out.stdout and "model.pretrained=/path/to/file" in out.stdout
+    assert float(seconds) < 10, message
+
+
+def test_cached_tag_loads_with_the_hub_offline(quickgelu_tag, monkeypatch):
+    """No HEAD requests for weights already on disk: huggingface_hub runs offline while open_clip loads."""
+    seen, before = [], huggingface_hub.constants.HF_HUB_OFFLINE
+    fetch = open_clip.factory.download_pretrained
+    monkeypatch.setattr(open_clip.factory, "download_pretrained",
+                        lambda cfg, **kw: seen.append(huggingface_hub.constants.HF_HUB_OFFLINE) or fetch(cfg, **kw))
+    load_clip("pcclip-test-act-quickgelu", quickgelu_tag)
+    assert seen == [True] and huggingface_hub.constants.HF_HUB_OFFLINE == before  # restored
+
+
+def test_hf_hub_offline_forbids_downloads_without_a_request(no_downloads, monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(models, "unreachable", lambda url: pytest.fail(f"probed {url} although offline"))
+    with pytest.raises(FileNotFoundError, match="weights for ViT-B-32-quickgelu/openai .*HF_HUB_OFFLINE is set"):
+        load_clip("ViT-B-32-quickgelu", "openai", download=True)

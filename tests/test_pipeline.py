@@ -69,6 +69,17 @@ def test_runs_notebooks_in_order_with_profile_and_overrides(executed):
     assert manifest["seeds"]["pretrain"] == 0 and "torch" in manifest["packages"]
 
 
+def test_progress_bar_names_the_notebook_unless_quiet(executed, monkeypatch):
+    bars = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, dst, **kw: bars.append(kw["progress_bar"]))
+    monkeypatch.delenv("PCCLIP_QUIET", raising=False)
+    pipeline.run("smoke", {})
+    assert [(b["desc"], b["unit"]) for b in bars] == [("00_base_model.ipynb", "cell"), ("01_next.ipynb", "cell")]
+    monkeypatch.setenv("PCCLIP_QUIET", "1")
+    pipeline.run("smoke", {}, only=["00"])
+    assert bars[-1] is False
+
+
 def test_only_selects_notebooks_by_number(executed):
     pipeline.run("smoke", {}, only=["01"])
     assert [c["src"].rsplit("/", 1)[1] for c in executed] == ["01_next.ipynb"]

@@ -48,7 +48,8 @@ def build_base_model(profile: Profile, paths: RunPaths) -> ClipBundle:
     rebuilds the model instead of silently reusing the old one.
     """
     if profile.source == "paper" or profile.model.pretrained:
-        return load_clip(profile.model.model_name, profile.model.pretrained, profile.model.device)
+        return load_clip(profile.model.model_name, profile.model.pretrained, profile.model.device,
+                         download=profile.model.download)
     ckpt, recipe_hash = base_checkpoint(paths), fingerprint(_pretrain_recipe(profile))
     if ckpt.exists() and base_meta(ckpt).get("recipe_hash") == recipe_hash:
         return _load_base(profile, ckpt)
@@ -66,7 +67,8 @@ def build_base_model(profile: Profile, paths: RunPaths) -> ClipBundle:
 def load_base_model(profile: Profile, paths: RunPaths) -> ClipBundle:
     """The base model without training: fails clearly if notebook 00 has not built it yet."""
     if profile.source == "paper" or profile.model.pretrained:
-        return load_clip(profile.model.model_name, profile.model.pretrained, profile.model.device)
+        return load_clip(profile.model.model_name, profile.model.pretrained, profile.model.device,
+                         download=profile.model.download)
     ckpt = base_checkpoint(paths)
     if not ckpt.exists():
         raise FileNotFoundError(f"no base model at {ckpt}: run notebooks/00_base_model.ipynb for profile "

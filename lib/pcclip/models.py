@@ -21,11 +21,13 @@ import torch
 
 from .atomic import torch_save
 from .fingerprint import fingerprint
+from .network import unreachable
 
 _CONFIG_DIR = resources.files("pcclip") / "data" / "model_configs"
 open_clip.add_model_config(str(_CONFIG_DIR))
 CHECKPOINT_FORMAT = "pcclip-clip-v2"  # v2: fingerprints from pcclip.fingerprint, checked on load
 REBUILD = "rebuild it (make reproduce), or point model.pretrained at a valid file"
+_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip looks for in a repo
 
 
 @dataclass
@@ -74,10 +76,16 @@ def state_fingerprint(model_name: str, state_dict: dict[str, torch.Tensor]) -> s
 
 
 def _read_checkpoint(path: str | os.PathLike, rebuild: str) -> dict:
-    """A pcclip checkpoint's contents, its metadata checked against the fingerprint stored with it."""
+    """A pcclip checkpoint's contents, its metadata checked against the fingerprint stored with it.
+    A .safetensors file (open_clip's hub format) names no architecture: only its header is checked."""
     try:
+        if str(path).endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt"):
+                return {}
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or garbled files
+    except Exception as exc:  # torch and safetensors raise several types for truncated or garbled files
         raise ValueError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}): it is truncated, "
                          f"corrupt or not a torch checkpoint; delete it and {rebuild}") from None
     current = isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT
@@ -97,36 +105,123 @@ def _checkpoint_fingerprint(path: str, model_name: str, rebuild: str) -> str | N
     """The weights' stored fingerprint (None for files not written by this version of `save_clip`);
     refuses unreadable files and checkpoints of another architecture with a clear message."""
     ckpt = _read_checkpoint(path, rebuild)
-    saved = ckpt.get("model_name") if isinstance(ckpt, dict) else None
-    if saved is not None and saved != model_name:
-        raise ValueError(f"checkpoint {path!r} holds a {saved!r} model, not {model_name!r}: set "
-                         f"model.model_name={saved} or choose a checkpoint of {model_name!r}")
+    _check_saved_name(path, ckpt.get("model_name") if isinstance(ckpt, dict) else None, model_name)
     return ckpt.get("fingerprint") if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT else None
 
 
-def _require_local_weights(model_name: str, tag: str) -> None:
-    """Fail at once, naming what to fetch, when a pretrained tag is not in the local HF cache."""
+def _check_saved_name(path: str, saved: str | None, model_name: str) -> None:
+    if saved is not None and saved != model_name:
+        raise ValueError(f"checkpoint {path!r} holds a {saved!r} model, not {model_name!r}: set "
+                         f"model.model_name={saved} or choose a checkpoint of {model_name!r}")
+
+
+def _folder_weights(folder: str, model_name: str) -> str:
+    """The weights file of an open_clip folder (`pcclip.export`, a downloaded hub repo), checked."""
+    found = [os.path.join(folder, n) for n in _HUB_FILES if os.path.isfile(os.path.join(folder, n))]
+    if not found:
+        raise FileNotFoundError(f"folder {folder!r} holds no {_HUB_FILES[0]} or {_HUB_FILES[1]}: point "
+                                "model.pretrained at an open_clip folder or a checkpoint file")
+    config = os.path.join(folder, "open_clip_config.json")
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as fh:
+            _check_saved_name(folder, json.load(fh).get("pcclip", {}).get("model_name"), model_name)
+    return found[0]
+
+
+def _pretrained_cfg(model_name: str, tag: str) -> dict:
+    """open_clip's table entry for a tag, or a ValueError listing the tags it knows for this model."""
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
     if not cfg:
         tags = [t for m, t in open_clip.list_pretrained() if m == model_name]
         raise ValueError(f"unknown pretrained tag {tag!r} for {model_name!r}; known tags: {tags}, "
                          "or pass a local checkpoint file path")
-    hub = cfg.get("hf_hub", "").strip("/")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
+    return cfg
 
-        names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-        if any(isinstance(try_to_load_from_cache(hub, n), str) for n in names):
-            return
-        where = f"the Hugging Face repo {hub} (file {names[0]} or {names[1]})"
-    else:
-        where = f"the URL {cfg.get('url', '?')}"
-    raise FileNotFoundError(
-        f"weights for {model_name}/{tag} are not on this machine and downloads are off. Fetch {where} on a "
-        "machine with internet (e.g. `python -c \"import open_clip; open_clip.create_model("
-        f"'{model_name}', pretrained='{tag}')\"` fills ~/.cache/huggingface), copy the cache here, or save "
-        "the file anywhere and pass model.pretrained=/path/to/file"
-    )
+
+def activation_mismatch(model_name: str, tag: str) -> str | None:
+    """Why (model_name, tag) would run weights with the wrong activation, or None when they match.
+
+    open_clip's pretrained table marks tags trained with QuickGELU (`quick_gelu=True`, e.g. every
+    OpenAI tag) and lists them under a `<model>-quickgelu` twin; building the plain model and loading
+    such a tag only warns, and every number comes out silently off.
+    """
+    tag_quick = bool(_pretrained_cfg(model_name, tag).get("quick_gelu", False))
+    model_quick = bool((open_clip.get_model_config(model_name) or {}).get("quick_gelu", False))
+    if tag_quick == model_quick:
+        return None
+    fix = f"{model_name}-quickgelu" if tag_quick else model_name.removesuffix("-quickgelu")
+    act = {True: "QuickGELU", False: "GELU"}
+    return (f"pretrained tag {tag!r} was trained with {act[tag_quick]} but {model_name!r} uses "
+            f"{act[model_quick]}: set model.model_name={fix}")
+
+
+def _hub_repo(cfg: dict) -> tuple[str, str]:
+    """(repo id, file name or "") of a pretrained entry's `hf_hub` ("org/name/" or "org/name/file.bin")."""
+    hub = cfg.get("hf_hub", "").strip("/")
+    if hub.endswith((".bin", ".pt", ".pth", ".safetensors")):
+        repo, _, name = hub.rpartition("/")
+        return repo, name
+    return hub, ""
+
+
+def cached_weights(model_name: str, tag: str) -> str | None:
+    """Path of the tag's weights in the local Hugging Face cache, or None (looks, never downloads)."""
+    cfg = _pretrained_cfg(model_name, tag)
+    repo, name = _hub_repo(cfg)
+    if not repo:  # open_clip's own URL cache
+        path = os.path.expanduser(os.path.join("~/.cache/clip", os.path.basename(cfg.get("url", ""))))
+        return path if cfg.get("url") and os.path.isfile(path) else None
+    from huggingface_hub import try_to_load_from_cache
+
+    names = _HUB_FILES if name in ("", _HUB_FILES[1]) else (name,)  # open_clip prefers the .safetensors twin
+    return next((p for n in names if isinstance(p := try_to_load_from_cache(repo, n), str)), None)
+
+
+def missing_weights_message(model_name: str, tag: str) -> str:
+    """What to fetch for (model_name, tag) and where to put it, for every way the weights can be absent."""
+    cfg = _pretrained_cfg(model_name, tag)
+    repo, name = _hub_repo(cfg)
+    where = (f"the Hugging Face repo {repo} (file {name or ' or '.join(_HUB_FILES)})" if repo
+             else f"the URL {cfg.get('url', '?')}")
+    return (f"weights for {model_name}/{tag} are not on this machine. Fetch {where}: on a machine with "
+            f"internet set model.download=true (or run `python -c \"import open_clip; open_clip.create_model("
+            f"'{model_name}', pretrained='{tag}')\"`), which fills the Hugging Face cache ($HF_HOME, default "
+            "~/.cache/huggingface); copy that cache here, or save the file anywhere and pass "
+            "model.pretrained=/path/to/file")
+
+
+def _download_weights(model_name: str, tag: str) -> None:
+    """Fill the local cache through open_clip/huggingface_hub. Honours $HF_HUB_OFFLINE and $HF_ENDPOINT;
+    one short probe first, so an offline machine fails in seconds (not after huggingface_hub's retries)."""
+    from huggingface_hub import constants
+
+    cfg = _pretrained_cfg(model_name, tag)
+    repo, _ = _hub_repo(cfg)
+    if repo and constants.HF_HUB_OFFLINE:
+        raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (HF_HUB_OFFLINE is set: unset it "
+                                "to download)")
+    server = f"{constants.ENDPOINT}/api/models/{repo}" if repo else cfg["url"]
+    if reason := unreachable(server):
+        raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (download failed: no answer from "
+                                f"{server}: {reason})")
+    try:
+        open_clip.pretrained.download_pretrained(cfg)
+    except Exception as exc:  # huggingface_hub and urllib raise many types; all mean "not fetched"
+        raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (download failed: "
+                                f"{type(exc).__name__}: {str(exc)[:300]})") from None
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """Cached weights load without a network round trip (no HEAD requests that retry for ~40 s)."""
+    from huggingface_hub import constants
+
+    offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = offline
 
 
 @contextlib.contextmanager
@@ -140,27 +235,40 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", allow_download: bool = False,
+def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", download: bool = False,
               rebuild: str = REBUILD) -> ClipBundle:
-    """Build (model_name, pretrained) through open_clip; same return type for tags and files.
+    """Build (model_name, pretrained) through open_clip; same return type for tags, files and open_clip
+    folders (an exported model, a downloaded hub repo).
 
-    A checkpoint written by `save_clip` must hold the weights its stored fingerprint names (the
-    fingerprint of the loaded model is computed anyway, so the check costs no extra pass); a damaged
-    file is refused, naming it and `rebuild` (how to make it again)."""
+    A tag is checked against its activation first, then loaded from the local cache without touching
+    the network; `download=True` fetches it first when it is not cached. A checkpoint written by
+    `save_clip` must hold the weights its stored fingerprint names (the fingerprint of the loaded model
+    is computed anyway, so the check costs no extra pass); a damaged file is refused, naming it and
+    `rebuild` (how to make it again)."""
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown model {model_name!r}; open_clip knows e.g. ViT-B-32, ViT-L-14, diffclip-tiny")
-    stored = None
-    if pretrained and os.path.isfile(pretrained):
+    stored, is_tag, weights = None, False, pretrained
+    if pretrained and os.path.isdir(pretrained):
+        weights = _folder_weights(pretrained, model_name)
+        stored = _checkpoint_fingerprint(weights, model_name, rebuild)
+    elif pretrained and os.path.isfile(pretrained):
         stored = _checkpoint_fingerprint(pretrained, model_name, rebuild)
     elif pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         raise FileNotFoundError(f"checkpoint file {pretrained!r} does not exist: check model.pretrained, or "
                                 "run notebooks/00_base_model.ipynb (make reproduce) to build it")
-    elif pretrained and not allow_download:
-        _require_local_weights(model_name, pretrained)
+    elif pretrained:
+        is_tag = True
+        if mismatch := activation_mismatch(model_name, pretrained):
+            raise ValueError(mismatch)
+        if cached_weights(model_name, pretrained) is None:
+            if not download:
+                raise FileNotFoundError(f"{missing_weights_message(model_name, pretrained)} (downloads are off)")
+            _download_weights(model_name, pretrained)
     try:
-        with _quiet_root_logger():  # open_clip warns about random init, which is what "" asks for
+        with _quiet_root_logger(), (_hub_offline() if is_tag else contextlib.nullcontext()):
+            # open_clip warns about random init, which is what "" asks for
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=pretrained or None, device=resolve_device(device))
+                model_name, pretrained=weights or None, device=resolve_device(device))
     except (RuntimeError, AssertionError) as exc:  # strict load_state_dict, open_clip's pos-embed shape asserts
         raise ValueError(f"checkpoint {pretrained!r} does not fit architecture {model_name!r}: {exc}") from None
     model.eval()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .locking import run_lock
+from .notebook import QUIET_ENV
 from .paths import RunPaths, repo_root, run_paths
 from .profiles import FORCE_ENV, Profile, load_profile, parse_overrides
 from .redact import secrets_for_children
@@ -78,6 +79,13 @@ def _previous_notebooks(path: Path, profile: str) -> dict[str, dict]:
     return old.get("notebooks", {}) if old.get("profile") == profile else {}
 
 
+def _progress(name: str) -> dict | bool:
+    """papermill's bar: notebook name, cell k of n, elapsed and remaining time; off under $PCCLIP_QUIET (tests)."""
+    if os.environ.get(QUIET_ENV):
+        return False
+    return {"desc": name, "unit": "cell", "file": sys.stderr, "dynamic_ncols": True}
+
+
 def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = None) -> Path:
     """Execute the notebooks; raises on the first failing one (its partial output is kept)."""
     profile = load_profile(profile_name, overrides)  # fail before starting a kernel
@@ -102,7 +110,7 @@ def _execute(profile: Profile, paths: RunPaths, selected: list[Path], overrides:
         t0 = time.perf_counter()
         papermill.execute_notebook(str(nb), str(paths.notebooks / nb.name), cwd=str(nb.parent),
                                    parameters={"PROFILE": profile.name, "OVERRIDES": overrides},
-                                   kernel_name="python3", progress_bar=False)
+                                   kernel_name="python3", progress_bar=_progress(nb.name))
         manifest["notebooks"][nb.name] = {"seconds": round(time.perf_counter() - t0, 1), **run_info}
         write_json(paths.root / "manifest.json", manifest)
     manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
@@ -118,7 +126,7 @@ def refresh_references(profile_name: str = "smoke") -> None:
     from nbclient import NotebookClient
 
     os.environ[FORCE_ENV] = profile_name
-    os.environ.setdefault("PCCLIP_QUIET", "1")
+    os.environ.setdefault(QUIET_ENV, "1")
     for nb_path in notebooks():
         print(f"[refs] {nb_path.name}", flush=True)
         nb = nbformat.read(nb_path, as_version=4)

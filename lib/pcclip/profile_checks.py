@@ -62,7 +62,7 @@ RULES: dict[str, Range] = {
     "finetune.caption_steps": NON_NEGATIVE, "finetune.caption_epochs": NON_NEGATIVE,
     "finetune.caption_batch_size": Range(2), "finetune.wa_alpha": FRACTION, "finetune.wa_points": Range(2),
     "eval.n_images": COUNT, "eval.seeds": COUNT, "eval.phrasings": COUNT, "eval.direction_texts": COUNT,
-    "eval.alpha": FRACTION, "eval.alpha_steps": Range(2), "eval.val_images": NON_NEGATIVE,
+    "eval.alpha": FRACTION, "eval.alpha_steps": Range(2), "eval.val_images": NON_NEGATIVE, "eval.se_ddof": Range(0, 1),
     "geometry.n_objects": COUNT, "geometry.delta": Range(0, 1, low_open=True), "geometry.base_spread": Range(0, 0.5),
     "geometry.lambda_max": POSITIVE, "geometry.lambda_steps": Range(2), "geometry.umap_neighbors": Range(2),
     "geometry.seed": NON_NEGATIVE,

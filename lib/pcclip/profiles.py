@@ -42,6 +42,18 @@ class ModelConfig:
     pretrained: str = ""
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast, CUDA only)
+    # fetch a pretrained tag that is not in the local Hugging Face cache (open_clip/huggingface_hub);
+    # off: a missing tag fails at once naming what to fetch. $HF_HUB_OFFLINE=1 forbids fetching either way
+    download: bool = False
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Paper datasets under the data root."""
+
+    # fetch missing datasets that torchvision can download itself (download=True); the others (COCO, AwA2,
+    # CUB, ...) fail naming their URL and layout either way
+    download: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,7 @@ class EvalConfig:
 
     n_images: int = 100  # images per difference-classification draw (paper: 100, all pairs)
     seeds: int = 5  # draws, reported as mean and standard error (paper: 5)
+    se_ddof: int = 1  # standard error over the draws: std with this ddof / sqrt(seeds); the authors use 0
     phrasings: int = 16  # independent template draws per (attribute, values) that a draw's pairs pick from
     direction_texts: int = 16  # phrasings per sign averaged into a ranking text direction
     alpha: float = 0.8  # comparative-prompting blend reported in tables (paper: "around 0.8-0.9")
@@ -194,6 +207,7 @@ class Profile:
     seed: int = 0
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
@@ -219,7 +233,9 @@ def _smoke() -> Profile:
 def _paper(model_name: str, pretrained: str, name: str) -> Profile:
     return Profile(
         name=name, source="paper",
-        model=ModelConfig(model_name=model_name, pretrained=pretrained, device="auto", precision="bf16"),
+        model=ModelConfig(model_name=model_name, pretrained=pretrained, device="auto", precision="bf16",
+                          download=True),
+        data=DataConfig(download=True),
         cache=CacheConfig(batch_size=256, shard_size=8192, num_workers=8),
         # LLaMA-2-13B-chat on 1,000 random COCO images (the paper); the number of pairs is not stated.
         # Served by vLLM (README: "Paper profile: difference data"); writer="hf" runs it in-process.
@@ -241,7 +257,8 @@ PROFILES: dict[str, typing.Callable[[], Profile]] = {
     "smoke": _smoke,
     "diffworld": lambda: Profile(name="diffworld", source="diffworld"),
     "paper": lambda: _paper("ViT-L-14", "datacomp_xl_s13b_b90k", "paper"),
-    "paper-b32": lambda: _paper("ViT-B-32", "openai", "paper-b32"),
+    # OpenAI's weights were trained with QuickGELU: open_clip names that architecture ViT-B-32-quickgelu
+    "paper-b32": lambda: _paper("ViT-B-32-quickgelu", "openai", "paper-b32"),
 }
 
 

@@ -1,7 +1,8 @@
 """The paper's evaluation datasets: one small spec each, one loader for all.
 
-Nothing is ever downloaded: a dataset missing from the data root is an error that names
-the dataset, the folder layout it expects and where to get it.
+Loading never downloads: a dataset missing from the data root is an error that names the
+dataset, the folder layout it expects and where to get it (`downloads.fetch_dataset` fetches
+the ones torchvision can, when the profile's `data.download` is on).
 """
 from __future__ import annotations
 
@@ -128,7 +129,8 @@ def _spec(name: str) -> DatasetSpec:
 
 def not_found_message(spec: DatasetSpec, root: Path, detail: str) -> str:
     return (f"{spec.title} ({spec.name!r}) {detail}. Expected under the data root {root}:\n  {spec.layout}\n"
-            f"Download it from {spec.url} and unpack it there; pcclip never downloads datasets.")
+            f"Download it from {spec.url} and unpack it there (data.download=true fetches CIFAR, Flowers, Food, "
+            "EuroSAT, DTD and Pets through torchvision).")
 
 
 def load_dataset(name: str, root: str | Path, split: str | None = None,

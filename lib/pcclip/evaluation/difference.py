@@ -49,12 +49,15 @@ def two_way_accuracy(text_emb: torch.Tensor, reversed_emb: torch.Tensor, e1: tor
     return float((difference_scores(text_emb, e1, e2) > difference_scores(reversed_emb, e1, e2)).float().mean())
 
 
-def mean_and_stderr(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and standard error (sample std / sqrt(n)) over seeds; the error is NaN for one seed."""
+def mean_and_stderr(values: Iterable[float], ddof: int = 1) -> tuple[float, float]:
+    """Mean and standard error (std with `ddof` / sqrt(n)) over seeds. ddof 1, the sample estimate, is
+    ours; the authors use 0 (`np.std`). The error is NaN when there are no more seeds than ddof."""
+    if ddof not in (0, 1):
+        raise ValueError(f"se_ddof={ddof}: use 1 (sample standard deviation) or 0 (the authors' np.std)")
     arr = np.asarray(list(values), dtype=np.float64)
     if arr.size == 0:
         raise ValueError("no values to average: evaluate at least one seed")
-    se = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else float("nan")
+    se = float(arr.std(ddof=ddof) / np.sqrt(arr.size)) if arr.size > ddof else float("nan")
     return float(arr.mean()), se
 
 
@@ -124,8 +127,9 @@ def _hits(batch: _Batch, text_emb: torch.Tensor, chunk: int = 2**16) -> tuple[np
 
 
 def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.Tensor],
-                     sets: dict[tuple[str, str, str], list[PairSet]]) -> pd.DataFrame:
-    """One row per (split, phrasing, attribute, model): mean and standard error over the seeds.
+                     sets: dict[tuple[str, str, str], list[PairSet]], se_ddof: int = 1) -> pd.DataFrame:
+    """One row per (split, phrasing, attribute, model): mean and standard error over the seeds
+    (`se_ddof`: eval.se_ddof, see `mean_and_stderr`).
 
     `sets` maps (split, phrasing, attribute) to one PairSet per seed; `embeddings[split]` holds
     that split's image embeddings, shared by every model (image towers are never trained).
@@ -139,7 +143,8 @@ def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.
         _check_matrix(f"text embeddings of model {model_name!r}", text_emb)
         acc, two = _hits(batch, text_emb)
         for k, ((split, phrasing, attribute), draws) in enumerate(sets.items()):
-            (acc_mean, acc_se), (two_mean, two_se) = (mean_and_stderr(x[bounds[k]:bounds[k + 1]]) for x in (acc, two))
+            (acc_mean, acc_se), (two_mean, two_se) = (mean_and_stderr(x[bounds[k]:bounds[k + 1]], se_ddof)
+                                                      for x in (acc, two))
             rows.append({"split": split, "phrasing": phrasing, "attribute": attribute, "model": model_name,
                          "accuracy": acc_mean, "accuracy_se": acc_se, "two_way": two_mean, "two_way_se": two_se,
                          "pairs": float(np.mean([len(p) for p in draws]))})

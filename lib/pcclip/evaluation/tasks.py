@@ -16,6 +16,7 @@ import torch
 from ..cache import DatasetSource, embed_images, embed_split
 from ..datasets import (COMPARATIVE_DATASETS, DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, difference_pairs,
                         load_dataset)
+from ..datasets.downloads import fetch_dataset
 from ..datasets.names import display_names
 from ..datasets.pairset import PairSet
 from ..models import ClipBundle
@@ -60,8 +61,16 @@ def _embed(profile: Profile, paths: RunPaths, base: ClipBundle, data: LabeledDat
     return embed_images(base, source, paths.cache, profile.cache, profile.model.precision)
 
 
+def _load(profile: Profile, name: str, split: str | None, base: ClipBundle) -> LabeledDataset:
+    """A paper dataset split, fetched first when `data.download` is on and torchvision can."""
+    root = data_root(profile)
+    if profile.data.download:
+        fetch_dataset(name, root)
+    return load_dataset(name, root, split=split, transform=base.preprocess)
+
+
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
-    data = load_dataset(name, data_root(profile), split=split, transform=base.preprocess)
+    data = _load(profile, name, split, base)
     return data, _embed(profile, paths, base, data)
 
 
@@ -75,7 +84,7 @@ def _validation(profile: Profile, paths: RunPaths, base: ClipBundle, name: str
     if split is None or profile.eval.val_images == 0:
         return None, None
     try:
-        data = load_dataset(name, data_root(profile), split=split, transform=base.preprocess)
+        data = _load(profile, name, split, base)
     except DatasetNotFound as err:
         raise DatasetNotFound(f"{err}\nIts {split!r} split is read to choose the comparative-prompting alpha; "
                               "set eval.val_images=0 to report the paper's fixed alpha only.") from err

@@ -1,0 +1,156 @@
+"""Preflight: every input a profile needs, found or missing with its fix, offline and in seconds."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import huggingface_hub
+import pytest
+import torch
+from PIL import Image
+
+import pcclip.preflight as pf
+from pcclip.datasets import downloads
+from pcclip.datasets.names import class_table
+from pcclip.profiles import load_profile
+
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once, never the internet
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """An empty Hugging Face cache, an unreachable hub and no GPU."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(pf, "_hub_server", lambda: UNREACHABLE)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name, (cls, _) in list(downloads.TORCHVISION.items()):
+        monkeypatch.setitem(downloads.TORCHVISION, name, (cls, UNREACHABLE))
+
+
+@pytest.fixture
+def llm_server():
+    """A local OpenAI-compatible /v1/models listing; `state` sets what it serves and its status."""
+    state = {"status": 200, "models": ["served-llm"]}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps({"data": [{"id": m} for m in state["models"]]}).encode()
+            self.send_response(state["status"] if self.path == "/v1/models" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", state
+    server.shutdown()
+
+
+def by_input(checks):
+    return {c.input: c for c in checks}
+
+
+def test_paper_profile_on_an_empty_machine_lists_everything_missing(offline, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    overrides = [f"data_root={data}", f"synthesis.base_url={UNREACHABLE}/v1"]
+    t0 = time.perf_counter()
+    rc = pf.main(["--profile", "paper", *[a for o in overrides for a in ("--set", o)]])
+    seconds = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    assert rc == 1 and seconds < 10
+    rows = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert out.splitlines()[0].split() == ["input", "where", "it", "looked", "status", "how", "to", "fix"]
+    for name in load_profile("paper").eval.datasets:
+        assert "MISSING" in rows[f"dataset {name}"] and str(data) in rows[f"dataset {name}"]
+    assert "https://www.cs.toronto.edu/~kriz/cifar.html" in rows["dataset cifar10"]
+    assert f"no answer from {UNREACHABLE}" in rows["dataset cifar10"]  # data.download is on: it tried
+    assert "https://cvml.ista.ac.at/AwA2/" in rows["dataset awa2"] and "no answer" not in rows["dataset awa2"]
+    assert "Animals_with_Attributes2/{JPEGImages" in rows["dataset awa2"]
+    weights = rows["weights ViT-L-14/datacomp_xl_s13b_b90k"]
+    assert "MISSING" in weights and "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K" in weights
+    assert f"no answer from {UNREACHABLE}" in weights
+    assert "annotations_trainval2017.zip" in rows["COCO captions"] and "train2017.zip" in rows["COCO images"]
+    assert "vllm serve meta-llama/Llama-2-13b-chat-hf" in rows["LLM meta-llama/Llama-2-13b-chat-hf"]
+    assert "no CUDA device" in rows["GPU"]
+    assert out.splitlines()[-1] == "15 of 16 inputs missing"  # only the disk is there
+    cifar = pf.check_datasets(load_profile("paper", {"data_root": str(data), "data.download": False}))[0]
+    assert not cifar.found and cifar.fix.endswith("(downloads are off: set data.download=true to fetch it)")
+
+
+def test_unset_data_root_says_what_to_set(offline, monkeypatch):
+    monkeypatch.delenv("PCCLIP_DATA", raising=False)
+    checks = by_input(pf.preflight(load_profile("paper")))
+    assert checks["dataset dtd"].where == "$PCCLIP_DATA (unset)" and not checks["dataset dtd"].found
+    assert "set $PCCLIP_DATA" in checks["dataset dtd"].fix and "set $PCCLIP_DATA" in checks["COCO captions"].fix
+
+
+def test_present_inputs_are_found(offline, tmp_path, llm_server):
+    url, _ = llm_server
+    for k, name in enumerate(class_table("eurosat")):  # EuroSAT in its real layout, one image per class
+        path = tmp_path / "eurosat" / "2750" / name / f"{name}_1.jpg"
+        path.parent.mkdir(parents=True)
+        Image.new("RGB", (4, 4), (20 * k,) * 3).save(path)
+    (tmp_path / "coco" / "annotations").mkdir(parents=True)
+    (tmp_path / "coco" / "annotations" / "captions_train2017.json").write_text("{}")
+    (tmp_path / "coco" / "train2017").mkdir()
+    (tmp_path / "coco" / "train2017" / "000000000009.jpg").write_bytes(b"")
+    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "eurosat",
+                                     "synthesis.base_url": url, "synthesis.llm": "served-llm"})
+    checks = by_input(pf.preflight(profile))
+    assert checks["dataset eurosat"].found and checks["dataset eurosat"].fix == "10 images in split 'all'"
+    assert checks["COCO captions"].found and checks["COCO images"].found
+    assert checks["LLM served-llm"].found and checks["LLM served-llm"].where == f"{url}/models"
+    assert not checks["GPU"].found  # the offline fixture hides any GPU
+
+
+def test_llm_server_with_another_model_or_refused_key(offline, llm_server, monkeypatch):
+    url, state = llm_server
+    profile = load_profile("paper", {"synthesis.base_url": url, "synthesis.llm": "wanted-llm"})
+    check = pf.check_llm(profile)[0]
+    assert not check.found and "lists ['served-llm'], not synthesis.llm='wanted-llm'" in check.fix
+    state["models"] = ["wanted-llm@main"]  # how `transformers serve` lists a hub model
+    assert pf.check_llm(profile)[0].found
+    state["status"] = 401
+    assert "set $OPENAI_API_KEY" in pf.check_llm(profile)[0].fix
+    assert pf.check_llm(load_profile("diffworld")) == []  # the template writer needs no model
+
+
+def test_weights_found_in_the_cache_or_refused_for_the_wrong_activation(offline, tmp_path):
+    hub = "timm/vit_base_patch32_clip_224.openai"
+    snapshot = tmp_path / "hf" / f"models--{hub.replace('/', '--')}" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    found = pf.check_weights(load_profile("paper-b32"))
+    assert found.found and found.where == str(snapshot / "open_clip_model.safetensors")
+    wrong = pf.check_weights(load_profile("paper-b32", {"model.model_name": "ViT-B-32"}))
+    assert not wrong.found and wrong.fix.endswith("set model.model_name=ViT-B-32-quickgelu")
+    off = pf.check_weights(load_profile("paper", {"model.download": False}))
+    assert not off.found and "downloads are off: set model.download=true" in off.fix
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    assert pf.check_weights(load_profile("paper", {"model.pretrained": str(exported)})).found
+
+
+def test_diffworld_needs_nothing_but_disk(tmp_path, capsys):
+    checks = pf.preflight(load_profile("diffworld"))
+    assert [c.input for c in checks] == ["weights diffclip-tiny/DiffWorld", "disk >= 1 GB"]
+    assert pf.main(["--profile", "diffworld"]) == 0 and capsys.readouterr().out.endswith("all 2 inputs found\n")
+    assert not pf.check_disk(load_profile("diffworld"), need_gb=1e9).found
+
+
+def test_require_inputs_raises_listing_every_missing_input(offline, tmp_path, capsys):
+    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "dtd,awa2",
+                                     "synthesis.base_url": f"{UNREACHABLE}/v1"})
+    with pytest.raises(pf.MissingInputs, match=r"(?s)profile 'paper' is missing 7 input\(s\):\n- weights .*"
+                                                r"- dataset dtd: .*- dataset awa2: .*- GPU: no CUDA device"):
+        pf.require_inputs(profile)
+    assert capsys.readouterr().out.splitlines()[-1] == "7 of 8 inputs missing"
+    assert [c.input for c in pf.require_inputs(load_profile("smoke"))] == ["weights diffclip-tiny/DiffWorld",
+                                                                           "disk >= 1 GB"]
