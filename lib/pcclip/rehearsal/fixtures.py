@@ -1,0 +1,178 @@
+"""The rehearsal data: every paper dataset the rehearsal evaluates, drawn with DiffWorld, in its
+published on-disk layout, with the real class lists and a few images per class.
+
+    write_fixtures(root, seed=0)   # or: python -m pcclip.rehearsal DIR
+
+Deterministic from the seed; each dataset draws from its own seeded generator, so changing
+one dataset's sizes leaves the others' pixels as they were.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets.awa2 import ATTRIBUTES_FILE
+from ..datasets.groups import load_groups
+from ..datasets.names import class_table
+from ..datasets.registry import DATASETS as REGISTRY
+from ..resources import load_json
+from ..world import COLORS, captions, render, sample_records
+from . import layouts
+from .draw import LARGE, SMALL, Look, draw_records, random_looks, render_varied
+
+DATASETS = ("coco", "cifar100", "flowers102", "eurosat", "awa2", "cub200")  # in the order they are written
+# COCO's five captions per image: five independent DiffWorld caption draws (each drops attributes at random)
+COCO_CAPTIONS = 5
+
+
+@dataclass(frozen=True)
+class FixtureSizes:
+    """Images per class and split: enough for every difference set to have pairs, small enough to write
+    in seconds (a few MB in all)."""
+
+    coco_train: int = 400
+    coco_val: int = 100
+    cifar_train: int = 2  # per class
+    cifar_test: int = 5
+    flowers_train: int = 1
+    flowers_val: int = 1
+    flowers_test: int = 3
+    eurosat: int = 10
+    awa2: int = 4
+    cub_train: int = 1
+    cub_test: int = 2
+
+
+def _labels(n_classes: int, per_class: int) -> np.ndarray:
+    return np.repeat(np.arange(n_classes), per_class)
+
+
+def _rng(seed: int, dataset: str) -> np.random.Generator:
+    return np.random.default_rng([seed, DATASETS.index(dataset)])
+
+
+def _grouped_looks(dataset: str, set_name: str, rng: np.random.Generator, **override) -> list[Look]:
+    """Random looks for every class of `dataset`, with each group of `set_name` given `override[group]`
+    (a dict of Look fields)."""
+    names = list(class_table(dataset).values())
+    looks = random_looks(len(names), rng, **override.pop("_base", {}))
+    for group, members in load_groups(set_name, names).groups.items():
+        for c in members:
+            looks[c] = Look(**{**looks[c].__dict__, **override[group]})
+    return looks
+
+
+def write_coco(root: Path, sizes: FixtureSizes, seed: int) -> None:
+    """COCO 2017 train and val: random DiffWorld objects, five captions each in DiffWorld's words."""
+    rng = _rng(seed, "coco")
+    first = 1
+    for split, n in (("train", sizes.coco_train), ("val", sizes.coco_val)):
+        records = sample_records(n, rng)
+        draws = [captions(records, rng) for _ in range(COCO_CAPTIONS)]
+        layouts.write_coco_split(root, split, render_varied(records, rng), list(zip(*draws)), first_id=first)
+        first += 10 * n  # ids of the two splits never overlap, with gaps as in COCO
+
+
+def write_cifar100(root: Path, sizes: FixtureSizes, seed: int) -> None:
+    """CIFAR-100 at 32 px; the size set's larger animals drawn large, its smaller ones small."""
+    rng = _rng(seed, "cifar100")
+    looks = _grouped_looks("cifar100", "cifar100_size", rng, larger={"size": LARGE}, smaller={"size": SMALL})
+    splits = []
+    for per_class in (sizes.cifar_train, sizes.cifar_test):
+        labels = _labels(len(looks), per_class)
+        splits.append((render(draw_records(looks, labels, rng), 32), labels))
+    layouts.write_cifar100(root, list(class_table("cifar100")), *splits)
+
+
+def write_flowers102(root: Path, sizes: FixtureSizes, seed: int) -> None:
+    """Flowers-102; the colour set's blue flowers drawn blue, its yellow ones yellow, the rest in other colours."""
+    rng = _rng(seed, "flowers102")
+    others = {"colors": [c for c in COLORS if c not in ("blue", "yellow")]}
+    looks = _grouped_looks("flowers102", "flowers102_colour", rng, _base=others,
+                           blue={"color": COLORS.index("blue")}, yellow={"color": COLORS.index("yellow")})
+    counts = {"train": sizes.flowers_train, "val": sizes.flowers_val, "test": sizes.flowers_test}
+    labels = np.concatenate([_labels(len(looks), k) for k in counts.values()])
+    ends = np.cumsum([0] + [len(looks) * k for k in counts.values()])
+    order = rng.permutation(len(labels))  # image numbers do not follow the splits, as in the real set
+    splits = {s: sorted((order[ends[i]:ends[i + 1]] + 1).tolist()) for i, s in enumerate(counts)}
+    images = render_varied(draw_records(looks, labels[np.argsort(order)], rng), rng)
+    layouts.write_flowers102(root, images, labels[np.argsort(order)], splits)
+
+
+def write_eurosat(root: Path, sizes: FixtureSizes, seed: int) -> None:
+    rng = _rng(seed, "eurosat")
+    names = list(class_table("eurosat"))
+    labels = _labels(len(names), sizes.eurosat)
+    records = draw_records(random_looks(len(names), rng), labels, rng)
+    layouts.write_eurosat(root, names, list(render(records, 64)), labels)  # EuroSAT RGB is 64x64
+
+
+def awa2_matrix(class_size: np.ndarray, class_color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(classes, 85) continuous predicate strengths (0..100) that agree with the drawings: 'big' is 100 x
+    the class's drawn size, 'small' 100 x (1 - size), the drawn colour's predicate (where AwA2 has one)
+    strong, the other colour predicates weak; the remaining predicates are random."""
+    predicates = list(load_json(ATTRIBUTES_FILE)["predicates"])
+    matrix = rng.uniform(0, 100, (len(class_size), len(predicates)))
+    matrix[:, predicates.index("big")] = 100 * class_size
+    matrix[:, predicates.index("small")] = 100 * (1 - class_size)
+    for c, color in enumerate(class_color.tolist()):
+        for name in COLORS:
+            if name in predicates:
+                matrix[c, predicates.index(name)] = rng.uniform(70, 100) if name == COLORS[color] else rng.uniform(0, 20)
+    return np.round(matrix, 2)
+
+
+def write_awa2(root: Path, sizes: FixtureSizes, seed: int) -> None:
+    """AwA2: each animal at its own size (spread over the whole range), the continuous and binary
+    predicate matrices stating it; 'big' above 60, 'small' below 40 in the binary matrix."""
+    rng = _rng(seed, "awa2")
+    names = list(class_table("awa2"))
+    class_size = rng.permutation(np.linspace(0.0, 1.0, len(names)))
+    looks = [Look(k.shape, k.color, (max(s - 0.05, 0.0), min(s + 0.05, 1.0)))
+             for k, s in zip(random_looks(len(names), rng), class_size)]
+    labels = _labels(len(names), sizes.awa2)
+    matrix = awa2_matrix(class_size, np.array([k.color for k in looks]), rng)
+    images = render_varied(draw_records(looks, labels, rng), rng)
+    predicates = list(load_json(ATTRIBUTES_FILE)["predicates"])
+    layouts.write_awa2(root, names, predicates, matrix, images, labels, threshold=60.0)
+
+
+def write_cub200(root: Path, sizes: FixtureSizes, seed: int) -> None:
+    """CUB-200-2011 with Reed et al.-style captions (ten DiffWorld captions per image)."""
+    rng = _rng(seed, "cub200")
+    names = list(class_table("cub200"))
+    per_class = sizes.cub_train + sizes.cub_test
+    labels = _labels(len(names), per_class)
+    is_train = np.tile(np.arange(per_class) < sizes.cub_train, len(names))
+    records = draw_records(random_looks(len(names), rng), labels, rng)
+    texts = list(zip(*[captions(records, rng) for _ in range(10)]))
+    layouts.write_cub200(root, names, render_varied(records, rng), labels, is_train, texts)
+
+
+WRITERS = {"coco": write_coco, "cifar100": write_cifar100, "flowers102": write_flowers102,
+           "eurosat": write_eurosat, "awa2": write_awa2, "cub200": write_cub200}
+
+
+def write_fixtures(root: str | Path, seed: int = 0, sizes: FixtureSizes = FixtureSizes(),
+                   datasets: tuple[str, ...] = DATASETS) -> dict[str, float]:
+    """Write the rehearsal datasets under `root` (refusing a root that already holds any of them);
+    returns the seconds each took."""
+    root = Path(root)
+    unknown = sorted(set(datasets) - set(WRITERS))
+    if unknown:
+        raise ValueError(f"no rehearsal fixture for {unknown}; known: {list(WRITERS)}")
+    folders = {"coco"} | {REGISTRY[name].folder for name in datasets if name in REGISTRY}
+    taken = [p.name for p in root.glob("*") if p.name in folders] if root.is_dir() else []
+    if taken:
+        raise FileExistsError(f"{root} already holds {sorted(taken)}: write the rehearsal data into an empty "
+                              "folder (delete the old one to rewrite it)")
+    seconds = {}
+    for name in datasets:
+        start = time.perf_counter()
+        WRITERS[name](root, sizes, seed)
+        seconds[name] = time.perf_counter() - start
+    return seconds
+
