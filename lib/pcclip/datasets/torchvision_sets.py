@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
+from scipy.io.matlab import MatReadError
 from torchvision import datasets as tv
 
 
@@ -79,7 +80,7 @@ def read_flowers102(root: Path, split: str, transform: Callable | None) -> Read:
     """Names: torchvision's list for labels 1..102 of imagelabels.mat (the .mat files carry no names)."""
     try:
         ds = _Flowers102(str(root), split=split, transform=transform, download=False)
-    except _CORRUPT as err:  # scipy's MatReadError is a ValueError
+    except (*_CORRUPT, MatReadError) as err:
         raise RuntimeError(f"imagelabels.mat or setid.mat does not read as a .mat file ({err})") from None
     return Read(ds, list(tv.Flowers102.classes), _labels(ds))
 
