@@ -72,12 +72,20 @@ def render_varied(records: Records, rng: np.random.Generator, sides: Sequence[in
     return out
 
 
-def object_area(image: np.ndarray) -> float:
-    """Share of pixels that differ from the background: how large the drawn object is."""
-    return float((np.abs(image.astype(float) - BACKGROUND * 255).max(axis=-1) > 40).mean())
+def _object_mask(image: np.ndarray) -> np.ndarray:
+    return np.abs(np.asarray(image, dtype=float) - BACKGROUND * 255).max(axis=-1) > 40
+
+
+def object_extent(image: np.ndarray) -> float:
+    """The longer side of the drawn object's bounding box over the image's shorter side: its size,
+    read back from the pixels (less shape-dependent than its area)."""
+    rows, cols = np.nonzero(_object_mask(image))
+    if rows.size == 0:
+        return 0.0
+    return float(max(np.ptp(rows), np.ptp(cols)) + 1) / min(np.asarray(image).shape[:2])
 
 
 def object_rgb(image: np.ndarray) -> np.ndarray:
     """(3,) mean colour of the object's pixels, what a colour difference is read from."""
-    mask = np.abs(image.astype(float) - BACKGROUND * 255).max(axis=-1) > 40
-    return image[mask].astype(float).mean(axis=0) if mask.any() else np.zeros(3)
+    mask = _object_mask(image)
+    return np.asarray(image)[mask].astype(float).mean(axis=0) if mask.any() else np.zeros(3)

@@ -131,7 +131,7 @@ def write_awa2(root: Path, sizes: FixtureSizes, seed: int) -> None:
     rng = _rng(seed, "awa2")
     names = list(class_table("awa2"))
     class_size = rng.permutation(np.linspace(0.0, 1.0, len(names)))
-    looks = [Look(k.shape, k.color, (max(s - 0.05, 0.0), min(s + 0.05, 1.0)))
+    looks = [Look(k.shape, k.color, (max(s - 0.01, 0.0), min(s + 0.01, 1.0)))
              for k, s in zip(random_looks(len(names), rng), class_size)]
     labels = _labels(len(names), sizes.awa2)
     matrix = awa2_matrix(class_size, np.array([k.color for k in looks]), rng)
