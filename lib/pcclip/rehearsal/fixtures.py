@@ -30,24 +30,35 @@ COCO_CAPTIONS = 5
 
 @dataclass(frozen=True)
 class FixtureSizes:
-    """Images per class and split: enough for every difference set to have pairs, small enough to write
-    in seconds (a few MB in all)."""
+    """Images per class and split: small enough to write in seconds (a few MB in all), with more test
+    images for the classes of the size and colour sets, so that a difference-set draw of the paper's
+    100 images (eval.n_images) finds them, as in the real test splits."""
 
     coco_train: int = 400
     coco_val: int = 100
     cifar_train: int = 2  # per class
     cifar_test: int = 5
+    cifar_group_test: int = 13  # the 8 classes of cifar100_size: 104 images
     flowers_train: int = 1
     flowers_val: int = 1
     flowers_test: int = 3
+    flowers_group_test: int = 8  # the 13 classes of flowers102_colour: 104 images
     eurosat: int = 10
     awa2: int = 4
     cub_train: int = 1
     cub_test: int = 2
 
 
-def _labels(n_classes: int, per_class: int) -> np.ndarray:
-    return np.repeat(np.arange(n_classes), per_class)
+def _labels(n_classes: int, per_class: int, group: tuple[int, ...] = (), per_group_class: int = 0) -> np.ndarray:
+    """Labels in class order, `per_class` images per class, `per_group_class` for the classes in `group`."""
+    counts = np.full(n_classes, per_class)
+    counts[list(group)] = per_group_class
+    return np.repeat(np.arange(n_classes), counts)
+
+
+def _members(dataset: str, set_name: str) -> tuple[int, ...]:
+    groups = load_groups(set_name, list(class_table(dataset).values())).groups
+    return tuple(c for members in groups.values() for c in members)
 
 
 def _rng(seed: int, dataset: str) -> np.random.Generator:
@@ -81,8 +92,8 @@ def write_cifar100(root: Path, sizes: FixtureSizes, seed: int) -> None:
     rng = _rng(seed, "cifar100")
     looks = _grouped_looks("cifar100", "cifar100_size", rng, larger={"size": LARGE}, smaller={"size": SMALL})
     splits = []
-    for per_class in (sizes.cifar_train, sizes.cifar_test):
-        labels = _labels(len(looks), per_class)
+    for labels in (_labels(len(looks), sizes.cifar_train),
+                   _labels(len(looks), sizes.cifar_test, _members("cifar100", "cifar100_size"), sizes.cifar_group_test)):
         splits.append((render(draw_records(looks, labels, rng), 32), labels))
     layouts.write_cifar100(root, list(class_table("cifar100")), *splits)
 
@@ -93,11 +104,13 @@ def write_flowers102(root: Path, sizes: FixtureSizes, seed: int) -> None:
     others = {"colors": [c for c in COLORS if c not in ("blue", "yellow")]}
     looks = _grouped_looks("flowers102", "flowers102_colour", rng, _base=others,
                            blue={"color": COLORS.index("blue")}, yellow={"color": COLORS.index("yellow")})
-    counts = {"train": sizes.flowers_train, "val": sizes.flowers_val, "test": sizes.flowers_test}
-    labels = np.concatenate([_labels(len(looks), k) for k in counts.values()])
-    ends = np.cumsum([0] + [len(looks) * k for k in counts.values()])
+    group = _members("flowers102", "flowers102_colour")
+    per_split = [_labels(len(looks), sizes.flowers_train), _labels(len(looks), sizes.flowers_val),
+                 _labels(len(looks), sizes.flowers_test, group, sizes.flowers_group_test)]
+    labels = np.concatenate(per_split)
+    ends = np.cumsum([0] + [len(x) for x in per_split])
     order = rng.permutation(len(labels))  # image numbers do not follow the splits, as in the real set
-    splits = {s: sorted((order[ends[i]:ends[i + 1]] + 1).tolist()) for i, s in enumerate(counts)}
+    splits = {s: sorted((order[ends[i]:ends[i + 1]] + 1).tolist()) for i, s in enumerate(("train", "val", "test"))}
     images = render_varied(draw_records(looks, labels[np.argsort(order)], rng), rng)
     layouts.write_flowers102(root, images, labels[np.argsort(order)], splits)
 
