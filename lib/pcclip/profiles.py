@@ -262,7 +262,7 @@ def _rehearsal() -> Profile:
         # The authors' 20 epochs are 80 steps of 512 here, in which their lr 1e-8 moves nothing measurable;
         # the rehearsal must show PC-CLIP learning, so only the lr changes (temperature 1, the schedule,
         # batch size and trainable blocks stay the authors'). The caption baseline keeps its lr and runs
-        # 10 of its 50 epochs (400 captions at captions_per_image=1, batch 128).
+        # 10 of its 50 epochs (the fixtures hold 2,000 COCO train captions; batch 128).
         finetune=replace(paper.finetune, lr=1e-4, caption_epochs=10.0),
         eval=replace(paper.eval, datasets=("cifar100", "flowers102", "eurosat", "awa2", "cub200")),
     )
