@@ -1,7 +1,7 @@
 """A local OpenAI-compatible chat server that stands in for the paper's LLM in the rehearsal.
 
 It reads the two caption blocks of the difference prompt (data/prompts/difference_v1.txt puts each
-image's captions on '- ' lines) and answers, as the LLM would, with one to three differences the
+image's captions on '- ' lines, after its '- ' rules) and answers, as the LLM would, with one to three differences the
 captions support, in DiffWorld's words (`synthesis.template.describe` over `caption_facts`).
 
     with chat_server() as server:               # 127.0.0.1, a free port, stopped on exit
@@ -27,7 +27,8 @@ NO_DIFFERENCE = "The captions state no difference between the first image and th
 
 
 def caption_blocks(prompt: str) -> tuple[list[str], list[str]]:
-    """The first two runs of '- caption' lines of a prompt: the first and the second image's captions."""
+    """The last two runs of '- caption' lines of a prompt: the first and the second image's captions
+    (the prompt's rules, also '- ' lines, come before them)."""
     blocks: list[list[str]] = []
     previous = False
     for line in prompt.splitlines():
@@ -39,7 +40,7 @@ def caption_blocks(prompt: str) -> tuple[list[str], list[str]]:
         previous = item
     if len(blocks) < 2:
         raise ValueError(f"the prompt holds {len(blocks)} caption block(s), not two ('- caption' lines)")
-    return blocks[0], blocks[1]
+    return blocks[-2], blocks[-1]
 
 
 def answer(prompt: str, seed: int) -> str:
