@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pcclip.profiles import load_profile
-from pcclip.rehearsal.chat_server import NO_DIFFERENCE, answer, caption_blocks, chat_server
+from pcclip.rehearsal.chat_server import NO_DIFFERENCE, answer, caption_blocks, chat_server, serve_synthesis
 from pcclip.synthesis.facts import caption_facts
 from pcclip.synthesis.filtering import DescriptionFilter, load_rules
 from pcclip.synthesis.openai_writer import OpenAIWriter
@@ -65,6 +65,17 @@ def test_openai_writer_against_the_server_writes_true_accepted_descriptions():
         assert said & set(CONTINUOUS) <= differ, (gen.text, differ)  # and no continuous one they do not
         stated += 1
     assert stated > 40
+
+
+def test_serve_synthesis_listens_where_the_profile_points():
+    cfg = load_profile("rehearsal").synthesis
+    with serve_synthesis(cfg) as server:
+        assert server.url == cfg.base_url and server.model == cfg.llm
+        with pytest.raises(OSError, match="another process holds the port"):
+            with serve_synthesis(cfg):
+                pass
+    with pytest.raises(ValueError, match="127.0.0.1:<port>/v1"):
+        serve_synthesis(replace(cfg, base_url="http://localhost:8000/v1"))
 
 
 def test_server_routes_and_errors():

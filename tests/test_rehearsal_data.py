@@ -120,3 +120,11 @@ def test_fixtures_are_deterministic_and_refuse_to_overwrite(root, tmp_path):
         write_fixtures(tmp_path / "a", datasets=("coco",))
     with pytest.raises(ValueError, match="no rehearsal fixture for \\['sun397'\\]"):
         write_fixtures(tmp_path / "d", datasets=("sun397",))
+
+
+def test_command_line_writes_the_data_root(tmp_path, capsys):
+    from pcclip.rehearsal.__main__ import main
+
+    assert main([str(tmp_path / "root"), "--no-model", "--seed", "2"]) == 0
+    assert "cifar100" in capsys.readouterr().out
+    assert len(load_dataset("eurosat", tmp_path / "root")) == 100

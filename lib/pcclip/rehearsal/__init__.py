@@ -1,6 +1,33 @@
 """The rehearsal: the paper's code path (`source="paper"`) run offline on a CPU, on DiffWorld drawings
 in the real datasets' layouts, a small open_clip model read from a local file and a local
-OpenAI-compatible chat server.
+OpenAI-compatible chat server (profile `rehearsal`).
 
-    python -m pcclip.rehearsal DIR          # write the fixture datasets (and the base model) under DIR
+    python -m pcclip.rehearsal DIR     # the fixture datasets and the base model file under DIR
+    with serve_synthesis(profile.synthesis): synthesize(profile, paths)   # the LLM, for notebook 01
 """
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..profiles import REHEARSAL_MODEL_FILE
+from .base_model import write_base_model
+from .chat_server import chat_server, serve_synthesis
+from .fixtures import DATASETS, FixtureSizes, write_fixtures
+
+
+def write_rehearsal(root: str | Path, seed: int = 0, base_profile: str = "diffworld",
+                    overrides: dict[str, Any] | None = None, model: bool = True) -> dict[str, float]:
+    """Write the fixture datasets under `root` and (with `model`) the base model file at
+    root/REHEARSAL_MODEL_FILE, pretrained by profile `base_profile`; returns seconds per part."""
+    seconds = write_fixtures(root, seed)
+    if model:
+        start = time.perf_counter()
+        write_base_model(Path(root) / REHEARSAL_MODEL_FILE, base_profile, overrides)
+        seconds["model"] = time.perf_counter() - start
+    return seconds
+
+
+__all__ = ["DATASETS", "FixtureSizes", "chat_server", "serve_synthesis", "write_base_model", "write_fixtures",
+           "write_rehearsal"]

@@ -6,6 +6,8 @@ captions support, in DiffWorld's words (`synthesis.template.describe` over `capt
 
     with chat_server() as server:               # 127.0.0.1, a free port, stopped on exit
         overrides = {"synthesis.base_url": server.url, "synthesis.llm": server.model}
+    with serve_synthesis(profile.synthesis):    # at the profile's base_url (the rehearsal profile's)
+        synthesize(profile, paths)
 """
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ import hashlib
 import json
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import numpy as np
 
+from ..profiles import SynthesisConfig
 from ..synthesis.facts import caption_facts
 from ..synthesis.template import describe
 
@@ -60,8 +64,8 @@ def completion(model: str, text: str) -> dict:
 class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, model: str = MODEL, delay_s: float = 0.0) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, model: str = MODEL, delay_s: float = 0.0, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.model, self.delay_s = model, delay_s
         self.requests = 0
         self.lock = threading.Lock()
@@ -114,10 +118,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def chat_server(model: str = MODEL, delay_s: float = 0.0) -> Iterator[ChatServer]:
-    """Serve on 127.0.0.1 (a free port) in a background thread for the `with` block; `delay_s` makes
-    each completion take that long (for throughput benchmarks of the writer)."""
-    server = ChatServer(model, delay_s)
+def chat_server(model: str = MODEL, delay_s: float = 0.0, port: int = 0) -> Iterator[ChatServer]:
+    """Serve on 127.0.0.1 (`port`, 0: a free one) in a background thread for the `with` block; `delay_s`
+    makes each completion take that long (for throughput benchmarks of the writer)."""
+    try:
+        server = ChatServer(model, delay_s, port)
+    except OSError as err:
+        raise OSError(f"cannot serve the rehearsal LLM on 127.0.0.1:{port} ({err.strerror}): another process "
+                      "holds the port; stop it or set synthesis.base_url to another port") from None
     thread = threading.Thread(target=server.serve_forever, name="rehearsal-chat-server", daemon=True)
     thread.start()
     try:
@@ -126,3 +134,11 @@ def chat_server(model: str = MODEL, delay_s: float = 0.0) -> Iterator[ChatServer
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def serve_synthesis(cfg: SynthesisConfig, delay_s: float = 0.0) -> contextlib.AbstractContextManager[ChatServer]:
+    """`chat_server` at `cfg.base_url` (which must be http://127.0.0.1:<port>/v1) serving `cfg.llm`."""
+    url = urllib.parse.urlsplit(cfg.base_url)
+    if url.scheme != "http" or url.hostname != "127.0.0.1" or not url.port or url.path.rstrip("/") != "/v1":
+        raise ValueError(f"synthesis.base_url={cfg.base_url!r}: the rehearsal LLM serves http://127.0.0.1:<port>/v1")
+    return chat_server(cfg.llm, delay_s, url.port)
