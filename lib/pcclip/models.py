@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import open_clip
 import torch
+from PIL import Image
 
 from .atomic import torch_save
 
@@ -42,13 +44,27 @@ class ClipBundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def takes_as_is(self, height: int, width: int) -> bool:
+        """Whether images of this size are already the model's input size: then `preprocess`'s resize
+        and centre crop leave them unchanged and only normalisation remains (bit-identical, tested)."""
+        size = self.model.visual.preprocess_cfg["size"]
+        return (height, width) == (tuple(size) if isinstance(size, (tuple, list)) else (size, size))
+
     def images_to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (n, H, W, 3) arrays -> normalised float tensor, as `preprocess` would do."""
+        """uint8 (n, H, W, 3) arrays of any size -> the model's input, exactly as `preprocess` makes it
+        (resize, centre crop, normalise); images already at the input size skip PIL (DiffWorld's path)."""
+        if not self.takes_as_is(*images.shape[1:3]):
+            return torch.stack([self.preprocess(Image.fromarray(np.asarray(im, dtype=np.uint8))) for im in images])
         cfg = self.model.visual.preprocess_cfg
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
         return (x - mean) / std
+
+    @property
+    def preprocess_key(self) -> str:
+        """Names every step of `preprocess` and its sizes: part of an image cache's identity."""
+        return transform_key(self.preprocess)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], batch_size: int = 1024) -> torch.Tensor:
@@ -57,6 +73,11 @@ class ClipBundle:
         out = [self.model.encode_text(self.tokenizer(texts[i:i + batch_size]).to(self.device)).float().cpu()
                for i in range(0, len(texts), batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.model.text_projection.shape[1])
+
+
+def transform_key(transform: Callable) -> str:
+    """repr of a transform (a Compose names every step and its sizes) without memory addresses."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))
 
 
 def resolve_device(device: str) -> str:

@@ -5,7 +5,6 @@ the dataset, the folder layout it expects and where to get it.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from ..cache import DatasetSource
+from ..models import transform_key
 from . import folder_sets as fs
 from . import torchvision_sets as tvs
 from .names import display_names
@@ -115,9 +115,7 @@ class LabeledDataset:
         """The image source `pcclip.cache.embed_images` reads; needs the model's preprocess as transform."""
         if self.transform is None:
             raise ValueError(f"{self.key}: load it with transform=bundle.preprocess to embed its images")
-        # repr of a Compose names every step and its sizes; drop memory addresses of plain functions
-        preprocess_key = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(self.transform))
-        return DatasetSource(self.dataset, self.key, preprocess_key, num_workers)
+        return DatasetSource(self.dataset, self.key, transform_key(self.transform), num_workers)
 
 
 def _spec(name: str) -> DatasetSpec:
