@@ -51,3 +51,18 @@ def test_base_model_reuses_the_profiles_checkpoint(tmp_path, monkeypatch):
         base_model.write_base_model(tmp_path / "c.pt", "smoke", {**TINY, "pretrain.steps": 3})
     with pytest.raises(ValueError, match="pretrained on DiffWorld"):
         base_model.write_base_model(tmp_path / "d.pt", "paper")
+
+
+def test_write_rehearsal_completes_a_data_root_once(tmp_path):
+    from pcclip.profiles import REHEARSAL_MODEL_FILE
+    from pcclip.rehearsal import write_rehearsal
+
+    root = tmp_path / "root"
+    assert set(write_rehearsal(root, base_profile="smoke", overrides=TINY, model=False)) == {
+        "coco", "cifar100", "flowers102", "eurosat", "awa2", "cub200"}
+    assert set(write_rehearsal(root, base_profile="smoke", overrides=TINY)) == {"model"}  # only what is missing
+    assert load_clip("diffclip-tiny", str(root / REHEARSAL_MODEL_FILE)).model_name == "diffclip-tiny"
+    assert write_rehearsal(root, base_profile="smoke", overrides=TINY) == {}
+    shutil.rmtree(root / "eurosat")
+    with pytest.raises(FileExistsError, match=r"holds .* but not \['eurosat'\]: delete it"):
+        write_rehearsal(root)

@@ -11,7 +11,7 @@ from . import write_rehearsal
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pcclip.rehearsal", description=__doc__)
-    parser.add_argument("root", help="an empty folder (created if missing): the rehearsal profile's data_root")
+    parser.add_argument("root", help="the rehearsal profile's data_root (created if missing; what it lacks is written)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base-profile", default="diffworld",
                         help="DiffWorld profile whose base model is saved (reused from results/<profile> if built)")

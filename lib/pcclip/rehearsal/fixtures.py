@@ -169,6 +169,12 @@ WRITERS = {"coco": write_coco, "cifar100": write_cifar100, "flowers102": write_f
            "eurosat": write_eurosat, "awa2": write_awa2, "cub200": write_cub200}
 
 
+def present(root: str | Path, datasets: tuple[str, ...] = DATASETS) -> list[str]:
+    """The datasets whose top folder (the registry's; "coco" for COCO) exists under `root`."""
+    return [name for name in datasets
+            if (Path(root) / (REGISTRY[name].folder if name in REGISTRY else name)).is_dir()]
+
+
 def write_fixtures(root: str | Path, seed: int = 0, sizes: FixtureSizes = FixtureSizes(),
                    datasets: tuple[str, ...] = DATASETS) -> dict[str, float]:
     """Write the rehearsal datasets under `root` (refusing a root that already holds any of them);
@@ -177,10 +183,9 @@ def write_fixtures(root: str | Path, seed: int = 0, sizes: FixtureSizes = Fixtur
     unknown = sorted(set(datasets) - set(WRITERS))
     if unknown:
         raise ValueError(f"no rehearsal fixture for {unknown}; known: {list(WRITERS)}")
-    folders = {"coco"} | {REGISTRY[name].folder for name in datasets if name in REGISTRY}
-    taken = [p.name for p in root.glob("*") if p.name in folders] if root.is_dir() else []
+    taken = present(root, datasets)
     if taken:
-        raise FileExistsError(f"{root} already holds {sorted(taken)}: write the rehearsal data into an empty "
+        raise FileExistsError(f"{root} already holds {taken}: write the rehearsal data into an empty "
                               "folder (delete the old one to rewrite it)")
     seconds = {}
     for name in datasets:
