@@ -241,7 +241,8 @@ REHEARSAL_LLM, REHEARSAL_LLM_URL = "rehearsal-llm", "http://127.0.0.1:8642/v1"
 # What the rehearsal may change of the paper profile; anything else would rehearse another code path.
 REHEARSAL_CHANGES = (
     "data_root", "model.model_name", "model.pretrained", "model.device", "model.precision", "cache.num_workers",
-    "synthesis.llm", "synthesis.base_url", "synthesis.n_pairs", "finetune.lr", "finetune.caption_epochs", "eval.datasets",
+    "synthesis.llm", "synthesis.base_url", "synthesis.n_pairs", "finetune.lr", "finetune.caption_epochs",
+    "eval.datasets",
 )
 
 

@@ -9,7 +9,7 @@ one dataset's sizes leaves the others' pixels as they were.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,23 +56,27 @@ def _labels(n_classes: int, per_class: int, group: tuple[int, ...] = (), per_gro
     return np.repeat(np.arange(n_classes), counts)
 
 
+def _groups(dataset: str, set_name: str) -> dict[str, tuple[int, ...]]:
+    """Group name -> class labels of difference set `set_name` (data/groups/<set_name>.json)."""
+    return load_groups(set_name, list(class_table(dataset).values())).groups
+
+
 def _members(dataset: str, set_name: str) -> tuple[int, ...]:
-    groups = load_groups(set_name, list(class_table(dataset).values())).groups
-    return tuple(c for members in groups.values() for c in members)
+    return tuple(c for members in _groups(dataset, set_name).values() for c in members)
 
 
 def _rng(seed: int, dataset: str) -> np.random.Generator:
     return np.random.default_rng([seed, DATASETS.index(dataset)])
 
 
-def _grouped_looks(dataset: str, set_name: str, rng: np.random.Generator, **override) -> list[Look]:
-    """Random looks for every class of `dataset`, with each group of `set_name` given `override[group]`
-    (a dict of Look fields)."""
-    names = list(class_table(dataset).values())
-    looks = random_looks(len(names), rng, **override.pop("_base", {}))
-    for group, members in load_groups(set_name, names).groups.items():
+def _grouped_looks(dataset: str, set_name: str, rng: np.random.Generator, group_looks: dict[str, dict],
+                   colors: tuple[str, ...] = COLORS) -> list[Look]:
+    """Random looks (colours among `colors`) for every class of `dataset`; the classes of each group of
+    `set_name` get the Look fields in `group_looks[group]`."""
+    looks = random_looks(len(class_table(dataset)), rng, colors)
+    for group, members in _groups(dataset, set_name).items():
         for c in members:
-            looks[c] = Look(**{**looks[c].__dict__, **override[group]})
+            looks[c] = replace(looks[c], **group_looks[group])
     return looks
 
 
@@ -90,10 +94,11 @@ def write_coco(root: Path, sizes: FixtureSizes, seed: int) -> None:
 def write_cifar100(root: Path, sizes: FixtureSizes, seed: int) -> None:
     """CIFAR-100 at 32 px; the size set's larger animals drawn large, its smaller ones small."""
     rng = _rng(seed, "cifar100")
-    looks = _grouped_looks("cifar100", "cifar100_size", rng, larger={"size": LARGE}, smaller={"size": SMALL})
+    looks = _grouped_looks("cifar100", "cifar100_size", rng, {"larger": {"size": LARGE}, "smaller": {"size": SMALL}})
+    group = _members("cifar100", "cifar100_size")
     splits = []
     for labels in (_labels(len(looks), sizes.cifar_train),
-                   _labels(len(looks), sizes.cifar_test, _members("cifar100", "cifar100_size"), sizes.cifar_group_test)):
+                   _labels(len(looks), sizes.cifar_test, group, sizes.cifar_group_test)):
         splits.append((render(draw_records(looks, labels, rng), 32), labels))
     layouts.write_cifar100(root, list(class_table("cifar100")), *splits)
 
@@ -101,9 +106,9 @@ def write_cifar100(root: Path, sizes: FixtureSizes, seed: int) -> None:
 def write_flowers102(root: Path, sizes: FixtureSizes, seed: int) -> None:
     """Flowers-102; the colour set's blue flowers drawn blue, its yellow ones yellow, the rest in other colours."""
     rng = _rng(seed, "flowers102")
-    others = {"colors": [c for c in COLORS if c not in ("blue", "yellow")]}
-    looks = _grouped_looks("flowers102", "flowers102_colour", rng, _base=others,
-                           blue={"color": COLORS.index("blue")}, yellow={"color": COLORS.index("yellow")})
+    group_looks = {g: {"color": COLORS.index(g)} for g in ("blue", "yellow")}
+    others = tuple(c for c in COLORS if c not in group_looks)
+    looks = _grouped_looks("flowers102", "flowers102_colour", rng, group_looks, others)
     group = _members("flowers102", "flowers102_colour")
     per_split = [_labels(len(looks), sizes.flowers_train), _labels(len(looks), sizes.flowers_val),
                  _labels(len(looks), sizes.flowers_test, group, sizes.flowers_group_test)]
@@ -134,7 +139,8 @@ def awa2_matrix(class_size: np.ndarray, class_color: np.ndarray, rng: np.random.
     for c, color in enumerate(class_color.tolist()):
         for name in COLORS:
             if name in predicates:
-                matrix[c, predicates.index(name)] = rng.uniform(70, 100) if name == COLORS[color] else rng.uniform(0, 20)
+                strong = name == COLORS[color]
+                matrix[c, predicates.index(name)] = rng.uniform(70, 100) if strong else rng.uniform(0, 20)
     return np.round(matrix, 2)
 
 
