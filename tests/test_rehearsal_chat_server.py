@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pcclip.profiles import load_profile
-from pcclip.rehearsal.chat_server import NO_DIFFERENCE, answer, caption_blocks, chat_server, serve_synthesis
+from pcclip.rehearsal.chat_server import (NO_DIFFERENCE, answer, caption_blocks, chat_server, rehearsal_llm,
+                                          serve_synthesis)
 from pcclip.synthesis.facts import caption_facts
 from pcclip.synthesis.filtering import DescriptionFilter, load_rules
 from pcclip.synthesis.openai_writer import OpenAIWriter
@@ -76,6 +77,15 @@ def test_serve_synthesis_listens_where_the_profile_points():
                 pass
     with pytest.raises(ValueError, match="127.0.0.1:<port>/v1"):
         serve_synthesis(replace(cfg, base_url="http://localhost:8000/v1"))
+
+
+def test_rehearsal_llm_starts_only_for_the_rehearsal_profile():
+    with rehearsal_llm(load_profile("rehearsal").synthesis) as server:
+        with urllib.request.urlopen(server.url + "/models") as resp:
+            assert json.load(resp)["data"][0]["id"] == "rehearsal-llm"
+    for name in ("paper", "smoke"):
+        with rehearsal_llm(load_profile(name).synthesis) as server:
+            assert server is None
 
 
 def test_server_routes_and_errors():

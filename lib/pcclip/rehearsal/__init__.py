@@ -3,7 +3,7 @@ in the real datasets' layouts, a small open_clip model read from a local file an
 OpenAI-compatible chat server (profile `rehearsal`).
 
     python -m pcclip.rehearsal DIR     # the fixture datasets and the base model file under DIR
-    with serve_synthesis(profile.synthesis): synthesize(profile, paths)   # the LLM, for notebook 01
+    with rehearsal_llm(profile.synthesis): synthesize(profile, paths)   # its LLM; nothing for other profiles
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from ..profiles import REHEARSAL_MODEL_FILE
 from .base_model import write_base_model
-from .chat_server import chat_server, serve_synthesis
+from .chat_server import chat_server, rehearsal_llm, serve_synthesis
 from .fixtures import DATASETS, FixtureSizes, present, write_fixtures
 
 
@@ -36,5 +36,5 @@ def write_rehearsal(root: str | Path, seed: int = 0, base_profile: str = "diffwo
     return seconds
 
 
-__all__ = ["DATASETS", "FixtureSizes", "chat_server", "serve_synthesis", "write_base_model", "write_fixtures",
-           "write_rehearsal"]
+__all__ = ["DATASETS", "FixtureSizes", "chat_server", "rehearsal_llm", "serve_synthesis", "write_base_model",
+           "write_fixtures", "write_rehearsal"]

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..profiles import SynthesisConfig
+from ..profiles import REHEARSAL_LLM, SynthesisConfig
 from ..synthesis.facts import caption_facts
 from ..synthesis.template import describe
 
@@ -142,3 +142,11 @@ def serve_synthesis(cfg: SynthesisConfig, delay_s: float = 0.0) -> contextlib.Ab
     if url.scheme != "http" or url.hostname != "127.0.0.1" or not url.port or url.path.rstrip("/") != "/v1":
         raise ValueError(f"synthesis.base_url={cfg.base_url!r}: the rehearsal LLM serves http://127.0.0.1:<port>/v1")
     return chat_server(cfg.llm, delay_s, url.port)
+
+
+def rehearsal_llm(cfg: SynthesisConfig) -> contextlib.AbstractContextManager[ChatServer | None]:
+    """The rehearsal's chat server when `cfg` asks the `openai` writer for the rehearsal LLM, else nothing
+    to start: synthesis code wraps itself in this whatever the profile, and never branches on it."""
+    if cfg.writer == "openai" and cfg.llm == REHEARSAL_LLM:
+        return serve_synthesis(cfg)
+    return contextlib.nullcontext()
