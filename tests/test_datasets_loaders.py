@@ -1,17 +1,12 @@
-"""Every paper dataset loader on a tiny fixture in the dataset's real on-disk format, written here.
-
-torchvision checks the published md5 of the CIFAR and Flowers-102 annotation files; a
-fixture cannot match them, so those tests swap the checksum for an existence check.
-"""
+"""Every paper dataset loader on a tiny fixture in the dataset's real on-disk format, written by
+`pcclip.rehearsal.layouts` (the rehearsal's writers) or, for datasets the rehearsal does not
+provide, here."""
 from __future__ import annotations
 
 import json
-import os
-import pickle
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 from PIL import Image
 
@@ -19,6 +14,7 @@ from pcclip.cache import DatasetSource
 from pcclip.datasets import (DATASETS, DatasetNotFound, class_table, cub_pair_list, difference_pairs,
                              load_attribute_table, load_dataset, load_groups)
 from pcclip.datasets.awa2 import ATTRIBUTES_FILE
+from pcclip.rehearsal import layouts
 from pcclip.resources import load_json
 
 
@@ -27,49 +23,28 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def write_jpg(path, value: int, size: int = 4) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+    layouts.write_jpg(path, np.full((size, size, 3), value, dtype=np.uint8))
 
 
-@pytest.fixture
-def no_md5(monkeypatch):
-    exists = lambda fpath, md5=None: os.path.isfile(fpath)  # noqa: E731
-    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", exists)
-    monkeypatch.setattr("torchvision.datasets.flowers102.check_integrity", exists)
+def cifar_batch(labels) -> tuple[np.ndarray, list[int]]:
+    return np.random.default_rng(len(labels)).integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8), labels
 
 
-def write_cifar_batch(path, labels, key: str) -> np.ndarray:
-    data = np.random.default_rng(len(labels)).integers(0, 256, (len(labels), 3072), dtype=np.uint8)
-    with open(path, "wb") as fh:
-        pickle.dump({"data": data, key: list(labels)}, fh)
-    return data
-
-
-def test_cifar10(tmp_path, no_md5):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for i in range(1, 6):
-        write_cifar_batch(folder / f"data_batch_{i}", [i, 0], "labels")
-    test = write_cifar_batch(folder / "test_batch", [9, 3, 3], "labels")
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": list(class_table("cifar10"))}, fh)
+def test_cifar10(tmp_path):
+    test = cifar_batch([9, 3, 3])
+    layouts.write_cifar10(tmp_path, list(class_table("cifar10")), [cifar_batch([i, 0]) for i in range(1, 6)], test)
     data = load_dataset("cifar10", tmp_path, transform=to_tensor)
     assert data.labels.tolist() == [9, 3, 3] and data.classnames[9] == "truck" and data.key == "cifar10-test-n3"
     image, label = data.dataset[0]
-    assert label == 9 and torch.equal(image, torch.from_numpy(test[0].reshape(3, 32, 32).transpose(1, 2, 0)))
+    assert label == 9 and torch.equal(image, torch.from_numpy(test[0][0]))
     assert load_dataset("cifar10", tmp_path, split="train").labels.tolist() == [1, 0, 2, 0, 3, 0, 4, 0, 5, 0]
 
 
 def write_cifar100(root, labels, names=None) -> None:
-    folder = root / "cifar-100-python"
-    folder.mkdir()
-    write_cifar_batch(folder / "train", [0, 1], "fine_labels")
-    write_cifar_batch(folder / "test", labels, "fine_labels")
-    with open(folder / "meta", "wb") as fh:
-        pickle.dump({"fine_label_names": names or list(class_table("cifar100"))}, fh)
+    layouts.write_cifar100(root, names or list(class_table("cifar100")), cifar_batch([0, 1]), cifar_batch(labels))
 
 
-def test_cifar100_and_its_size_pairs(tmp_path, no_md5):
+def test_cifar100_and_its_size_pairs(tmp_path):
     labels = [15, 36, 42, 65, 3, 97, 74, 80, 43, 0]  # eight size classes and two others
     write_cifar100(tmp_path, labels)
     data = load_dataset("cifar100", tmp_path)
@@ -88,7 +63,7 @@ def test_cifar100_and_its_size_pairs(tmp_path, no_md5):
                                     for t in pairs.texts]
 
 
-def test_class_order_mismatch_fails_loudly(tmp_path, no_md5):
+def test_class_order_mismatch_fails_loudly(tmp_path):
     names = list(class_table("cifar100"))
     names[15], names[16] = names[16], names[15]
     write_cifar100(tmp_path, [0, 1], names)
@@ -97,19 +72,27 @@ def test_class_order_mismatch_fails_loudly(tmp_path, no_md5):
 
 
 def test_corrupt_cifar_names_the_dataset(tmp_path):
-    write_cifar100(tmp_path, [0, 1])  # real torchvision md5 check: the fixture fails it
-    with pytest.raises(DatasetNotFound, match=r"(?s)CIFAR-100 .*incomplete or corrupt.*cs.toronto.edu"):
+    write_cifar100(tmp_path, [0, 1])
+    test = tmp_path / "cifar-100-python" / "test"
+    test.write_bytes(test.read_bytes()[:1000])  # a download cut short
+    with pytest.raises(DatasetNotFound, match=r"(?s)CIFAR-100 .*incomplete or corrupt.*pickle.*cs.toronto.edu"):
+        load_dataset("cifar100", tmp_path)
+    (tmp_path / "cifar-100-python" / "meta").unlink()
+    with pytest.raises(DatasetNotFound, match=r"(?s)CIFAR-100 .*incomplete or corrupt"):
         load_dataset("cifar100", tmp_path)
 
 
-def test_flowers102_and_its_colour_pairs(tmp_path, no_md5):
-    folder = tmp_path / "flowers-102"
-    labels_1based = [3, 8, 5, 3, 54, 42, 28, 25]  # canterbury bells, bird of paradise, ..., sunflower, daffodil
-    for i, _ in enumerate(labels_1based, 1):
-        write_jpg(folder / "jpg" / f"image_{i:05d}.jpg", 10 * i)
-    scipy.io.savemat(folder / "imagelabels.mat", {"labels": np.array([labels_1based])})
-    scipy.io.savemat(folder / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3, 4]]),
-                                            "tstid": np.array([[5, 6, 7, 8, 1, 2]])})
+def test_corrupt_flowers_names_the_dataset(tmp_path):
+    layouts.write_flowers102(tmp_path, [np.zeros((4, 4, 3), np.uint8)], [0], {"train": [1], "val": [1], "test": [1]})
+    (tmp_path / "flowers-102" / "setid.mat").write_bytes(b"not a mat file")
+    with pytest.raises(DatasetNotFound, match=r"(?s)Flowers-102 .*incomplete or corrupt.*setid.mat"):
+        load_dataset("flowers102", tmp_path)
+
+
+def test_flowers102_and_its_colour_pairs(tmp_path):
+    labels = [2, 7, 4, 2, 53, 41, 27, 24]  # canterbury bells, bird of paradise, ..., sunflower, daffodil
+    images = [np.full((4, 4, 3), 10 * i, dtype=np.uint8) for i in range(1, len(labels) + 1)]
+    layouts.write_flowers102(tmp_path, images, labels, {"train": [1, 2], "val": [3, 4], "test": [5, 6, 7, 8, 1, 2]})
     data = load_dataset("flowers102", tmp_path, transform=to_tensor)
     assert data.labels.tolist() == [53, 41, 27, 24, 2, 7]
     assert [data.classnames[i] for i in data.labels[:4]] == ["sunflower", "daffodil", "stemless gentian",
@@ -136,8 +119,9 @@ def test_food101(tmp_path):
 
 
 def test_eurosat(tmp_path):
-    for k, name in enumerate(class_table("eurosat")):
-        write_jpg(tmp_path / "eurosat" / "2750" / name / f"{name}_1.jpg", 20 * k)
+    names = list(class_table("eurosat"))
+    layouts.write_eurosat(tmp_path, names, [np.full((4, 4, 3), 20 * k, np.uint8) for k in range(10)], range(10))
+    assert (tmp_path / "eurosat" / "2750" / "SeaLake" / "SeaLake_1.jpg").is_file()
     data = load_dataset("eurosat", tmp_path)
     assert data.split == "all" and data.labels.tolist() == list(range(10))
     assert data.classnames[9] == "sea or lake" and data.raw_names[9] == "SeaLake"
@@ -191,19 +175,14 @@ PREDICATES = list(load_json(ATTRIBUTES_FILE)["predicates"])
 def write_awa2(root, images: dict[str, int]):
     """AwA2 with `images[class]` images per class; elephant is big, hamster small, dalmatian neither.
     Columns 14 ('big') and 15 ('small') differ so an off-by-one shows."""
-    folder = root / "Animals_with_Attributes2"
-    matrix = np.zeros((len(AWA2), len(PREDICATES)), dtype=int)
-    matrix[AWA2.index("elephant"), [4, 13, 14, 24]] = 1  # gray, toughskin, big, longneck
-    matrix[AWA2.index("hamster"), [3, 11, 15, 33]] = 1  # brown, furry, small, smelly (non-visual)
-    matrix[AWA2.index("dalmatian"), [0, 1, 9, 11]] = 1  # black, white, spots, furry
-    for name in AWA2:
-        (folder / "JPEGImages" / name).mkdir(parents=True)
-        for k in range(images.get(name, 0)):
-            write_jpg(folder / "JPEGImages" / name / f"{name}_{10001 + k}.jpg", 40)
-    (folder / "classes.txt").write_text("".join(f"{i:5d}\t{c}\n" for i, c in enumerate(AWA2, 1)))
-    (folder / "predicates.txt").write_text("".join(f"{i:5d}\t{p}\n" for i, p in enumerate(PREDICATES, 1)))
-    np.savetxt(folder / "predicate-matrix-binary.txt", matrix, fmt="%d")
-    return folder
+    matrix = np.zeros((len(AWA2), len(PREDICATES)))
+    matrix[AWA2.index("elephant"), [4, 13, 14, 24]] = 90  # gray, toughskin, big, longneck
+    matrix[AWA2.index("hamster"), [3, 11, 15, 33]] = 80  # brown, furry, small, smelly (non-visual)
+    matrix[AWA2.index("dalmatian"), [0, 1, 9, 11]] = 70  # black, white, spots, furry
+    matrix[AWA2.index("dalmatian"), 14] = 40  # below the threshold: not 'big' in the binary matrix
+    labels = [AWA2.index(name) for name, k in images.items() for _ in range(k)]
+    jpgs = [np.full((4, 4, 3), 40, np.uint8)] * len(labels)
+    return layouts.write_awa2(root, AWA2, PREDICATES, matrix, jpgs, labels, threshold=50.0)
 
 
 def test_awa2_labels_follow_classes_txt_not_folder_order(tmp_path):
@@ -240,20 +219,9 @@ def test_awa2_difference_sets(tmp_path):
 
 
 def write_cub(root) -> None:
-    folder = root / "CUB_200_2011"
-    classes = list(class_table("cub200"))
-    folder.mkdir()
-    (folder / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, 1)))
-    images = [(1, 1, 1), (2, 1, 0), (3, 59, 0), (4, 62, 1), (5, 62, 0), (6, 200, 0)]  # id, class id, is_train
-    rows = {"images.txt": [], "image_class_labels.txt": [], "train_test_split.txt": []}
-    for image_id, class_id, is_train in images:
-        rel = f"{classes[class_id - 1]}/bird_{image_id:04d}.jpg"
-        write_jpg(folder / "images" / rel, image_id * 20)
-        rows["images.txt"].append(f"{image_id} {rel}")
-        rows["image_class_labels.txt"].append(f"{image_id} {class_id}")
-        rows["train_test_split.txt"].append(f"{image_id} {is_train}")
-    for name, lines in rows.items():
-        (folder / name).write_text("\n".join(lines) + "\n")
+    labels, is_train = [0, 0, 58, 61, 61, 199], [1, 0, 0, 1, 0, 0]  # image ids 1..6
+    images = [np.full((4, 4, 3), 20 * i, np.uint8) for i in range(1, 7)]
+    layouts.write_cub200(root, list(class_table("cub200")), images, labels, is_train)
 
 
 def test_cub200_splits_and_pair_list(tmp_path):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pickle
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from pcclip.evaluation import tasks
 from pcclip.evaluation.tasks import classification_tasks, difference_tasks
 from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
+from pcclip.rehearsal import layouts
 from pcclip.world import SHAPES, build_split
 
 LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "shrew", "squirrel"]
@@ -21,15 +20,10 @@ LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "s
 
 def write_cifar100(root, test_labels: list[int], train_labels: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> None:
     """The python-pickle layout of cifar-100-python (train, test, meta) with random pixels."""
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for name, labels in (("train", train_labels), ("test", test_labels)):
-        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"data": data, "fine_labels": list(labels)}, fh)
-    with open(folder / "meta", "wb") as fh:
-        pickle.dump({"fine_label_names": list(class_table("cifar100"))}, fh)
+    train, test = ((rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8), labels)
+                   for labels in (train_labels, test_labels))
+    layouts.write_cifar100(root, list(class_table("cifar100")), train, test)
 
 
 def test_diffworld_tasks(tiny_bundle):
@@ -59,8 +53,6 @@ def test_diffworld_tasks(tiny_bundle):
 
 
 def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):
-    exists = lambda fpath, md5=None: os.path.isfile(fpath)  # noqa: E731  (fixture files lack the real md5)
-    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", exists)
     monkeypatch.setattr(tasks, "PAIR_SETS", {"cifar100_size": PAIR_SETS["cifar100_size"]})
     names = list(class_table("cifar100"))
     labels = [names.index(n) for n in LARGER + SMALLER for _ in range(2)]

@@ -14,19 +14,19 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 # Lowest first. A module belongs to the layer of its longest listed prefix ("pcclip" itself: the package root
-# only). locking, redact and profile_checks come with branches merged into main after this one was cut.
+# only).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pcclip", "pcclip.atomic", "pcclip.paths", "pcclip.resources", "pcclip.profiles", "pcclip.fingerprint",
               "pcclip.precision", "pcclip.embeddings", "pcclip.results", "pcclip.locking", "pcclip.redact",
-              "pcclip.profile_checks")),
+              "pcclip.profile_checks", "pcclip.network")),
     ("data", ("pcclip.world", "pcclip.datasets")),
-    ("models", ("pcclip.models", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache")),
+    ("models", ("pcclip.models", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache", "pcclip.export")),
     ("training", ("pcclip.training", "pcclip.checkpoints", "pcclip.losses", "pcclip.pretrain", "pcclip.finetune",
                   "pcclip.traindata", "pcclip.basemodel")),
     ("synthesis", ("pcclip.synthesis",)),
     ("evaluation", ("pcclip.evaluation", "pcclip.edit_sets", "pcclip.geometry", "pcclip.retrieval")),
     ("notebooks", ("pcclip.runs", "pcclip.loading", "pcclip.distributed", "pcclip.notebook", "pcclip.report",
-                   "pcclip.pipeline", "pcclip.plots")),
+                   "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal")),
 )
 
 def _modules() -> dict[str, Path]:

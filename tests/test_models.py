@@ -148,7 +148,9 @@ def test_cuda_device_without_cuda_is_refused(monkeypatch):
         models.resolve_device("cuda")
 
 
-PAPER_PROFILES = [name for name, build in PROFILES.items() if build().source == "paper"]
+# profiles that load published weights by tag (the rehearsal reads a local file: no tag, no activation table)
+PAPER_PROFILES = [name for name, build in PROFILES.items()
+                  if build().source == "paper" and not build().model.pretrained.endswith(".pt")]
 
 
 @pytest.mark.parametrize("profile_name", PAPER_PROFILES)

@@ -150,3 +150,27 @@ def test_every_numeric_setting_has_a_range_rule():
 
     numeric = {k for k, tp in _leaf_fields(Profile).items() if tp in (int, float)}
     assert numeric == set(RULES)
+
+
+def _leaves(cfg, prefix: str = "") -> dict:
+    """Dotted name -> value of every field of a (nested) config dataclass, except the profile's name."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_leaves(value, f"{prefix}{f.name}."))
+        elif f.name != "name":
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
+def test_rehearsal_differs_from_paper_only_in_its_allowlist():
+    from pcclip.profiles import REHEARSAL_CHANGES
+    from pcclip.rehearsal.fixtures import DATASETS
+
+    rehearsal, paper = _leaves(load_profile("rehearsal")), _leaves(load_profile("paper"))
+    assert set(rehearsal) == set(paper)
+    assert {key for key in paper if paper[key] != rehearsal[key]} == set(REHEARSAL_CHANGES)
+    assert rehearsal["source"] == "paper" and set(rehearsal["eval.datasets"]) <= set(DATASETS)
+    assert rehearsal["model.pretrained"].startswith(rehearsal["data_root"])  # a local file, as a user's download
+    assert rehearsal["synthesis.base_url"].startswith("http://127.0.0.1:")

@@ -57,7 +57,8 @@ def test_missing_reed_captions_say_what_to_fetch(tmp_path, server):
     write_reed(tmp_path)
     data = load_dataset("cub200", tmp_path)
     captions = read_reed_captions(tmp_path, data, per_image=3)
-    assert [len(c) for c in captions] == [3] * 4 and captions[0][0] == "a bird from bird_0002 with a short beak"
+    assert [len(c) for c in captions] == [3] * 4
+    assert captions[0][0] == "a bird from Black_footed_Albatross_0002 with a short beak"
     with pytest.raises(ValueError, match="template writer only reads DiffWorld captions, not 'cub200-test"):
         synthesize_cub(_profile(tmp_path, server.url, **{"synthesis.writer": "template"}), run_paths("paper"),
                        n_pairs=6, progress=False)

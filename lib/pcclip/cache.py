@@ -43,7 +43,7 @@ class ImageSource(Protocol):
 
 @dataclass
 class ArraySource:
-    """uint8 (n, H, W, 3) images (DiffWorld) normalised by the model's own mean/std."""
+    """uint8 (n, H, W, 3) images (DiffWorld) through the model's own preprocessing."""
 
     images: np.ndarray
     key: str
@@ -79,8 +79,12 @@ class DatasetSource:
 
 
 def array_source(bundle: ClipBundle, images: np.ndarray, key: str) -> ArraySource:
+    """Images at the model's input size are only normalised (the key they always had); others are
+    resized and cropped by `bundle.preprocess` first, which the key then names."""
     cfg = bundle.model.visual.preprocess_cfg
-    return ArraySource(images, key, bundle.images_to_tensor, f"uint8-norm-{cfg['mean']}-{cfg['std']}")
+    as_is = bundle.takes_as_is(*images.shape[1:3])
+    preprocess_key = f"uint8-norm-{cfg['mean']}-{cfg['std']}" if as_is else bundle.preprocess_key
+    return ArraySource(images, key, bundle.images_to_tensor, preprocess_key)
 
 
 def cache_dir(root: Path, fingerprint: str, source: ImageSource, precision: str = "fp32") -> Path:

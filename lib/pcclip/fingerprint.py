@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,9 @@ def _feed(h: Any, obj: Any) -> None:
         h.update(json.dumps(obj).encode() + b";")
     else:
         raise TypeError(f"fingerprint: cannot hash a {type(obj).__name__}; pass JSON values, tensors or arrays")
+
+
+def transform_key(transform: Any) -> str:
+    """Names an image transform by its repr (a Compose names every step and its sizes), without memory
+    addresses, so a cache keyed on it survives a restart."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(transform))

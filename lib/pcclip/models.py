@@ -18,9 +18,10 @@ from typing import Any, Callable
 import numpy as np
 import open_clip
 import torch
+from PIL import Image
 
 from .atomic import torch_save
-from .fingerprint import fingerprint
+from .fingerprint import fingerprint, transform_key
 from .network import unreachable
 
 _CONFIG_DIR = resources.files("pcclip") / "data" / "model_configs"
@@ -45,13 +46,27 @@ class ClipBundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def takes_as_is(self, height: int, width: int) -> bool:
+        """Whether images of this size are already the model's input size: then `preprocess`'s resize
+        and centre crop leave them unchanged and only normalisation remains (bit-identical, tested)."""
+        size = self.model.visual.preprocess_cfg["size"]
+        return (height, width) == (tuple(size) if isinstance(size, (tuple, list)) else (size, size))
+
     def images_to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (n, H, W, 3) arrays -> normalised float tensor, as `preprocess` would do."""
+        """uint8 (n, H, W, 3) arrays of any size -> the model's input, exactly as `preprocess` makes it
+        (resize, centre crop, normalise); images already at the input size skip PIL (DiffWorld's path)."""
+        if not self.takes_as_is(*images.shape[1:3]):
+            return torch.stack([self.preprocess(Image.fromarray(np.asarray(im, dtype=np.uint8))) for im in images])
         cfg = self.model.visual.preprocess_cfg
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
         return (x - mean) / std
+
+    @property
+    def preprocess_key(self) -> str:
+        """Names every step of `preprocess` and its sizes: part of an image cache's identity."""
+        return transform_key(self.preprocess)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], batch_size: int = 1024) -> torch.Tensor:

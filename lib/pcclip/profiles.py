@@ -1,4 +1,4 @@
-"""Typed run configurations and the named profiles (smoke, diffworld, paper, paper-b32).
+"""Typed run configurations and the named profiles (smoke, diffworld, paper, paper-b32, rehearsal).
 
 A notebook names a profile and a flat dict of dotted overrides
 (``{"pretrain.steps": 50}``); `load_profile` validates every name and type, so a
@@ -253,12 +253,47 @@ def _paper(model_name: str, pretrained: str, name: str) -> Profile:
     )
 
 
+# The rehearsal (pcclip.rehearsal): its base model file under its data root, and its local chat server.
+REHEARSAL_MODEL_FILE = "models/diffclip-tiny-diffworld.pt"
+REHEARSAL_LLM, REHEARSAL_LLM_URL = "rehearsal-llm", "http://127.0.0.1:8642/v1"
+# What the rehearsal may change of the paper profile; anything else would rehearse another code path.
+REHEARSAL_CHANGES = (
+    "data_root", "model.model_name", "model.pretrained", "model.device", "model.precision", "cache.num_workers",
+    "synthesis.llm", "synthesis.base_url", "synthesis.n_pairs", "finetune.lr", "finetune.caption_epochs",
+    "eval.datasets",
+)
+
+
+def _rehearsal() -> Profile:
+    """The paper profile on the rehearsal's data, model and LLM (python -m pcclip.rehearsal), sized for
+    2 CPU cores; it differs from `paper` only in REHEARSAL_CHANGES (tests/test_profiles.py checks)."""
+    from .paths import run_paths
+
+    paper = _paper("ViT-L-14", "datacomp_xl_s13b_b90k", "rehearsal")
+    root = run_paths("rehearsal").root / "fixtures"
+    return replace(
+        paper, data_root=str(root),
+        model=replace(paper.model, model_name="diffclip-tiny", pretrained=str(root / REHEARSAL_MODEL_FILE),
+                      device="cpu", precision="fp32"),
+        cache=replace(paper.cache, num_workers=0),  # 2 cores: worker processes cost more than they save
+        # 400 COCO train images (all of them, as n_images=1000 exceeds them) in 2,000 pairs: 4 batches of 512
+        synthesis=replace(paper.synthesis, llm=REHEARSAL_LLM, base_url=REHEARSAL_LLM_URL, n_pairs=2000),
+        # The authors' 20 epochs are 80 steps of 512 here, in which their lr 1e-8 moves nothing measurable;
+        # the rehearsal must show PC-CLIP learning, so only the lr changes (temperature 1, the schedule,
+        # batch size and trainable blocks stay the authors'). The caption baseline keeps its lr and runs
+        # 10 of its 50 epochs (the fixtures hold 2,000 COCO train captions; batch 128).
+        finetune=replace(paper.finetune, lr=1e-4, caption_epochs=10.0),
+        eval=replace(paper.eval, datasets=("cifar100", "flowers102", "eurosat", "awa2", "cub200")),
+    )
+
+
 PROFILES: dict[str, typing.Callable[[], Profile]] = {
     "smoke": _smoke,
     "diffworld": lambda: Profile(name="diffworld", source="diffworld"),
     "paper": lambda: _paper("ViT-L-14", "datacomp_xl_s13b_b90k", "paper"),
     # OpenAI's weights were trained with QuickGELU: open_clip names that architecture ViT-B-32-quickgelu
     "paper-b32": lambda: _paper("ViT-B-32-quickgelu", "openai", "paper-b32"),
+    "rehearsal": _rehearsal,
 }
 
 

@@ -6,7 +6,6 @@ the ones torchvision can, when the profile's `data.download` is on).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -14,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..fingerprint import transform_key
 from . import folder_sets as fs
 from . import torchvision_sets as tvs
 from .names import display_names
@@ -117,8 +117,7 @@ class LabeledDataset:
         model's preprocess as transform."""
         if self.transform is None:
             raise ValueError(f"{self.key}: load it with transform=bundle.preprocess to embed its images")
-        # repr of a Compose names every step and its sizes; drop memory addresses of plain functions
-        return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(self.transform))
+        return transform_key(self.transform)
 
 
 def _spec(name: str) -> DatasetSpec:

@@ -1,0 +1,152 @@
+"""A local OpenAI-compatible chat server that stands in for the paper's LLM in the rehearsal.
+
+It reads the two caption blocks of the difference prompt (data/prompts/difference_v1.txt puts each
+image's captions on '- ' lines, after its '- ' rules) and answers, as the LLM would, with one to three differences the
+captions support, in DiffWorld's words (`synthesis.template.describe` over `caption_facts`).
+
+    with chat_server() as server:               # 127.0.0.1, a free port, stopped on exit
+        overrides = {"synthesis.base_url": server.url, "synthesis.llm": server.model}
+    with serve_synthesis(profile.synthesis):    # at the profile's base_url (the rehearsal profile's)
+        synthesize(profile, paths)
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import numpy as np
+
+from ..profiles import REHEARSAL_LLM, SynthesisConfig
+from ..synthesis.facts import caption_facts
+from ..synthesis.template import describe_facts
+
+MODEL = "rehearsal-llm"
+NO_DIFFERENCE = "The captions state no difference between the first image and the second image."
+
+
+def caption_blocks(prompt: str) -> tuple[list[str], list[str]]:
+    """The last two runs of '- caption' lines of a prompt: the first and the second image's captions
+    (the prompt's rules, also '- ' lines, come before them)."""
+    blocks: list[list[str]] = []
+    previous = False
+    for line in prompt.splitlines():
+        item = line.startswith("- ")
+        if item and not previous:
+            blocks.append([])
+        if item:
+            blocks[-1].append(line[2:].strip())
+        previous = item
+    if len(blocks) < 2:
+        raise ValueError(f"the prompt holds {len(blocks)} caption block(s), not two ('- caption' lines)")
+    return blocks[-2], blocks[-1]
+
+
+def answer(prompt: str, seed: int) -> str:
+    """How the first image differs from the second, as far as the prompt's captions tell."""
+    first, second = caption_blocks(prompt)
+    text = describe_facts(caption_facts(first, second), np.random.default_rng(seed), max_facts=3, max_words=40).text
+    return text or NO_DIFFERENCE
+
+
+def completion(model: str, text: str) -> dict:
+    return {"id": f"chatcmpl-{hashlib.sha256(text.encode()).hexdigest()[:12]}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": len(text.split())}}
+
+
+class ChatServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, model: str = MODEL, delay_s: float = 0.0, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.model, self.delay_s = model, delay_s
+        self.requests = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ChatServer
+
+    def log_message(self, *args) -> None:  # quiet: the writer reports what matters
+        pass
+
+    def _send(self, code: int, body: dict) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _error(self, code: int, message: str) -> None:
+        self._send(code, {"error": {"message": message, "type": "invalid_request_error", "code": code}})
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") != "/v1/models":
+            return self._error(404, f"no route GET {self.path}")
+        self._send(200, {"object": "list", "data": [{"id": self.server.model, "object": "model",
+                                                     "owned_by": "pcclip-rehearsal"}]})
+
+    def do_POST(self) -> None:
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._error(404, f"no route POST {self.path}")
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            prompt = body["messages"][-1]["content"]
+            if body.get("model") != self.server.model:
+                return self._error(404, f"model {body.get('model')!r} is not served; this server serves "
+                                        f"{self.server.model!r}")
+            seed = int(body.get("seed") or int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16))
+            text = answer(prompt, seed)
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            return self._error(400, f"bad chat request: {err}")
+        with self.server.lock:
+            self.server.requests += 1
+        time.sleep(self.server.delay_s)
+        self._send(200, completion(self.server.model, text))
+
+
+@contextlib.contextmanager
+def chat_server(model: str = MODEL, delay_s: float = 0.0, port: int = 0) -> Iterator[ChatServer]:
+    """Serve on 127.0.0.1 (`port`, 0: a free one) in a background thread for the `with` block; `delay_s`
+    makes each completion take that long (for throughput benchmarks of the writer)."""
+    try:
+        server = ChatServer(model, delay_s, port)
+    except OSError as err:
+        raise OSError(f"cannot serve the rehearsal LLM on 127.0.0.1:{port} ({err.strerror}): another process "
+                      "holds the port; stop it or set synthesis.base_url to another port") from None
+    thread = threading.Thread(target=server.serve_forever, name="rehearsal-chat-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def serve_synthesis(cfg: SynthesisConfig, delay_s: float = 0.0) -> contextlib.AbstractContextManager[ChatServer]:
+    """`chat_server` at `cfg.base_url` (which must be http://127.0.0.1:<port>/v1) serving `cfg.llm`."""
+    url = urllib.parse.urlsplit(cfg.base_url)
+    if url.scheme != "http" or url.hostname != "127.0.0.1" or not url.port or url.path.rstrip("/") != "/v1":
+        raise ValueError(f"synthesis.base_url={cfg.base_url!r}: the rehearsal LLM serves http://127.0.0.1:<port>/v1")
+    return chat_server(cfg.llm, delay_s, url.port)
+
+
+def rehearsal_llm(cfg: SynthesisConfig) -> contextlib.AbstractContextManager[ChatServer | None]:
+    """The rehearsal's chat server when `cfg` asks the `openai` writer for the rehearsal LLM, else nothing
+    to start: synthesis code wraps itself in this whatever the profile, and never branches on it."""
+    if cfg.writer == "openai" and cfg.llm == REHEARSAL_LLM:
+        return serve_synthesis(cfg)
+    return contextlib.nullcontext()

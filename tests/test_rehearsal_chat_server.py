@@ -1,0 +1,108 @@
+"""The rehearsal's chat server: the `openai` writer against it writes accepted, true descriptions."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from pcclip.profiles import load_profile
+from pcclip.rehearsal.chat_server import (NO_DIFFERENCE, answer, caption_blocks, chat_server, rehearsal_llm,
+                                          serve_synthesis)
+from pcclip.synthesis.facts import caption_facts
+from pcclip.synthesis.filtering import DescriptionFilter, load_rules
+from pcclip.synthesis.openai_writer import OpenAIWriter
+from pcclip.synthesis.report import mentioned_attributes
+from pcclip.synthesis.writer import PairInput, load_prompt
+from pcclip.world import CONTINUOUS, captions, sample_records
+
+
+def _pairs(n: int) -> list[PairInput]:
+    rng = np.random.default_rng(3)
+    records = sample_records(2 * n, rng)
+    texts = list(zip(*[captions(records, rng) for _ in range(2)]))
+    return [PairInput(f"p{k}", 2 * k, 2 * k + 1, texts[2 * k], texts[2 * k + 1], (0, k)) for k in range(n)]
+
+
+def test_caption_blocks_follow_the_prompt_file():
+    pair = PairInput("p", 0, 1, ("a large red circle", "big red circle"), ("a small blue ring",), (0,))
+    assert caption_blocks(load_prompt("difference_v1").format(pair)) == (list(pair.captions1), list(pair.captions2))
+    with pytest.raises(ValueError, match="1 caption block"):
+        caption_blocks("Captions:\n- only one\n")
+
+
+def test_answer_states_what_the_captions_support():
+    prompt = load_prompt("difference_v1").format(PairInput("p", 0, 1, ("a large red circle",),
+                                                           ("a small red circle",), (0,)))
+    texts = {answer(prompt, seed) for seed in range(20)}
+    # size is the one difference; a 'both are red' clause may name what they share
+    assert len(texts) > 3 and all(set(mentioned_attributes(t)) - {"shape", "color"} == {"size"} for t in texts)
+    same = load_prompt("difference_v1").format(PairInput("p", 0, 1, ("a red circle",), ("a red circle",), (0,)))
+    assert answer(same, 0) == NO_DIFFERENCE
+
+
+def test_openai_writer_against_the_server_writes_true_accepted_descriptions():
+    cfg = load_profile("rehearsal").synthesis
+    pairs = _pairs(60)
+    with chat_server(cfg.llm) as server:
+        writer = OpenAIWriter(replace(cfg, base_url=server.url, concurrency=4), load_prompt(cfg.prompt))
+        generations = writer.write(pairs)
+        assert server.requests == 60
+    check = DescriptionFilter(load_rules())
+    stated = 0
+    for pair, gen in zip(pairs, generations):
+        facts = caption_facts(pair.captions1, pair.captions2)
+        differ = set(facts.directions) | set(facts.categories)
+        assert not gen.error and gen.text
+        if not differ:
+            assert gen.text == NO_DIFFERENCE
+            continue
+        assert check(gen.text) == "", gen.text  # accepted by the paper's filter
+        said = set(mentioned_attributes(gen.text))
+        assert said & differ, (gen.text, differ)  # states a difference the captions support
+        assert said & set(CONTINUOUS) <= differ, (gen.text, differ)  # and no continuous one they do not
+        stated += 1
+    assert stated > 40
+
+
+def test_serve_synthesis_listens_where_the_profile_points():
+    cfg = load_profile("rehearsal").synthesis
+    with serve_synthesis(cfg) as server:
+        assert server.url == cfg.base_url and server.model == cfg.llm
+        with pytest.raises(OSError, match="another process holds the port"):
+            with serve_synthesis(cfg):
+                pass
+    with pytest.raises(ValueError, match="127.0.0.1:<port>/v1"):
+        serve_synthesis(replace(cfg, base_url="http://localhost:8000/v1"))
+
+
+def test_rehearsal_llm_starts_only_for_the_rehearsal_profile():
+    with rehearsal_llm(load_profile("rehearsal").synthesis) as server:
+        with urllib.request.urlopen(server.url + "/models") as resp:
+            assert json.load(resp)["data"][0]["id"] == "rehearsal-llm"
+    for name in ("paper", "smoke"):
+        with rehearsal_llm(load_profile(name).synthesis) as server:
+            assert server is None
+
+
+def test_server_routes_and_errors():
+    with chat_server("m") as server:
+        with urllib.request.urlopen(server.url + "/models") as resp:
+            assert json.load(resp)["data"][0]["id"] == "m"
+        body = {"model": "m", "messages": [{"role": "user", "content": "no captions here"}]}
+        req = urllib.request.Request(server.url + "/chat/completions", json.dumps(body).encode(), method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req)
+        assert err.value.code == 400 and b"caption block" in err.value.read()
+        prompt = load_prompt("difference_v1").format(_pairs(1)[0])
+        body = {"model": "m", "messages": [{"role": "user", "content": prompt}], "seed": 5}
+        req = urllib.request.Request(server.url + "/chat/completions", json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req) as resp:
+            reply = json.load(resp)
+        assert reply["choices"][0]["finish_reason"] == "stop"
+        assert reply["choices"][0]["message"]["content"] == answer(prompt, 5)
+    with pytest.raises(urllib.error.URLError):  # stopped on leaving the block
+        urllib.request.urlopen(server.url + "/models", timeout=2)
