@@ -6,7 +6,7 @@ import json
 from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
 from pcclip.redact import REDACTED, SECRETS_ENV, redact, restore, secrets_for_children
-from pcclip.results import write_metrics
+from pcclip.results import metric_rows, write_rows
 
 
 def test_secret_keys_and_credentials_are_redacted_other_values_kept():
@@ -32,12 +32,14 @@ def test_env_name_fields_keep_names_and_redact_keys_typed_there_by_mistake():
 def test_metrics_config_is_redacted(tmp_path):
     profile = load_profile("smoke", {"synthesis.base_url": "https://bob:hunter2@llm.example/v1",
                                      "synthesis.api_key_env": "sk-abcdef1234567890"})
-    path = write_metrics(run_paths("smoke"), "x", {"acc": 0.5}, profile)
+    paths = run_paths("smoke")
+    paths.metrics.mkdir(parents=True)
+    path = write_rows(paths, "x", metric_rows({"acc": 0.5}, ["acc"], task="t"), profile)
     text = path.read_text()
     assert "hunter2" not in text and "sk-abcdef" not in text
     synthesis = json.loads(text)["config"]["synthesis"]
     assert synthesis["base_url"] == f"https://{REDACTED}@llm.example/v1" and synthesis["api_key_env"] == REDACTED
-    assert synthesis["max_new_tokens"] == 96 and json.loads(text)["metrics"] == {"acc": 0.5}
+    assert synthesis["max_new_tokens"] == 96 and json.loads(text)["rows"][0]["value"] == 0.5
 
 
 def test_child_processes_get_the_real_values_back(monkeypatch):

@@ -83,6 +83,14 @@ def synthesize_cub(profile: Profile, paths: RunPaths, n_pairs: int = CUB_PAIRS, 
     return write_store(cub_differences_path(paths), meta, plan, source, cfg, progress)
 
 
+def evaluation_descriptions(profile: Profile, paths: RunPaths, progress: bool = True) -> Path | None:
+    """The CUB-200 evaluation descriptions (`synthesize_cub`) when the profile evaluates cub200, else None:
+    only paper profiles read eval.datasets (DiffWorld has no CUB), and without cub200 none are needed."""
+    if profile.source != "paper" or "cub200" not in profile.eval.datasets:
+        return None
+    return synthesize_cub(profile, paths, progress=progress)
+
+
 def cub_pair_sets(path: Path, seeds: int) -> list[PairSet]:
     """The accepted descriptions as `seeds` disjoint draws (mean and standard error over them, as
     for the other sets); idx1/idx2 index the CUB test split in item order."""
