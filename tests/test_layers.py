@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("synthesis", ("pcclip.synthesis",)),
     ("evaluation", ("pcclip.evaluation", "pcclip.edit_sets", "pcclip.geometry", "pcclip.retrieval")),
     ("notebooks", ("pcclip.runs", "pcclip.loading", "pcclip.distributed", "pcclip.notebook", "pcclip.report",
-                   "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal")),
+                   "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal", "pcclip.base_overview")),
 )
 
 def _modules() -> dict[str, Path]:
