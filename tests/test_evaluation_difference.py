@@ -90,8 +90,8 @@ def test_difference_table_means_over_seeds_per_model(text_tower):
     # good: seed0 2/2, seed1: (2,0) differs by [0,1]; "more" [1,-1] -> negative -> 1/2
     assert rows.loc["good", "accuracy"] == pytest.approx(0.75)
     assert rows.loc["good", "accuracy_se"] == pytest.approx(0.25)
-    authors = difference_table({"good": LookupBundle({more: [1, -1], less: [-1, 1]})}, {"test": images}, {("test", "eval", "x"): [seed0, seed1]},
-                               se_ddof=0).set_index("model")
+    authors = difference_table({"good": text_tower({more: [1, -1], less: [-1, 1]})}, {"test": images},
+                               {("test", "eval", "x"): [seed0, seed1]}, se_ddof=0).set_index("model")
     assert authors.loc["good", "accuracy_se"] == pytest.approx(0.25 / np.sqrt(2))  # np.std of [1, .5] / sqrt 2
     assert rows.loc["flipped", "accuracy"] == pytest.approx(0.25)
     assert rows.loc["good", "two_way"] == pytest.approx(0.75)
