@@ -130,13 +130,18 @@ def test_select_alpha_takes_the_best_and_breaks_ties_towards_zero_shot():
         select_alpha(curve.iloc[:0])
 
 
-def test_tuned_alpha_is_chosen_on_val_and_scored_on_test(tiny_bundle):
-    classes = list(SHAPES)
+def _shape_comparatives_and_splits(seed: int) -> tuple[list[str], list[Comparative], torch.Tensor, np.ndarray,
+                                                       torch.Tensor, np.ndarray]:
+    """SHAPES with two comparatives, random test (120) and val (80) embeddings and labels."""
     comps = [Comparative(7, 0, "The first image shows a hexagon, while the second shows a circle."),
              Comparative(6, 5, "The first image shows a star, while the second shows a cross.")]
-    gen, rng = torch.Generator().manual_seed(3), np.random.default_rng(3)
+    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     test, test_labels = torch.randn(120, 128, generator=gen), rng.integers(0, 8, 120)
-    val, val_labels = torch.randn(80, 128, generator=gen), rng.integers(0, 8, 80)
+    return list(SHAPES), comps, test, test_labels, torch.randn(80, 128, generator=gen), rng.integers(0, 8, 80)
+
+
+def test_tuned_alpha_is_chosen_on_val_and_scored_on_test(tiny_bundle):
+    classes, comps, test, test_labels, val, val_labels = _shape_comparatives_and_splits(3)
     grid = alpha_grid(11)
     args = ({"m": tiny_bundle}, test, test_labels, classes, ["a {}"], comps, grid)
     plain, curves, _ = compare_models(*args, alpha=0.8)
@@ -253,15 +258,10 @@ def test_val_scaled_chooses_on_val_only():
 
 
 def test_variant_rows_carry_their_identity_beside_the_paper_columns(tiny_bundle):
-    classes = list(SHAPES)
-    comps = [Comparative(7, 0, "The first image shows a hexagon, while the second shows a circle."),
-             Comparative(6, 5, "The first image shows a star, while the second shows a cross.")]
-    gen, rng = torch.Generator().manual_seed(4), np.random.default_rng(4)
-    test, test_labels = torch.randn(120, 128, generator=gen), rng.integers(0, 8, 120)
-    val = (torch.randn(80, 128, generator=gen), rng.integers(0, 8, 80))
+    classes, comps, test, test_labels, *val = _shape_comparatives_and_splits(4)
     args = ({"m": tiny_bundle}, test, test_labels, classes, ["a {}"], comps, alpha_grid(11))
-    summary = compare_models(*args, alpha=0.8, val=val)[0].iloc[0]
-    rows = compare_variants(*args, alpha=0.8, val=val).set_index("variant")
+    summary = compare_models(*args, alpha=0.8, val=tuple(val))[0].iloc[0]
+    rows = compare_variants(*args, alpha=0.8, val=tuple(val)).set_index("variant")
     assert rows.index.tolist() == ["paper", "scaled", "paper_tuned", "val_scaled"] and set(rows.model) == {"m"}
     assert rows.loc["paper", ["acc1", "gain_acc1", "worst_class", "gain_subset_acc1"]].tolist() == [
         summary.comparative_acc1, summary.gain_acc1, summary.comparative_worst_class, summary.gain_subset_acc1]
