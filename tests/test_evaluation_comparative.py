@@ -1,4 +1,5 @@
-"""Comparative prompting: the paper's formula on hand-built vectors, the fast sweep, the data loaders."""
+"""Comparative prompting: the paper's formula and its scaled variants on hand-built vectors, the fast sweep,
+the data loaders."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,8 @@ import torch
 from pcclip.embeddings import normalize
 from pcclip.evaluation.comparative import (Comparative, alpha_grid, alpha_sweep, comparative_classifier,
                                            comparative_classes, comparative_sweep, comparative_targets,
-                                           compare_models, select_alpha)
+                                           comparative_variants, compare_models, compare_variants,
+                                           difference_scale, select_alpha, select_alpha_scale)
 from pcclip.evaluation.prompts import load_comparatives, load_descriptions, load_templates, parse_comparatives
 from pcclip.evaluation.zeroshot import classification_metrics, predict, zero_shot_classifier
 from pcclip.world import SHAPES
@@ -128,13 +130,18 @@ def test_select_alpha_takes_the_best_and_breaks_ties_towards_zero_shot():
         select_alpha(curve.iloc[:0])
 
 
-def test_tuned_alpha_is_chosen_on_val_and_scored_on_test(tiny_bundle):
-    classes = list(SHAPES)
+def _shape_comparatives_and_splits(seed: int) -> tuple[list[str], list[Comparative], torch.Tensor, np.ndarray,
+                                                       torch.Tensor, np.ndarray]:
+    """SHAPES with two comparatives, random test (120) and val (80) embeddings and labels."""
     comps = [Comparative(7, 0, "The first image shows a hexagon, while the second shows a circle."),
              Comparative(6, 5, "The first image shows a star, while the second shows a cross.")]
-    gen, rng = torch.Generator().manual_seed(3), np.random.default_rng(3)
+    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     test, test_labels = torch.randn(120, 128, generator=gen), rng.integers(0, 8, 120)
-    val, val_labels = torch.randn(80, 128, generator=gen), rng.integers(0, 8, 80)
+    return list(SHAPES), comps, test, test_labels, torch.randn(80, 128, generator=gen), rng.integers(0, 8, 80)
+
+
+def test_tuned_alpha_is_chosen_on_val_and_scored_on_test(tiny_bundle):
+    classes, comps, test, test_labels, val, val_labels = _shape_comparatives_and_splits(3)
     grid = alpha_grid(11)
     args = ({"m": tiny_bundle}, test, test_labels, classes, ["a {}"], comps, grid)
     plain, curves, _ = compare_models(*args, alpha=0.8)
@@ -181,3 +188,83 @@ def test_shipped_diffworld_prompts_resolve():
     assert len(comparative_classes(comps)) < len(classes)  # a subset: the confusable shapes only
     assert all(t.count("{}") == 1 for t in load_templates("diffworld"))
     assert set(load_descriptions("diffworld", classes)) == set(classes)
+
+
+# Three unit class vectors at distance D = 2 sin(B / 2) from class 0 (B = 0.4 rad): class 1's text vector
+# t_1 is wrong (out of the plane), its images lie in the x-y plane at angle B from t_0, and the comparative
+# "class 0 differs from class 1" is the exact direction from class 1's images to class 0's (the oracle).
+B = 0.4
+D = 2 * math.sin(B / 2)
+TRIO = torch.tensor([[1.0, 0.0, 0.0], [math.cos(B), 0.0, math.sin(B)], [math.cos(B), 0.0, -math.sin(B)]])
+TOWARD_1 = [Comparative(0, 1, "class 0 differs from class 1")]
+
+
+def _in_plane(angle: float) -> list[float]:
+    return [math.cos(angle), math.sin(angle), 0.0]
+
+
+ORACLE = normalize(torch.tensor([[1.0, 0.0, 0.0]]) - torch.tensor([_in_plane(B)]))
+
+
+def test_difference_scale_is_the_median_pairwise_distance():
+    vectors = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])  # distances 5, 1, sqrt(18)
+    assert difference_scale(vectors) == pytest.approx(math.sqrt(18))
+    assert difference_scale(TRIO) == pytest.approx(D)  # distances D, D and 2 sin B
+    with pytest.raises(ValueError, match="at least 2 class vectors"):
+        difference_scale(torch.ones(1, 3))
+    with pytest.raises(ValueError, match="coincide"):
+        difference_scale(torch.ones(3, 3))
+    with pytest.raises(ValueError, match="positive number, got 0.0"):
+        comparative_targets(TRIO, ORACLE, TOWARD_1, scale=0.0)
+
+
+def test_scaled_variant_lands_on_the_oracle_where_the_paper_overshoots():
+    images, labels = torch.tensor([_in_plane(0.0), _in_plane(B), TRIO[2].tolist()]), np.array([0, 1, 2])
+    scaled = comparative_classifier(TRIO, ORACLE, TOWARD_1, alpha=0.0, scale=difference_scale(TRIO))
+    assert scaled[1].tolist() == pytest.approx(_in_plane(B), abs=1e-6)  # t_0 - D * oracle = class 1's images
+    paper = comparative_classifier(TRIO, ORACLE, TOWARD_1, alpha=0.0)
+    assert float(paper[1] @ images[1]) < float(TRIO[0] @ images[1])  # overshot: class 0 is nearer
+    assert predict(images, paper)[:, 0].tolist() == [0, 0, 2]
+    assert predict(images, scaled)[:, 0].tolist() == [0, 1, 2]
+    rows = comparative_variants(images, labels, TRIO, ORACLE, TOWARD_1, [0.0, 1.0], alpha=0.0).set_index("variant")
+    assert rows.index.tolist() == ["paper", "scaled"]  # no val split: no val-chosen variants
+    assert rows.loc["paper", ["acc1", "scale"]].tolist() == pytest.approx([2 / 3, 1.0])
+    assert rows.loc["scaled", ["acc1", "scale", "gain_acc1", "worst_class"]].tolist() == pytest.approx(
+        [1.0, D, 1 / 3, 1.0])  # zero-shot misses class 1 as well
+
+
+def _split(angles: list[tuple[int, float]]) -> tuple[torch.Tensor, np.ndarray]:
+    return (torch.tensor([_in_plane(a) for _, a in angles] + [TRIO[2].tolist()]),
+            np.array([label for label, _ in angles] + [2]))
+
+
+def test_val_scaled_chooses_on_val_only():
+    # test: a class-0 image at 0.25 rad needs class 1's vector pushed far (scale 2D is best);
+    # val: a class-1 image at 0.3 rad needs it near (scales D/2 and D tie; the tie goes to D, factor 1)
+    test, test_labels = _split([(0, 0.25), (1, B)])
+    val, val_labels = _split([(0, 0.0), (1, 0.3), (1, B)])
+    alphas, factors = [0.0, 1.0], (0.5, 1.0, 2.0)
+    assert select_alpha_scale(val, val_labels, TRIO, ORACLE, TOWARD_1, alphas, factors) == (0.0, pytest.approx(D))
+    assert select_alpha_scale(test, test_labels, TRIO, ORACLE, TOWARD_1, alphas, factors) == (
+        0.0, pytest.approx(2 * D))
+    rows = comparative_variants(test, test_labels, TRIO, ORACLE, TOWARD_1, alphas, alpha=1.0, val=(val, val_labels))
+    chosen = rows.set_index("variant").loc["val_scaled"]
+    assert chosen.scale == pytest.approx(D) and chosen.alpha == 0.0
+    at = alpha_sweep(test, test_labels, TRIO, ORACLE, TOWARD_1, [0.0, 1.0], scale=D).set_index("alpha")
+    assert chosen.acc1 == at.loc[0.0, "acc1"] == pytest.approx(2 / 3)  # scored on test, below test's best (1.0)
+    assert chosen.gain_acc1 == at.loc[0.0, "acc1"] - at.loc[1.0, "acc1"]
+    with pytest.raises(ValueError, match="positive numbers, got \\[0.0\\]"):
+        select_alpha_scale(val, val_labels, TRIO, ORACLE, TOWARD_1, alphas, (0.0,))
+
+
+def test_variant_rows_carry_their_identity_beside_the_paper_columns(tiny_bundle):
+    classes, comps, test, test_labels, *val = _shape_comparatives_and_splits(4)
+    args = ({"m": tiny_bundle}, test, test_labels, classes, ["a {}"], comps, alpha_grid(11))
+    summary = compare_models(*args, alpha=0.8, val=tuple(val))[0].iloc[0]
+    rows = compare_variants(*args, alpha=0.8, val=tuple(val)).set_index("variant")
+    assert rows.index.tolist() == ["paper", "scaled", "paper_tuned", "val_scaled"] and set(rows.model) == {"m"}
+    assert rows.loc["paper", ["acc1", "gain_acc1", "worst_class", "gain_subset_acc1"]].tolist() == [
+        summary.comparative_acc1, summary.gain_acc1, summary.comparative_worst_class, summary.gain_subset_acc1]
+    assert rows.loc["paper_tuned", ["alpha", "acc1"]].tolist() == [summary.tuned_alpha, summary.tuned_acc1]
+    assert rows.loc["scaled", "scale"] == pytest.approx(difference_scale(zero_shot_classifier(tiny_bundle, classes,
+                                                                                              ["a {}"])))

@@ -36,9 +36,14 @@ def test_classification_rows_keep_each_table_apart():
     ext = pd.DataFrame({"dataset": ["d"], "model": ["base"], "extended_acc1": [0.6], "extended_worst_class": [0.2]})
     head = pd.DataFrame({"dataset": ["d", "d"], "model": ["base", "any"], "classifier": ["oracle", "probe"],
                          "acc1": [0.7, 0.9], "subset_acc1": [0.6, 0.8]})
-    rows = classification_rows(zero, comp, ext, head, "test")
+    variants = pd.DataFrame({"dataset": ["d", "d"], "model": ["base", "base"], "variant": ["paper", "scaled"],
+                             "alpha": [0.8, 0.8], "scale": [1.0, 0.3], "gain_acc1": [0.02, 0.05]})
+    rows = classification_rows(zero, comp, variants, ext, head, "test")
     by = rows.set_index(["task", "variant", "model", "metric"]).value
     assert by[("zero_shot", "", "base", "acc1")] == 0.5 and by[("comparative", "", "base", "gain_acc1")] == 0.02
+    assert by[("comparative", "scaled", "base", "gain_acc1")] == 0.05 and by[("comparative", "scaled", "base",
+                                                                              "scale")] == 0.3
+    assert "variant" not in set(rows.metric) and not by.index.duplicated().any()
     assert by[("headroom", "probe", "any", "subset_acc1")] == 0.8
     assert "worst_class_name" not in set(rows.metric) and set(rows.split) == {"test"}
 

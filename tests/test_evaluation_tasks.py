@@ -9,6 +9,7 @@ from PIL import Image
 
 from pcclip.datasets import PAIR_SETS, DatasetNotFound, class_table
 from pcclip.evaluation import tasks
+from pcclip.evaluation.task_tables import variant_tables
 from pcclip.evaluation.tasks import classification_tasks, difference_tasks
 from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
@@ -46,6 +47,10 @@ def test_diffworld_tasks(tiny_bundle):
     for c in technical.comparatives:
         first, second = SHAPES[c.first], SHAPES[c.second]  # labels index SHAPES in order
         assert c.text == f"The first image shows a {first}, while the second shows a {second}.", c
+    variants = variant_tables({"m": tiny_bundle}, [task, technical], profile.eval)  # val-chosen ones too
+    assert variants.groupby("dataset", sort=False).variant.apply(list).to_dict() == {
+        name: ["paper", "scaled", "paper_tuned", "val_scaled"] for name in ("diffworld", "diffworld_technical")}
+    assert set(variants.loc[variants.variant == "paper", "alpha"]) == {profile.eval.alpha}
     sets, emb = difference_tasks(profile, run_paths("smoke"), tiny_bundle)
     assert {k[:2] for k in sets} == {("test", "eval"), ("holdout", "eval"), ("test", "train")}
     assert len(sets) == 3 * 6 and all(len(draws) == profile.eval.seeds for draws in sets.values())

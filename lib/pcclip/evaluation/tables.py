@@ -30,15 +30,18 @@ def ranking_rows(ranking: pd.DataFrame, dataset: str, split: str) -> pd.DataFram
     return metric_rows(ranking, ["kendall_tau", "spearman_rho"], task="ranking", dataset=dataset, split=split)
 
 
-def classification_rows(zero_shot: pd.DataFrame, comparative: pd.DataFrame, extended: pd.DataFrame,
-                        headroom: pd.DataFrame, split: str) -> pd.DataFrame:
+def classification_rows(zero_shot: pd.DataFrame, comparative: pd.DataFrame, variants: pd.DataFrame,
+                        extended: pd.DataFrame, headroom: pd.DataFrame, split: str) -> pd.DataFrame:
     """Rows of notebook 04's tables, each with a `dataset` column: zero-shot metrics, comparative
-    prompting (fixed and tuned alpha), extended descriptions and the headroom classifiers (the variant)."""
+    prompting (fixed and tuned alpha; the formula's variants with their name as the variant), extended
+    descriptions and the headroom classifiers (the variant)."""
     zero = [c for c in zero_shot.columns if c not in ("dataset", "model", "worst_class_name")]
     comp = [c for c in comparative.columns if c not in ("dataset", "model")]
+    variant = [c for c in variants.columns if c not in ("dataset", "model", "variant")]
     return pd.concat([
         metric_rows(zero_shot, zero, task="zero_shot", split=split),
         metric_rows(comparative, comp, task="comparative", split=split),
+        metric_rows(variants, variant, task="comparative", split=split),
         metric_rows(extended, ["extended_acc1", "extended_worst_class"], task="extended", split=split),
         metric_rows(headroom, ["acc1", "subset_acc1"], columns={"classifier": "variant"}, task="headroom",
                     split=split)], ignore_index=True)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..models import ClipBundle
 from ..profiles import EvalConfig
-from .comparative import alpha_grid, compare_models
+from .comparative import alpha_grid, compare_models, compare_variants
 from .headroom import headroom_table
 from .tasks import ClassificationTask
 from .zeroshot import zero_shot_table
@@ -59,6 +59,16 @@ def comparative_tables(models: Models, tasks: list[ClassificationTask], cfg: Eva
 
     summary = _stack(chosen, one, ["model"])
     return summary, pd.concat(curves, ignore_index=True), confusions
+
+
+def variant_tables(models: Models, tasks: list[ClassificationTask], cfg: EvalConfig) -> pd.DataFrame:
+    """`compare_variants` on every task with comparatives: the paper's formula and its scaled variants per
+    (dataset, model, variant); the val-chosen ones where the task has a validation split."""
+    return _stack([t for t in tasks if t.comparatives],
+                  lambda t: compare_variants(models, t.image_emb, t.labels, t.classnames, t.templates, t.comparatives,
+                                             alpha_grid(cfg.alpha_steps), cfg.alpha,
+                                             val=None if t.val_emb is None else (t.val_emb, t.val_labels)),
+                  ["model", "variant", "alpha", "scale", "acc1", "gain_acc1", "worst_class"])
 
 
 def headroom_tables(models: Models, tasks: list[ClassificationTask], alpha: float) -> pd.DataFrame:
