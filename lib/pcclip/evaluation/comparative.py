@@ -30,6 +30,10 @@ from ..embeddings import normalize
 from ..models import ClipBundle
 from .zeroshot import check_labels, class_texts, classifier_from_embeddings, confusion_matrix, logits, predict
 
+# The variants that are the paper's formula itself (fixed alpha; alpha tuned on val): `compare_models`
+# reports them already, as the comparative_* and tuned_* columns.
+PAPER_VARIANTS = ("paper", "paper_tuned")
+
 
 @dataclass(frozen=True)
 class Comparative:
@@ -277,9 +281,9 @@ def comparative_variants(image_emb: torch.Tensor, labels: np.ndarray, class_emb:
     "paper_tuned" (alpha chosen on val) and "val_scaled" (alpha and scale chosen on val,
     `select_alpha_scale`). Val only chooses; every number is scored on the test images."""
     grid = _grid(alphas, alpha)
-    settings = {"paper": (alpha, 1.0), "scaled": (alpha, difference_scale(class_emb))}
+    settings = {PAPER_VARIANTS[0]: (alpha, 1.0), "scaled": (alpha, difference_scale(class_emb))}
     if val is not None:
-        settings["paper_tuned"] = (_val_alpha(val, class_emb, comp_emb, comparatives, grid), 1.0)
+        settings[PAPER_VARIANTS[1]] = (_val_alpha(val, class_emb, comp_emb, comparatives, grid), 1.0)
         settings["val_scaled"] = select_alpha_scale(*val, class_emb, comp_emb, comparatives, grid)
     return pd.DataFrame([{"variant": name, **_variant_row(image_emb, labels, class_emb, comp_emb, comparatives, a, s)}
                          for name, (a, s) in settings.items()])

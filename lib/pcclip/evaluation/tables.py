@@ -6,6 +6,7 @@ import math
 import pandas as pd
 
 from ..results import metric_rows
+from .comparative import PAPER_VARIANTS
 
 
 def mean_se_pivot(table: pd.DataFrame, index: str, columns: str, value: str) -> pd.DataFrame:
@@ -33,11 +34,13 @@ def ranking_rows(ranking: pd.DataFrame, dataset: str, split: str) -> pd.DataFram
 def classification_rows(zero_shot: pd.DataFrame, comparative: pd.DataFrame, variants: pd.DataFrame,
                         extended: pd.DataFrame, headroom: pd.DataFrame, split: str) -> pd.DataFrame:
     """Rows of notebook 04's tables, each with a `dataset` column: zero-shot metrics, comparative
-    prompting (fixed and tuned alpha; the formula's variants with their name as the variant), extended
+    prompting (fixed and tuned alpha; the variants beyond the paper's formula with their name as the variant:
+    the paper's own rows of `variants` repeat the comparative columns and are not recorded twice), extended
     descriptions and the headroom classifiers (the variant)."""
     zero = [c for c in zero_shot.columns if c not in ("dataset", "model", "worst_class_name")]
     comp = [c for c in comparative.columns if c not in ("dataset", "model")]
     variant = [c for c in variants.columns if c not in ("dataset", "model", "variant")]
+    variants = variants[~variants.variant.isin(PAPER_VARIANTS)]
     return pd.concat([
         metric_rows(zero_shot, zero, task="zero_shot", split=split),
         metric_rows(comparative, comp, task="comparative", split=split),
