@@ -9,6 +9,7 @@ import torch
 
 from pcclip.evaluation.ranking import (RankingTask, projections, rank_correlations, ranking_table, scatter_inputs,
                                       text_direction)
+from pcclip.evaluation.tables import ranking_rows
 
 
 def test_perfect_and_reversed_orders():
@@ -84,6 +85,10 @@ def test_ranking_rows_carry_dataset_split_and_attribute_and_match_hand_computed_
     assert list(truth) == ["awa2 size", "awa2 colour"] and truth["awa2 size"].tolist() == [1, 2, 3, 4]
     assert taus[("awa2 size", "base")] == pytest.approx(-1 / 3)
     assert set(taus) == set(projected)
+    rows = ranking_rows(table)  # the recorded rows keep the identity of the table's rows
+    tau = rows[(rows.metric == "kendall_tau") & (rows.attribute == "size")].iloc[0]
+    assert (tau.task, tau.dataset, tau.split, tau.model, tau.value) == ("ranking", "awa2", "all", "base",
+                                                                         pytest.approx(-1 / 3))
 
 
 def test_no_tasks_give_an_empty_table_and_bad_tasks_fail():
