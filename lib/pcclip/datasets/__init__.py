@@ -11,7 +11,8 @@ Typical use in an evaluation (paper profile):
 
 Every class, group, attribute and comparative is looked up by name (see `names`).
 """
-from .awa2 import AttributeTable, load_attribute_table, visual_attributes
+from .awa2 import (AttributeTable, PredicateStrengths, load_attribute_table, load_predicate_strengths,
+                   visual_attributes)
 from .groups import ClassGroups, load_groups
 from .names import UnknownName, class_table, normalize_name, resolve_names
 from .pairs import attribute_pairs, draw_images, group_pairs, ordered_pairs, random_pairs
@@ -24,7 +25,8 @@ COMPARATIVE_DATASETS = ("cifar100", "eurosat", "flowers102", "food101", "sun397"
 
 __all__ = [
     "COMPARATIVE_DATASETS", "DATASETS", "PAIR_SETS", "AttributeTable", "ClassGroups", "DatasetNotFound",
-    "DatasetSpec", "LabeledDataset", "PairSet", "UnknownName", "attribute_pairs", "class_table", "cub_pair_list",
-    "difference_pairs", "draw_images", "group_pairs", "load_attribute_table", "load_dataset", "load_groups",
-    "normalize_name", "ordered_pairs", "random_pairs", "resolve_names", "visual_attributes",
+    "DatasetSpec", "LabeledDataset", "PairSet", "PredicateStrengths", "UnknownName", "attribute_pairs",
+    "class_table", "cub_pair_list", "difference_pairs", "draw_images", "group_pairs", "load_attribute_table",
+    "load_dataset", "load_groups", "load_predicate_strengths", "normalize_name", "ordered_pairs", "random_pairs",
+    "resolve_names", "visual_attributes",
 ]

@@ -2,7 +2,8 @@
 
 In the authors' code the 0-based predicate list has "big" at 14 and "small" at 15, while
 their non-visual filter used 1-based numbers; here both are names, resolved against
-predicates.txt, and the matrix rows follow classes.txt (the labels of `read_awa2`).
+predicates.txt, and the rows of both matrices (binary and continuous) follow classes.txt
+(the labels of `read_awa2`).
 """
 from __future__ import annotations
 
@@ -39,22 +40,57 @@ class AttributeTable:
                               tuple(self.phrases[i] for i in keep), self.matrix[:, keep])
 
 
-def load_attribute_table(folder: Path) -> AttributeTable:
-    """Read classes.txt, predicates.txt and predicate-matrix-binary.txt of an AwA2 folder."""
+def _names(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """(classes, predicates, predicate -> phrase): the two axes of every AwA2 matrix, in file order."""
     classes = read_numbered_names(folder / "classes.txt")
     predicates = read_numbered_names(folder / "predicates.txt")
     phrases = load_json(ATTRIBUTES_FILE)["predicates"]
     if predicates != list(phrases):
         raise ValueError(f"{folder}/predicates.txt does not list the 85 AwA2 predicates in the published order "
                          f"(pcclip/data/{ATTRIBUTES_FILE}); use the official AwA2 files")
-    path = folder / "predicate-matrix-binary.txt"
+    return classes, predicates, phrases
+
+
+def _matrix(path: Path, shape: tuple[int, int], what: str) -> np.ndarray:
+    """A whitespace-separated class x predicate matrix of the expected shape, all finite."""
     if not path.is_file():
         raise FileNotFoundError(f"missing file {path}")
     matrix = np.loadtxt(path, ndmin=2)
-    if matrix.shape != (len(classes), len(predicates)) or not np.isin(matrix, (0, 1)).all():
-        raise ValueError(f"{path}: expected a 0/1 matrix of shape ({len(classes)}, {len(predicates)}), "
+    if matrix.shape != shape or not np.isfinite(matrix).all():
+        raise ValueError(f"{path}: expected {what} of shape {shape} (classes.txt x predicates.txt), "
                          f"got shape {matrix.shape}")
+    return matrix
+
+
+def load_attribute_table(folder: Path) -> AttributeTable:
+    """Read classes.txt, predicates.txt and predicate-matrix-binary.txt of an AwA2 folder."""
+    classes, predicates, phrases = _names(folder)
+    matrix = _matrix(folder / "predicate-matrix-binary.txt", (len(classes), len(predicates)), "a 0/1 matrix")
+    if not np.isin(matrix, (0, 1)).all():
+        raise ValueError(f"{folder}/predicate-matrix-binary.txt: expected a 0/1 matrix, found other values")
     return AttributeTable(tuple(classes), tuple(predicates), tuple(phrases[p] for p in predicates), matrix == 1)
+
+
+@dataclass(frozen=True, eq=False)
+class PredicateStrengths:
+    """AwA2's continuous class x predicate matrix (how strongly annotators tied each predicate to each
+    class, 0..100), which orders classes where the binary matrix only splits them in two."""
+
+    classes: tuple[str, ...]
+    predicates: tuple[str, ...]
+    matrix: np.ndarray  # (n_classes, n_predicates) float
+
+    def column(self, predicate: str) -> np.ndarray:
+        """(n_classes,) strength of `predicate` (by name) for every class, in classes.txt order."""
+        return self.matrix[:, resolve_names([predicate], self.predicates, "AwA2 predicates")[0]]
+
+
+def load_predicate_strengths(folder: Path) -> PredicateStrengths:
+    """Read classes.txt, predicates.txt and predicate-matrix-continuous.txt of an AwA2 folder; rows
+    follow classes.txt, the labels of `read_awa2` (not the alphabetical folder order the authors used)."""
+    classes, predicates, _ = _names(folder)
+    matrix = _matrix(folder / "predicate-matrix-continuous.txt", (len(classes), len(predicates)), "a real matrix")
+    return PredicateStrengths(tuple(classes), tuple(predicates), matrix.astype(np.float64))
 
 
 def visual_attributes(table: AttributeTable) -> AttributeTable:

@@ -1,6 +1,7 @@
-"""Prompt data files, one loader each: zero-shot templates, class descriptions, class comparatives.
+"""Prompt data files, one loader each: zero-shot templates, class descriptions, class comparatives,
+ranking phrasings.
 
-Files live under pcclip/data/{zeroshot,comparatives}/<dataset>.json and name classes, never
+Files live under pcclip/data/{zeroshot,comparatives,ranking}/<dataset>.json and name classes, never
 class indices: every name is resolved against the dataset's own class list, and a name that
 does not resolve fails loudly (the authors' code picked classes by index and got them wrong).
 """
@@ -60,3 +61,24 @@ def load_comparatives(dataset: str, classnames: list[str]) -> list[Comparative]:
     """Comparatives of `dataset` (pcclip/data/comparatives/<dataset>.json), resolved against `classnames`."""
     raw = load_json(f"comparatives/{dataset}.json").get("comparatives", [])
     return parse_comparatives(raw, classnames, f"pcclip/data/comparatives/{dataset}.json")
+
+
+def load_ranking_texts(dataset: str) -> dict[str, tuple[str, list[str], list[str]]]:
+    """attribute -> (predicate, phrasings, their reversed twins) from pcclip/data/ranking/<dataset>.json:
+    the column of the dataset's attribute matrix that orders its classes, and the sentences whose
+    mean minus the twins' mean is the attribute's text direction."""
+    source = f"pcclip/data/ranking/{dataset}.json"
+    attributes = load_json(f"ranking/{dataset}.json").get("attributes", {})
+    if not attributes:
+        raise ValueError(f"{source}: 'attributes' is empty; give at least one {{predicate, phrasings}} entry")
+    out = {}
+    for name, entry in attributes.items():
+        pairs = entry.get("phrasings", []) if isinstance(entry, dict) else []
+        good = bool(pairs) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) and t.strip()
+                                                                               for t in p) and p[0] != p[1]
+                                   for p in pairs)
+        if not (good and isinstance(entry.get("predicate"), str)):
+            raise ValueError(f"{source}: attribute {name!r} needs a 'predicate' name and 'phrasings', a non-empty "
+                             "list of [sentence, reversed sentence] pairs of two different strings")
+        out[name] = (entry["predicate"], [p[0] for p in pairs], [p[1] for p in pairs])
+    return out

@@ -3,8 +3,12 @@
 If "the first image shows a larger object" points along normalize(e_large) - normalize(e_small),
 projecting every normalised image embedding on that text sorts the images by size. Kendall tau
 and Spearman rho against the ground-truth attribute measure how well the order holds.
+The items may be images (DiffWorld's test split) or class-mean image embeddings (AwA2's classes,
+ordered by a column of its continuous attribute matrix); `evaluation.tasks.ranking_tasks` builds them.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,21 +73,59 @@ def rank_correlations(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]
             "spearman_rho": float(stats.spearmanr(scores, truth).statistic)}
 
 
-def ranking_table(models: dict[str, ClipBundle], image_emb: torch.Tensor, truth: dict[str, np.ndarray],
-                  texts: dict[str, tuple[list[str], list[str]]]) -> tuple[pd.DataFrame, dict]:
-    """Correlations per (attribute, model) and the projections behind them.
+@dataclass(frozen=True, eq=False)
+class RankingTask:
+    """Items to order along one attribute's text direction: their embeddings, the true value of each, and
+    the (positive, negative) phrasings of the direction. (dataset, split, attribute) is the row identity."""
 
-    `truth[attribute]` is the ground truth of every image; `texts[attribute]` the (positive,
-    negative) phrasings of the direction. Returns (table, {(attribute, model): projections}).
+    dataset: str
+    split: str
+    attribute: str
+    image_emb: torch.Tensor  # (n_items, d): images, or one mean embedding per class
+    truth: np.ndarray  # (n_items,)
+    positive: list[str]
+    negative: list[str]
+    items: tuple[str, ...] | None = None  # names of the items where they are classes
+
+    def __post_init__(self):
+        if not self.positive:
+            raise ValueError(f"no positive texts for attribute {self.attribute!r} of {self.dataset}")
+        if self.image_emb.ndim != 2 or len(self.truth) != len(self.image_emb):
+            raise ValueError(f"{self.dataset} {self.attribute}: {len(self.truth)} true values for embeddings of "
+                             f"shape {tuple(self.image_emb.shape)}; give one value per item")
+
+    @property
+    def label(self) -> str:
+        """'<dataset> <attribute>': the panel of `plots.evaluation.projection_scatter`."""
+        return f"{self.dataset} {self.attribute}"
+
+
+RANKING_COLUMNS = ["dataset", "split", "attribute", "model", "kendall_tau", "spearman_rho"]
+
+
+def ranking_table(models: dict[str, ClipBundle], tasks: list[RankingTask]
+                  ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
+    """Correlations per (task, model) and the projections behind them.
+
+    Returns (table with RANKING_COLUMNS, {(task.label, model): projections}); every model encodes
+    the texts of all tasks in one call. No tasks give an empty table.
     """
     rows, projected = [], {}
-    for model_name, bundle in models.items():
-        emb, lookup = encode_texts(bundle, (t for pos, neg in texts.values() for t in pos + neg))
-        for attribute, (positive, negative) in texts.items():
-            if not positive:
-                raise ValueError(f"no positive texts for attribute {attribute!r}")
-            direction = _direction(emb[[lookup[t] for t in positive]], emb[[lookup[t] for t in negative]])
-            proj = projections(image_emb, direction)
-            projected[(attribute, model_name)] = proj
-            rows.append({"attribute": attribute, "model": model_name, **rank_correlations(proj, truth[attribute])})
-    return pd.DataFrame(rows), projected
+    for model_name, bundle in (models.items() if tasks else ()):
+        emb, lookup = encode_texts(bundle, (t for task in tasks for t in task.positive + task.negative))
+        for task in tasks:
+            direction = _direction(emb[[lookup[t] for t in task.positive]], emb[[lookup[t] for t in task.negative]])
+            proj = projections(task.image_emb, direction)
+            projected[(task.label, model_name)] = proj
+            rows.append({"dataset": task.dataset, "split": task.split, "attribute": task.attribute,
+                         "model": model_name, **rank_correlations(proj, task.truth)})
+    return pd.DataFrame(rows, columns=RANKING_COLUMNS), projected
+
+
+def scatter_inputs(tasks: list[RankingTask], table: pd.DataFrame
+                   ) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], float]]:
+    """(truth per task label, Kendall tau per (label, model)): what `projection_scatter` takes besides
+    the projections, matched to the table's rows by their identity."""
+    labels = {(t.dataset, t.split, t.attribute): t.label for t in tasks}
+    taus = {(labels[(r.dataset, r.split, r.attribute)], r.model): r.kendall_tau for r in table.itertuples()}
+    return {t.label: t.truth for t in tasks}, taus

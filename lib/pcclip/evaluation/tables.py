@@ -26,9 +26,9 @@ def difference_rows(diff: pd.DataFrame, dataset: str) -> pd.DataFrame:
                        task="difference", dataset=dataset)
 
 
-def ranking_rows(ranking: pd.DataFrame, dataset: str, split: str) -> pd.DataFrame:
-    """Rows of `ranking_table`: rank correlations per attribute and model."""
-    return metric_rows(ranking, ["kendall_tau", "spearman_rho"], task="ranking", dataset=dataset, split=split)
+def ranking_rows(ranking: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `ranking_table`: rank correlations per (dataset, split, attribute) and model."""
+    return metric_rows(ranking, ["kendall_tau", "spearman_rho"], task="ranking")
 
 
 def classification_rows(zero_shot: pd.DataFrame, comparative: pd.DataFrame, variants: pd.DataFrame,

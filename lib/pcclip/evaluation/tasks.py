@@ -4,10 +4,13 @@ DiffWorld: shape classification (by the world's shape names, and by technical la
 world never uses) and ground-truth difference pairs on its test and holdout splits. Paper: the
 real datasets of `eval.datasets` (zero-shot; comparative prompting where hand-written
 comparatives exist) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100 size,
-Flowers-102 colour). Image embeddings always come from the base model's cache.
+Flowers-102 colour). Attribute ranking: DiffWorld's test images by their continuous attributes;
+paper: AwA2's classes by its continuous attribute matrix. Image embeddings always come from the
+base model's cache.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +18,7 @@ import torch
 
 from ..cache import DatasetSource, embed_images, embed_split
 from ..datasets import (COMPARATIVE_DATASETS, DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, difference_pairs,
-                        load_dataset)
+                        load_dataset, load_predicate_strengths)
 from ..datasets.downloads import fetch_dataset
 from ..datasets.names import display_names
 from ..datasets.pairset import PairSet
@@ -23,16 +26,19 @@ from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile, data_root
 from ..synthesis.cub import CUB_SET, CUB_SPLIT, cub_differences_path, cub_pair_sets
-from ..world import SHAPES, build_split
+from ..world import CONTINUOUS, SHAPES, build_split
 from .comparative import Comparative
-from .diffworld_sets import difference_sets
-from .prompts import load_comparatives, load_descriptions, load_templates
+from .diffworld_sets import difference_sets, direction_texts
+from .headroom import class_means
+from .prompts import load_comparatives, load_descriptions, load_ranking_texts, load_templates
+from .ranking import RankingTask
 
 PAPER_TEMPLATES = "paper"  # data/zeroshot/paper.json: the paper's single prompt
 # The same DiffWorld shapes under labels no DiffWorld text uses ("pentagram" for the star): the case where
 # comparatives carry knowledge a class label lacks (data/classnames/diffworld_technical.json).
 TECHNICAL = "diffworld_technical"
 DIFFWORLD_SPLITS = ("test", "holdout")
+RANKING_DATASET = "awa2"  # the paper dataset with a continuous attribute per class (data/ranking/awa2.json)
 
 
 @dataclass
@@ -146,3 +152,33 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
         _, embeddings[CUB_SET] = _embed_dataset(profile, paths, base, "cub200", CUB_SPLIT)
         sets[(CUB_SET, "llm", CUB_SET)] = cub_pair_sets(cub_differences_path(paths), cfg.seeds)
     return sets, embeddings
+
+
+def _awa2_ranking(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[RankingTask]:
+    """AwA2's classes (the class means of its evaluated split) by each attribute of data/ranking/awa2.json."""
+    data, emb = _embed_dataset(profile, paths, base, RANKING_DATASET)
+    strengths = load_predicate_strengths(data.folder)
+    if list(strengths.classes) != list(data.raw_names):
+        raise ValueError(f"{data.folder}: predicate-matrix-continuous.txt rows (classes.txt) do not follow the "
+                         "image labels; use the official AwA2 files")
+    means = class_means(emb, data.labels, len(data.classnames))
+    return [RankingTask(RANKING_DATASET, data.split, attribute, means, strengths.column(predicate), positive,
+                        negative, items=tuple(data.classnames))
+            for attribute, (predicate, positive, negative) in load_ranking_texts(RANKING_DATASET).items()]
+
+
+def ranking_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[RankingTask]:
+    """What `ranking_table` orders. DiffWorld: the test images by every continuous attribute, along
+    `eval.direction_texts` held-out phrasings. Paper: AwA2's classes by its continuous attribute matrix,
+    when awa2 is in eval.datasets; otherwise none (with a warning saying so)."""
+    if profile.source == "diffworld":
+        test = build_split(profile.world, "test")
+        emb = embed_split(base, test, paths.cache, profile.cache, profile.model.precision, progress=False)
+        return [RankingTask("diffworld", "test", a, emb, getattr(test.records, a),
+                            *direction_texts(a, profile.eval.direction_texts, profile.seed)) for a in CONTINUOUS]
+    if RANKING_DATASET not in profile.eval.datasets:
+        warnings.warn(f"no attribute ranking: it orders AwA2's classes by its continuous attribute matrix, and "
+                      f"{RANKING_DATASET!r} is not in eval.datasets {list(profile.eval.datasets)}; add it to rank",
+                      stacklevel=2)
+        return []
+    return _awa2_ranking(profile, paths, base)

@@ -28,8 +28,9 @@ def difference_bars(table: pd.DataFrame, value: str = "accuracy", title: str = "
 
 def projection_scatter(projected: dict[tuple[str, str], np.ndarray], truth: dict[str, np.ndarray],
                        taus: dict[tuple[str, str], float] | None = None, max_points: int = 300, seed: int = 0):
-    """Grid of panels, one row per attribute and one column per model: the projection of each image
-    on the model's text direction against the image's true attribute value."""
+    """Grid of panels, one row per ranking task (keys of `truth`: an attribute, or a `RankingTask.label`
+    such as "awa2 size") and one column per model: the projection of each item (image or class) on the
+    model's text direction against its true attribute value."""
     attributes = list(dict.fromkeys(a for a, _ in projected))
     models = list(dict.fromkeys(m for _, m in projected))
     fig, axes = plt.subplots(len(attributes), len(models), figsize=(2.6 * len(models), 2.3 * len(attributes)),
