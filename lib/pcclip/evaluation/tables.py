@@ -20,6 +20,21 @@ def mean_se_pivot(table: pd.DataFrame, index: str, columns: str, value: str) -> 
     return pivot.reindex(index=list(dict.fromkeys(table[index])), columns=list(dict.fromkeys(table[columns])))
 
 
+def example_descriptions(sets: dict[tuple[str, str, str], list]) -> pd.DataFrame:
+    """The first description of each evaluated (split, phrasing, attribute) set and its reversed twin ("" where
+    the set has none, e.g. LLM-written descriptions)."""
+    return pd.DataFrame([{"split": split, "phrasing": phrasing, "attribute": attribute, "description": draws[0].texts[0],
+                          "twin": draws[0].reversed_texts[0] if draws[0].reversed_texts else ""}
+                         for (split, phrasing, attribute), draws in sets.items()])
+
+
+def accuracy_by_set(diff: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per attribute (rows) and (split/phrasing, model) (columns), in the order evaluated: DiffWorld
+    puts held-out phrasings, training phrasings and the compositional holdout side by side."""
+    wide = diff.assign(set=diff.split + "/" + diff.phrasing)
+    return wide.pivot_table(index="attribute", columns=["set", "model"], values="accuracy", sort=False)
+
+
 def difference_rows(diff: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Rows of `difference_table` (mean and se over the evaluation draws; the phrasing is the variant)."""
     return metric_rows(diff, ["accuracy", "two_way"], columns={"phrasing": "variant", "pairs": "n"},
