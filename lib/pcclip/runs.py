@@ -7,12 +7,13 @@ while the recipe holds; its training state is named after the recipe's fingerpri
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .cache import embed_split
+from .cache import DatasetSource, embed_images, embed_split
 from .checkpoints import remove_states
 from .finetune import finetune
 from .fingerprint import fingerprint
@@ -20,7 +21,9 @@ from .models import ClipBundle, checkpoint_meta, save_clip
 from .paths import RunPaths
 from .profiles import FinetuneConfig, Profile
 from .synthesis import differences_path
-from .synthesis.store import load_accepted
+from .synthesis.coco import CocoImages
+from .synthesis.sources import load_coco
+from .synthesis.store import DifferencePairs, load_accepted, meta_path
 from .traindata import TrainData
 from .training import CAPTION_VARIANTS, world
 from .world import build_split
@@ -28,6 +31,9 @@ from .world import build_split
 RUNS = ("base", "pcclip", "caption_ft")
 TRAINED_RUNS = ("pcclip", "caption_ft")
 RERUN_02 = "rerun notebooks/02_finetune.ipynb"
+RERUN_01 = "rerun notebooks/01_data_synthesis.ipynb for this profile"
+COCO_HELP = ("README 'Paper profile: weights and data' gives the layout; the rehearsal profile's data root is "
+             "written by python -m pcclip.rehearsal DIR")
 
 
 def run_config(cfg: FinetuneConfig, run: str) -> FinetuneConfig:
@@ -93,14 +99,47 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
 
 
 def prepare_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainData:
-    """DiffWorld training data: cached train-split image embeddings, the synthesised difference pairs
-    (notebook 01) and fresh caption phrasings of the same images for the caption loss."""
+    """A profile's training data: cached image embeddings (the base model's image tower), the synthesised
+    difference pairs (notebook 01) and captions of the same images for the caption loss. DiffWorld: the
+    train split with fresh caption phrasings; paper: the COCO train images and their COCO captions."""
+    if profile.source == "paper":
+        return _coco_data(profile, paths, base)
     if profile.source != "diffworld":
-        raise ValueError(f"profile {profile.name!r} trains on COCO: build TrainData from the COCO image-embedding "
-                         "cache and the synthesised pairs (pcclip.synthesis) and call train_run with it")
+        raise ValueError(f"profile {profile.name!r} has unknown source {profile.source!r}; expected diffworld or paper")
     train = build_split(profile.world, "train")
     image_emb = embed_split(base, train, paths.cache, profile.cache, profile.model.precision, progress=False)
     pairs = load_accepted(differences_path(paths))
     captions = [c for v in range(CAPTION_VARIANTS) for c in train.captions(seed=1000 + v)]
     return TrainData(image_emb, torch.as_tensor(pairs.idx1), torch.as_tensor(pairs.idx2), list(pairs.texts),
                      torch.arange(len(train)).repeat(CAPTION_VARIANTS), captions)
+
+
+def _coco_pairs(paths: RunPaths) -> tuple[DifferencePairs, str | None]:
+    """The store's accepted pairs and the images it was written for; a missing or empty store fails here,
+    before COCO is read."""
+    store = differences_path(paths)
+    pairs = load_accepted(store)  # a missing store names notebook 01
+    if not len(pairs):
+        raise ValueError(f"{store} holds no accepted difference pairs: {RERUN_01} (its report shows why the "
+                         "filter rejected them)")
+    side = meta_path(store)
+    return pairs, json.loads(side.read_text()).get("source") if side.is_file() else None
+
+
+def _coco_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainData:
+    """Every COCO train image (the rows the pairs index), embedded with the model's own preprocessing,
+    and every COCO caption of each image for the caption baseline."""
+    pairs, written_for = _coco_pairs(paths)
+    try:
+        coco, key = load_coco(profile)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}\nNotebook 02 embeds the COCO train images that notebook 01's pairs index: "
+                                f"{COCO_HELP}") from None
+    if written_for != key:
+        raise ValueError(f"{differences_path(paths)} was synthesised for the images {written_for!r}, not for this "
+                         f"profile's COCO images {key!r} (synthesis.coco_annotations under the data root): {RERUN_01}")
+    source = DatasetSource(CocoImages(coco, base.preprocess), key, base.preprocess_key, profile.cache.num_workers)
+    image_emb = embed_images(base, source, paths.cache, profile.cache, profile.model.precision)
+    caption_idx = torch.arange(len(coco)).repeat_interleave(torch.tensor([len(c) for c in coco.captions]))
+    return TrainData(image_emb, torch.as_tensor(pairs.idx1), torch.as_tensor(pairs.idx2), list(pairs.texts),
+                     caption_idx, [c for captions in coco.captions for c in captions])

@@ -115,15 +115,32 @@ def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) ->
                                    **shared),
                 ClassificationTask(TECHNICAL, emb, test.records.shape, labelled, templates,
                                    load_comparatives(TECHNICAL, labelled), None, **shared)]
-    tasks = []
-    for name in profile.eval.datasets:
-        data, emb = _embed_dataset(profile, paths, base, name)
-        classes = list(data.classnames)
-        comps = load_comparatives(name, classes) if name in COMPARATIVE_DATASETS else []
-        val_emb, val_labels = _validation(profile, paths, base, name) if comps else (None, None)
-        tasks.append(ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, None,
-                                        val_emb=val_emb, val_labels=val_labels))
-    return tasks
+    return [paper_task(profile, paths, base, name) for name in profile.eval.datasets]
+
+
+def paper_task(profile: Profile, paths: RunPaths, base: ClipBundle, name: str,
+               comparatives: bool = True) -> ClassificationTask:
+    """Paper dataset `name`: its evaluation split with the paper's prompt and, with `comparatives`, the
+    comparatives it ships and a draw of its val or train split to choose alpha on."""
+    data, emb = _embed_dataset(profile, paths, base, name)
+    classes = list(data.classnames)
+    comps = load_comparatives(name, classes) if comparatives and name in COMPARATIVE_DATASETS else []
+    val_emb, val_labels = _validation(profile, paths, base, name) if comps else (None, None)
+    return ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, None,
+                              val_emb=val_emb, val_labels=val_labels)
+
+
+def ground_truth_sets(profile: Profile, paths: RunPaths, base: ClipBundle, names: tuple[str, ...], seeds: int
+                      ) -> tuple[dict[str, list[PairSet]], dict[str, torch.Tensor]]:
+    """Paper difference sets `names` (of `PAIR_SETS`): `seeds` draws of eval.n_images images each (seeds
+    0, 1, ...), and the image embeddings of each set's split, both keyed by set name."""
+    sets, embeddings = {}, {}
+    for set_name in names:
+        spec = PAIR_SETS[set_name]
+        data, embeddings[set_name] = _embed_dataset(profile, paths, base, spec.dataset, spec.split)
+        n = min(profile.eval.n_images, len(data))
+        sets[set_name] = [difference_pairs(set_name, data, n, seed) for seed in range(seeds)]
+    return sets, embeddings
 
 
 def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
@@ -142,12 +159,8 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
                       for name, s in splits.items()}
         sets = difference_sets(splits, cfg, phrasing_splits=("eval",))
         return {**sets, **difference_sets({"test": splits["test"]}, cfg, phrasing_splits=("train",))}, embeddings
-    sets, embeddings = {}, {}
-    for set_name, spec in PAIR_SETS.items():
-        data, embeddings[set_name] = _embed_dataset(profile, paths, base, spec.dataset, spec.split)
-        n = min(cfg.n_images, len(data))
-        sets[(set_name, "ground_truth", set_name)] = [difference_pairs(set_name, data, n, seed)
-                                                      for seed in range(cfg.seeds)]
+    drawn, embeddings = ground_truth_sets(profile, paths, base, tuple(PAIR_SETS), cfg.seeds)
+    sets = {(set_name, "ground_truth", set_name): draws for set_name, draws in drawn.items()}
     if "cub200" in cfg.datasets:  # LLM-written descriptions, from notebook 01
         _, embeddings[CUB_SET] = _embed_dataset(profile, paths, base, "cub200", CUB_SPLIT)
         sets[(CUB_SET, "llm", CUB_SET)] = cub_pair_sets(cub_differences_path(paths), cfg.seeds)

@@ -15,7 +15,7 @@ import numpy as np
 from ..fingerprint import fingerprint
 from ..profiles import Profile, data_root
 from ..world import Records, build_split, render
-from .coco import load_coco_captions
+from .coco import CocoCaptions, load_coco_captions
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,19 @@ def file_images(files: tuple[Path, ...], size: int = 224) -> Callable[[np.ndarra
     return load
 
 
-def coco_source(profile: Profile) -> ImageSource:
-    """COCO 2017 captions under the data root; the first `captions_per_image` captions per image."""
+def load_coco(profile: Profile) -> tuple[CocoCaptions, str]:
+    """The profile's COCO 2017 images and captions under the data root (synthesis.coco_*), and the key
+    naming them: the difference store records it, and the training images' embedding cache uses it."""
     cfg = profile.synthesis
     root = Path(data_root(profile))
     coco = load_coco_captions(root / cfg.coco_annotations, root / cfg.coco_images)
-    key = f"coco-{Path(cfg.coco_annotations).stem}-{fingerprint(coco.image_ids)}"
+    return coco, f"coco-{Path(cfg.coco_annotations).stem}-{fingerprint(coco.image_ids)}"
+
+
+def coco_source(profile: Profile) -> ImageSource:
+    """COCO 2017 captions under the data root; the first `captions_per_image` captions per image."""
+    cfg = profile.synthesis
+    coco, key = load_coco(profile)
     return ImageSource(key=key, image_ids=coco.image_ids,
                        captions=tuple(c[:cfg.captions_per_image] for c in coco.captions), records=None,
                        load_images=file_images(coco.files))
