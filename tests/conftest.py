@@ -44,24 +44,35 @@ def tiny_bundle():
     return load_clip("diffclip-tiny")
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> Path:
-    """The smoke pipeline (notebooks 00-06 through papermill) run once per session: its real metric rows
-    and tables are what the report and claims tests read. Treat it as read-only; copy it to edit."""
+def _pipeline_run(root: Path, profile: str) -> Path:
+    """`python -m pcclip.pipeline --profile <profile>` under `root`, as a user would run it (no forced
+    profile); the environment is restored afterwards."""
     from pcclip import pipeline
 
-    root = tmp_path_factory.mktemp("smoke-run")
     saved = {k: os.environ.get(k) for k in ("PCCLIP_RESULTS", FORCE_ENV)}
     os.environ["PCCLIP_RESULTS"] = str(root)
     os.environ.pop(FORCE_ENV, None)
     try:
-        return pipeline.run("smoke", {})
+        return pipeline.run(profile, {})
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke pipeline (notebooks 00-06 through papermill) run once per session: its real metric rows
+    and tables are what the report tests read. Treat it as read-only; copy it to edit."""
+    return _pipeline_run(tmp_path_factory.mktemp("smoke-run"), "smoke")
+
+
+@pytest.fixture(scope="session")
+def rehearsal_run(tmp_path_factory) -> Path:
+    """The rehearsal pipeline (the paper code path on fixtures, offline) run once per session."""
+    return _pipeline_run(tmp_path_factory.mktemp("rehearsal-run"), "rehearsal")
 
 
 _HOLD = """

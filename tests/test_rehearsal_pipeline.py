@@ -8,61 +8,47 @@ sizes, Flowers-102 colours).
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from pcclip.paths import RunPaths
-from pcclip.profiles import FORCE_ENV, load_profile
+from pcclip.profiles import load_profile
 from pcclip.report import EXPECTED
 from pcclip.results import rows_frame
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def rehearsal_run(tmp_path_factory) -> RunPaths:
-    from pcclip import pipeline
-
-    root = tmp_path_factory.mktemp("rehearsal-run")
-    saved = {k: os.environ.get(k) for k in ("PCCLIP_RESULTS", FORCE_ENV)}
-    os.environ["PCCLIP_RESULTS"] = str(root)
-    os.environ.pop(FORCE_ENV, None)
-    try:
-        return RunPaths(pipeline.run("rehearsal", {}))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+@pytest.fixture
+def rehearsal(rehearsal_run) -> RunPaths:
+    return RunPaths(rehearsal_run)
 
 
 def _rows(paths: RunPaths, notebook: str):
     return rows_frame(json.loads((paths.metrics / f"{notebook}.json").read_text())["rows"])
 
 
-def test_every_notebook_ran_through_the_paper_source(rehearsal_run):
-    manifest = json.loads((rehearsal_run.root / "manifest.json").read_text())
+def test_every_notebook_ran_through_the_paper_source(rehearsal):
+    manifest = json.loads((rehearsal.root / "manifest.json").read_text())
     assert sorted(manifest["notebooks"]) == sorted(f"{n}.ipynb" for n in (*EXPECTED, "06_report"))
     for notebook in EXPECTED:
-        data = json.loads((rehearsal_run.metrics / f"{notebook}.json").read_text())
+        data = json.loads((rehearsal.metrics / f"{notebook}.json").read_text())
         assert data["profile"] == "rehearsal" and data["config"]["source"] == "paper"
-    assert (rehearsal_run.root / "summary.md").is_file()
+    assert (rehearsal.root / "summary.md").is_file()
 
 
-def test_every_dataset_is_in_the_zero_shot_tables(rehearsal_run):
+def test_every_dataset_is_in_the_zero_shot_tables(rehearsal):
     datasets = set(load_profile("rehearsal").eval.datasets)
     for notebook in ("00_base_model", "04_comparative_prompting"):
-        rows = _rows(rehearsal_run, notebook)
+        rows = _rows(rehearsal, notebook)
         assert set(rows[(rows.task == "zero_shot") & (rows.metric == "acc1")].dataset) == datasets, notebook
-    summary = (rehearsal_run.root / "summary.md").read_text()
+    summary = (rehearsal.root / "summary.md").read_text()
     assert all(f"| {name} |" in summary for name in datasets)
 
 
 @pytest.mark.parametrize("pair_set", ["cifar100_size", "flowers102_colour"])
-def test_pcclip_beats_base_on_the_drawn_differences(rehearsal_run, pair_set):
-    rows = _rows(rehearsal_run, "03_ranking_eval")
+def test_pcclip_beats_base_on_the_drawn_differences(rehearsal, pair_set):
+    rows = _rows(rehearsal, "03_ranking_eval")
     acc = rows[(rows.task == "difference") & (rows.metric == "accuracy") & (rows.split == pair_set)]
     by_model = acc.set_index("model").value
     assert by_model["pcclip"] > by_model["base"], acc.to_string()
