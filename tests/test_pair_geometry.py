@@ -9,12 +9,12 @@ import torch
 from pcclip.datasets.pairset import PairSet
 from pcclip.embeddings import normalize
 from pcclip.geometry import direction_matrices
-from pcclip.pair_geometry import (MIN_DIRECTION_PAIRS, any_hits, encode_descriptions, pair_analogy_results,
+from pcclip.pair_geometry import (POINTS_PER_DIRECTION, any_hits, encode_descriptions, pair_analogy_results,
                                   pair_consistency_results, pair_directions, pair_geometry_set, pair_retrieval_results)
 from pcclip.retrieval import lambda_grid
 from pcclip.profiles import GeometryConfig
 
-D, N, T = 32, 12, 0.5  # dimension, objects, half the step along the change direction
+D, N, T = 32, 40, 0.5  # dimension, objects, half the step along the change direction
 MORE, LESS = "the first is more", "the first is less"
 
 
@@ -102,7 +102,7 @@ def test_analogies_with_a_shared_description_are_exact():
 
 def test_directions_are_oriented_and_opposite():
     gs, u = _synthetic()
-    assert N >= MIN_DIRECTION_PAIRS
+    assert N == POINTS_PER_DIRECTION
     dirs = pair_directions({"syn": gs}, _towers(u), seed=0)
     assert dirs.labels == ["syn+", "syn-"] and tuple(dirs.diffs.shape) == (2, N, D)
     mats = direction_matrices(dirs.diffs, dirs.texts)
@@ -142,8 +142,9 @@ def test_paper_tables_from_rehearsal_fixtures_cover_every_set(rehearsal_root, ti
     assert lam.model.tolist() == ["base", "pcclip"] and lam.value.isin(out.sweeps["lambda"]).all()
     assert {"awa2_size", "cifar100_size", "flowers102_colour"} <= set(out.analogies.group)  # repeated descriptions
     assert np.isfinite(out.analogies.value).all() and set(out.analogies["mode"]) == {"image", "image_copy"}
-    # the group sets give both directions; every matrix is K x K over those labels, the UMAP has their points
-    assert {"cifar100_size+", "cifar100_size-", "flowers102_colour+", "flowers102_colour-"} <= set(out.labels)
+    # the group sets give both directions (AwA2's attribute lists repeat too rarely); every matrix is K x K over those labels, the UMAP has their points
+    assert out.labels == ["awa2_size+", "awa2_size-", "cifar100_size+", "cifar100_size-", "flowers102_colour+",
+                          "flowers102_colour-"]
     k = len(out.labels)
     assert all(m.shape == (k, k) and np.isfinite(m).all() for m in out.matrices.values())
     assert set(out.matrices) == {"image", "base", "pcclip"}
@@ -152,3 +153,13 @@ def test_paper_tables_from_rehearsal_fixtures_cover_every_set(rehearsal_root, ti
     rows = [geometry_rows(out.analogies, "analogy"), geometry_rows(out.consistency, "consistency"),
             geometry_rows(out.retrieval, "retrieval")]  # notebook 05's recording cell
     assert all({"model", "attribute", "metric", "value", "task"} <= set(r.columns) for r in rows)
+    # figure inputs read from the data root: one gallery row per set, every index within the images read
+    from pcclip.plots.geometry import retrieval_gallery
+    from pcclip.plots.world import image_grid
+
+    gallery = out.gallery
+    assert len(gallery["queries"]) == len(PAIR_SETS) and gallery["results"]["pcclip"].shape == (len(PAIR_SETS), 4)
+    assert max(gallery["results"]["base"].max(), gallery["queries"].max()) < len(gallery["images"])
+    assert all(im.ndim == 3 and im.shape[2] == 3 and im.dtype == np.uint8 for im in gallery["images"])
+    assert len(retrieval_gallery(**gallery).axes) == len(PAIR_SETS) * (1 + 2 * 4)
+    assert len(image_grid(**out.examples).axes) == 6 and "image 1: The first image" in out.examples["titles"][2]

@@ -13,20 +13,23 @@ import numpy as np
 import pandas as pd
 
 from .cache import array_source, embed_images
+from .datasets import PAIR_SETS, load_dataset
 from .edit_sets import (EDIT_LABELS, EDIT_SPLITS, EditSet, build_edit_set, change_descriptions,
                         relation_descriptions, render_size)
 from .evaluation.tasks import difference_tasks
 from .geometry import (analogy_results, consistency_matrices, consistency_results, difference_points, direction_matrices,
                        embed_views, flat_points)
 from .models import ClipBundle
-from .pair_geometry import (encode_descriptions, geometry_pair_sets, pair_analogy_results, pair_consistency_results,
-                            pair_directions, pair_retrieval_results)
+from .pair_geometry import (PairGeometrySet, encode_descriptions, geometry_pair_sets, pair_analogy_results,
+                            pair_consistency_results, pair_directions, pair_retrieval_results, pair_retrieve)
 from .paths import RunPaths
-from .profiles import Profile
+from .profiles import Profile, data_root
 from .retrieval import chosen_lambdas, lambda_grid, retrieval_results, retrieve, verbal_analogy_results
+from .synthesis.cub import CUB_SET, CUB_SPLIT
 
 GALLERY_MODELS = ("base", "pcclip")  # the models the retrieval gallery shows
 GALLERY_PICKS = (0, 3, 4, 7, 8, 9)  # DiffWorld: six objects, six kinds of edit (size+, x-, y+, brightness-, ...)
+GALLERY_K = 4  # images each model returns per gallery row
 
 
 @dataclass
@@ -80,7 +83,7 @@ def _edit_set_tables(profile: Profile, paths: RunPaths, models: dict[str, ClipBu
 def _edit_gallery(test: EditSet, views: dict, changes: list[str], retrieval: pd.DataFrame) -> dict:
     q, lam = test.queries(), chosen_lambdas(retrieval)
     pick = np.arange(len(GALLERY_PICKS)) * len(EDIT_LABELS) + np.array(GALLERY_PICKS)
-    found = {m: retrieve(test, views[m], lam[m], 4)[pick] for m in GALLERY_MODELS if m in views}
+    found = {m: retrieve(test, views[m], lam[m], GALLERY_K)[pick] for m in GALLERY_MODELS if m in views}
     return {"images": test.images, "queries": q["c"][pick], "changes": [changes[i] for i in pick], "results": found,
             "targets": q["d"][pick]}
 
@@ -104,6 +107,52 @@ def _pair_tables(profile: Profile, paths: RunPaths, models: dict[str, ClipBundle
     summary = pd.DataFrame([{"set": name, "pairs": len(gs.pairs), "gallery": len(gs.gallery),
                              "queries": len(gs.query), "descriptions": len(set(gs.pairs.texts))}
                             for name, gs in sets.items()])
+    pixels = _SetImages(profile)
     return GeometryResults(summary, analogies, consistency, retrieval, sweeps, directions.labels,
                            direction_matrices(directions.diffs, directions.texts),
-                           flat_points(directions.diffs, directions.labels, directions.texts))
+                           flat_points(directions.diffs, directions.labels, directions.texts),
+                           _pair_gallery(sets, text, chosen_lambdas(retrieval), pixels), _pair_examples(sets, pixels))
+
+
+class _SetImages:
+    """Pixels of a few images of the difference sets, read from the data root for the figures: a list
+    with one entry per image asked for, so figures index them like an array."""
+
+    def __init__(self, profile: Profile):
+        self.root, self.loaded, self.images = data_root(profile), {}, []
+        self.row: dict[tuple[str, int], int] = {}
+
+    def __call__(self, name: str, image: int) -> int:
+        """The list index of image `image` of set `name`, read on first use."""
+        if (name, image) not in self.row:
+            if name not in self.loaded:
+                spec = ("cub200", CUB_SPLIT) if name == CUB_SET else (PAIR_SETS[name].dataset, PAIR_SETS[name].split)
+                self.loaded[name] = load_dataset(spec[0], self.root, split=spec[1])
+            self.row[(name, image)] = len(self.images)
+            self.images.append(np.asarray(self.loaded[name].dataset[image][0].convert("RGB")))
+        return self.row[(name, image)]
+
+
+def _pair_gallery(sets: dict[str, PairGeometrySet], text: dict, lambdas: dict[str, float], pixels: _SetImages) -> dict:
+    """The first scored query of each set (up to six sets) and what each gallery model returns for it."""
+    queries, changes, found, targets = [], [], {m: [] for m in GALLERY_MODELS if m in text}, []
+    for name, gs in list(sets.items())[:len(GALLERY_PICKS)]:
+        q = int(np.flatnonzero(~gs.tune)[0])
+        select = np.arange(len(gs.query)) == q
+        queries.append(pixels(name, int(gs.query[q])))
+        changes.append(gs.texts[q])
+        for m in found:
+            found[m].append([pixels(name, int(r)) for r in pair_retrieve(gs, text[m], lambdas[m], select, GALLERY_K)[0]])
+        targets.append(np.array([pixels.row[(name, int(t))] for t in gs.targets[q] if (name, int(t)) in pixels.row]))
+    return {"images": pixels.images, "queries": np.array(queries), "changes": changes,
+            "results": {m: np.array(rows) for m, rows in found.items()}, "targets": targets}
+
+
+def _pair_examples(sets: dict[str, PairGeometrySet], pixels: _SetImages) -> dict:
+    """The first pair of each set (up to three sets, six images): image 1 titled with its description."""
+    images, titles = [], []
+    for name, gs in list(sets.items())[:3]:
+        p = gs.pairs
+        images += [pixels.images[pixels(name, int(p.idx1[0]))], pixels.images[pixels(name, int(p.idx2[0]))]]
+        titles += [f"{name}, image 1: {p.texts[0]}", f"{name}, image 2"]
+    return {"images": images, "titles": titles}

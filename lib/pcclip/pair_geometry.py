@@ -24,8 +24,9 @@ from .geometry import (SHARED, analogy_queries, grouped_rows, hits_at_k,
 from .models import ClipBundle
 from .retrieval import KS, choose_lambda, guided_queries
 
-MIN_DIRECTION_PAIRS = 10  # a description joins the heatmaps and the UMAP with at least this many pairs
-POINTS_PER_DIRECTION = 40  # pairs drawn per description for those figures (DiffWorld: 40 objects per edit)
+# A description joins the heatmaps and the UMAP with this many of its pairs (drawn), as DiffWorld shows 40
+# objects per edit; descriptions with fewer pairs (most AwA2 attribute lists, every CUB text) stay out.
+POINTS_PER_DIRECTION = 40
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,25 @@ def pair_consistency_results(sets: dict[str, PairGeometrySet],
     return pd.concat([table, means], ignore_index=True)[["model", "edit", "metric", "value"]]
 
 
-def _guided_hits(gs: PairGeometrySet, text: tuple[torch.Tensor, dict[str, int]], lam: float,
-                 select: np.ndarray) -> dict[int, np.ndarray]:
-    """Retrieval hits of the selected queries: image 2 plus lam times the description."""
+def _guided(gs: PairGeometrySet, text: tuple[torch.Tensor, dict[str, int]], lam: float,
+            select: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(queries: image 2 plus lam times the description, gallery, target mask) of the selected queries."""
     q_rows, mask, gallery = _gallery_rows(gs)
     emb, row = text
     change = emb[[row[t] for t, s in zip(gs.texts, select) if s]]
-    return any_hits(guided_queries(gallery[q_rows[select]], change, lam), gallery, torch.from_numpy(mask[select]), KS)
+    return guided_queries(gallery[q_rows[select]], change, lam), gallery, torch.from_numpy(mask[select])
+
+
+def _guided_hits(gs: PairGeometrySet, text: tuple[torch.Tensor, dict[str, int]], lam: float,
+                 select: np.ndarray) -> dict[int, np.ndarray]:
+    return any_hits(*_guided(gs, text, lam, select), KS)
+
+
+def pair_retrieve(gs: PairGeometrySet, text: tuple[torch.Tensor, dict[str, int]], lam: float, select: np.ndarray,
+                  k: int) -> np.ndarray:
+    """(n_selected, k) image rows of the split returned for the selected queries, best first."""
+    queries, gallery, _ = _guided(gs, text, lam, select)
+    return gs.gallery[(queries @ normalize(gallery).T).topk(k, dim=1).indices.numpy()]
 
 
 def _recalls(hits: list[dict[int, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -240,8 +253,8 @@ def pair_analogy_results(sets: dict[str, PairGeometrySet], seed: int, ks: tuple[
 def _oriented(gs: PairGeometrySet) -> list[tuple[str, np.ndarray]]:
     """Up to two (label, pair indices) of a set: "<set>+" for its leading description (the one whose
     pairs have sign +1 where the set is ordered, else the most frequent) and "<set>-" for its reverse,
-    each kept when it has at least MIN_DIRECTION_PAIRS pairs."""
-    groups = {t: idx for t, idx in _description_groups(gs.pairs).items() if len(idx) >= MIN_DIRECTION_PAIRS}
+    each kept when it has at least POINTS_PER_DIRECTION pairs."""
+    groups = {t: idx for t, idx in _description_groups(gs.pairs).items() if len(idx) >= POINTS_PER_DIRECTION}
     if not groups:
         return []
     lead = max(groups, key=lambda t: (int((gs.pairs.sign[groups[t]] > 0).all()), len(groups[t])))
@@ -263,15 +276,13 @@ class Directions:
 
 def pair_directions(sets: dict[str, PairGeometrySet], text_emb: dict[str, tuple[torch.Tensor, dict[str, int]]],
                     seed: int) -> Directions:
-    """Every set's oriented changes (`_oriented`), each with the same number of pairs drawn (seeded):
-    POINTS_PER_DIRECTION or the fewest any change has."""
+    """Every set's oriented changes (`_oriented`), each with POINTS_PER_DIRECTION of its pairs drawn (seeded)."""
     found = [(label, gs, idx) for gs in sets.values() for label, idx in _oriented(gs)]
     if not found:
-        raise ValueError(f"no description has {MIN_DIRECTION_PAIRS} pairs in any of {sorted(sets)}: the heatmaps "
+        raise ValueError(f"no description has {POINTS_PER_DIRECTION} pairs in any of {sorted(sets)}: the heatmaps "
                          "and UMAP need repeated descriptions (raise eval.n_images)")
-    n = min(POINTS_PER_DIRECTION, *(len(idx) for _, _, idx in found))
     rng = np.random.default_rng([seed, 707])
-    diffs = [_pair_diffs(gs)[np.sort(rng.choice(idx, n, replace=False))] for _, gs, idx in found]
+    diffs = [_pair_diffs(gs)[np.sort(rng.choice(idx, POINTS_PER_DIRECTION, replace=False))] for _, gs, idx in found]
     texts = {model: normalize(torch.stack([emb[[row[gs.pairs.texts[i]] for i in idx]].mean(0)
                                            for _, gs, idx in found])) for model, (emb, row) in text_emb.items()}
     return Directions([label for label, _, _ in found], torch.stack(diffs), texts)
