@@ -92,6 +92,21 @@ def test_retrieval_finds_the_pair_at_the_right_lambda_never_chosen_on_scored_que
     assert results.group.isin(["syn", "all", "nearest_neighbour"]).all() and set(sweeps.model) == {"aligned", "random"}
 
 
+def test_lambda_is_swept_on_the_tuning_half_and_scored_on_the_other(monkeypatch):
+    from pcclip import pair_geometry
+
+    gs, u = _synthetic()
+    calls, real = [], pair_geometry._guided_hits
+    monkeypatch.setattr(pair_geometry, "_guided_hits", lambda g, text, lam, select: calls.append(
+        (lam, select.copy())) or real(g, text, lam, select))
+    lambdas = np.array([0.0, 1.0, 2.0])
+    pair_retrieval_results({"syn": gs}, _towers(u), lambdas)
+    tuned = [lam for lam, select in calls if (select == gs.tune).all()]
+    scored = [lam for lam, select in calls if (select == ~gs.tune).all()]
+    assert len(tuned) + len(scored) == len(calls) and 0 < gs.tune.sum() < len(gs.tune)
+    assert tuned == [*lambdas, *lambdas] and len(scored) == 2  # per model: the sweep, then one scored run
+
+
 def test_analogies_with_a_shared_description_are_exact():
     gs, _ = _synthetic()
     table = pair_analogy_results({"syn": gs}, seed=0)
@@ -163,3 +178,16 @@ def test_paper_tables_from_rehearsal_fixtures_cover_every_set(rehearsal_root, ti
     assert all(im.ndim == 3 and im.shape[2] == 3 and im.dtype == np.uint8 for im in gallery["images"])
     assert len(retrieval_gallery(**gallery).axes) == len(PAIR_SETS) * (1 + 2 * 4)
     assert len(image_grid(**out.examples).axes) == 6 and "image 1: The first image" in out.examples["titles"][2]
+
+
+def test_bad_sets_are_refused_with_the_fix():
+    gs, u = _synthetic()
+    one = PairSet(np.array([0, 1]), np.array([2, 2]), [MORE, MORE], np.array([1, 1]), attribute="one")
+    with pytest.raises(ValueError, match=r"1 distinct \(image, description\) queries.*raise eval.n_images"):
+        pair_geometry_set("one", one, gs.images, seed=0)
+    with pytest.raises(ValueError, match="beyond its 3 embeddings"):
+        pair_geometry_set("syn", gs.pairs, gs.images[:3], seed=0)
+    few = pair_geometry_set("few", PairSet(gs.pairs.idx1[::4], gs.pairs.idx2[::4], gs.pairs.texts[::4],
+                                           gs.pairs.sign[::4], gs.pairs.reversed_texts[::4], "few"), gs.images, 0)
+    with pytest.raises(ValueError, match="no description has 40 pairs in any of \\['few'\\]"):
+        pair_directions({"few": few}, _towers(u), seed=0)
