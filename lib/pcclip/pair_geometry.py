@@ -19,8 +19,8 @@ import torch
 from .datasets.pairset import PairSet
 from .embeddings import difference_vectors, normalize
 from .evaluation.difference import encode_texts
-from .geometry import (SHARED, analogy_queries, grouped_rows, hits_at_k,
-                       mean_cosine, mean_pairwise_cosine, topk_columns)
+from .geometry import (SHARED, analogy_queries, grouped_rows, hits_at_k, mean_cosine, mean_pairwise_cosine,
+                       topk_columns)
 from .models import ClipBundle
 from .retrieval import KS, choose_lambda, guided_queries
 
@@ -75,6 +75,10 @@ def geometry_pair_sets(sets: dict[tuple[str, str, str], list[PairSet]], embeddin
                        seed: int) -> dict[str, PairGeometrySet]:
     """The first draw of every set of `evaluation.tasks.difference_tasks` (keyed by split, which names the
     set for the paper's sets), as geometry sets."""
+    splits = [split for split, _, _ in sets]
+    if len(set(splits)) != len(splits):
+        raise ValueError(f"difference sets {list(sets)} share a split: geometry names each set by its split "
+                         "(the paper's sets; DiffWorld uses pcclip.edit_sets)")
     return {split: pair_geometry_set(split, draws[0], embeddings[split], seed)
             for (split, _, _), draws in sets.items()}
 
@@ -188,8 +192,9 @@ def pair_retrieval_results(sets: dict[str, PairGeometrySet], text_emb: dict[str,
     nn = []
     for name, gs in sets.items():
         q_rows, mask, gallery = _gallery_rows(gs)
-        rows_ = torch.from_numpy(q_rows[score[name]])
-        nn.append(any_hits(gallery[rows_], gallery, torch.from_numpy(mask[score[name]]), KS, rows_.unsqueeze(1)))
+        query_rows = torch.from_numpy(q_rows[score[name]])
+        nn.append(any_hits(gallery[query_rows], gallery, torch.from_numpy(mask[score[name]]), KS,
+                           query_rows.unsqueeze(1)))
     rows = [{"model": SHARED, "group": "nearest_neighbour", "metric": m, "value": float(v.mean())}
             for m, v in _recalls(nn).items()]
     sweeps = []
