@@ -10,7 +10,8 @@ from pcclip.datasets.pairset import PairSet
 from pcclip.embeddings import normalize
 from pcclip.geometry import direction_matrices
 from pcclip.pair_geometry import (POINTS_PER_DIRECTION, any_hits, encode_descriptions, pair_analogy_results,
-                                  pair_consistency_results, pair_directions, pair_geometry_set, pair_retrieval_results)
+                                  pair_consistency_results, pair_directions, pair_geometry_set, pair_retrieval_results,
+                                  set_rows)
 from pcclip.retrieval import lambda_grid
 from pcclip.profiles import GeometryConfig
 
@@ -59,6 +60,13 @@ def test_any_hits_finds_the_best_of_several_targets_and_respects_exclusions():
     assert excluded[1].tolist() == [True, True]  # row 0 gone: target row 1 is first; row 2 gone: target row 3
     with pytest.raises(ValueError, match="no target left"):
         any_hits(queries, gallery, targets, (1,), exclude=torch.tensor([[1, 3], [0, 3]]))
+
+
+def test_every_set_weighs_the_same_in_the_overall_figure():
+    rows = set_rows({"big": {"top1": np.ones(99)}, "small": {"top1": np.zeros(1)}}, {"model": "m"})
+    assert rows == [{"model": "m", "group": "all", "metric": "top1", "value": 0.5},
+                    {"model": "m", "group": "big", "metric": "top1", "value": 1.0},
+                    {"model": "m", "group": "small", "metric": "top1", "value": 0.0}]
 
 
 def test_queries_group_pairs_and_split_in_halves():

@@ -19,8 +19,7 @@ import torch
 from .datasets.pairset import PairSet
 from .embeddings import difference_vectors, normalize
 from .evaluation.difference import encode_texts
-from .geometry import (SHARED, analogy_queries, grouped_rows, hits_at_k, mean_cosine, mean_pairwise_cosine,
-                       topk_columns)
+from .geometry import SHARED, analogy_queries, hits_at_k, mean_cosine, mean_pairwise_cosine, topk_columns
 from .models import ClipBundle
 from .retrieval import KS, choose_lambda, guided_queries
 
@@ -174,38 +173,45 @@ def pair_retrieve(gs: PairGeometrySet, text: tuple[torch.Tensor, dict[str, int]]
     return gs.gallery[(queries @ normalize(gallery).T).topk(k, dim=1).indices.numpy()]
 
 
-def _recalls(hits: list[dict[int, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-query hits of several sets pooled, keyed recall@k."""
-    return {f"recall@{k}": np.concatenate([h[k] for h in hits]) for k in KS}
+def set_rows(values: dict[str, dict[str, np.ndarray]], ids: dict[str, str]) -> list[dict]:
+    """Long-table rows {**ids, group, metric, value} from per-query arrays per set: "all" (the mean over
+    sets, each weighing the same whatever its number of queries), then each set's mean."""
+    means = {name: {m: float(v.mean()) for m, v in metrics.items()} for name, metrics in values.items()}
+    names = list(next(iter(means.values())))
+    rows = [{**ids, "group": "all", "metric": m, "value": float(np.mean([s[m] for s in means.values()]))}
+            for m in names]
+    return rows + [{**ids, "group": name, "metric": m, "value": v} for name, s in means.items() for m, v in s.items()]
+
+
+def _recalls(hits: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"recall@{k}": h for k, h in hits.items()}
 
 
 def pair_retrieval_results(sets: dict[str, PairGeometrySet], text_emb: dict[str, tuple[torch.Tensor, dict[str, int]]],
                            lambdas: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(results, sweeps) in the format of `retrieval.retrieval_results`, group = set name.
+    """(results, sweeps) in the format of `retrieval.retrieval_results`, group = set name (`set_rows`).
 
-    Each model's lambda is chosen (best recall@1 pooled over the sets) on the tuning half of the
-    queries and reported on the other half, with the model-free baseline "nearest neighbour of the
-    query image other than itself" on that half.
+    Each model's lambda is chosen (best recall@1, mean over sets) on the tuning half of the queries
+    and reported on the other half, with the model-free baseline "nearest neighbour of the query image
+    other than itself" on that half.
     """
-    score = {name: ~gs.tune for name, gs in sets.items()}
-    groups = np.concatenate([np.full(int(s.sum()), name) for name, s in score.items()])
-    nn = []
+    nn = {}
     for name, gs in sets.items():
         q_rows, mask, gallery = _gallery_rows(gs)
-        query_rows = torch.from_numpy(q_rows[score[name]])
-        nn.append(any_hits(gallery[query_rows], gallery, torch.from_numpy(mask[score[name]]), KS,
-                           query_rows.unsqueeze(1)))
-    rows = [{"model": SHARED, "group": "nearest_neighbour", "metric": m, "value": float(v.mean())}
-            for m, v in _recalls(nn).items()]
+        query_rows = torch.from_numpy(q_rows[~gs.tune])
+        nn[name] = _recalls(any_hits(gallery[query_rows], gallery, torch.from_numpy(mask[~gs.tune]), KS,
+                                     query_rows.unsqueeze(1)))
+    rows = [{**row, "group": "nearest_neighbour"} for row in set_rows(nn, {"model": SHARED}) if row["group"] == "all"]
     sweeps = []
     for model, text in text_emb.items():
-        sweep = pd.DataFrame([{"lambda": float(lam), **{m: float(v.mean()) for m, v in _recalls(
-            [_guided_hits(gs, text, lam, gs.tune) for gs in sets.values()]).items()}} for lam in lambdas])
+        sweep = pd.DataFrame([{"lambda": float(lam), **{r["metric"]: r["value"] for r in set_rows(
+            {name: _recalls(_guided_hits(gs, text, lam, gs.tune)) for name, gs in sets.items()}, {})
+            if r["group"] == "all"}} for lam in lambdas])
         sweeps.append(sweep.assign(model=model))
         lam = choose_lambda(sweep)
         rows.append({"model": model, "group": "all", "metric": "lambda", "value": lam})
-        hits = _recalls([_guided_hits(gs, text, lam, score[name]) for name, gs in sets.items()])
-        rows += grouped_rows(hits, groups, {"model": model})
+        rows += set_rows({name: _recalls(_guided_hits(gs, text, lam, ~gs.tune)) for name, gs in sets.items()},
+                         {"model": model})
     return pd.DataFrame(rows), pd.concat(sweeps, ignore_index=True)
 
 
@@ -236,22 +242,16 @@ def pair_analogy_results(sets: dict[str, PairGeometrySet], seed: int, ks: tuple[
     is a pair with the same description as the query (C, its images 1): top-k accuracy with A, B, C out
     of the gallery; "image_copy" returns C's nearest neighbour (the change ignored). Sets whose
     descriptions never repeat have no analogies."""
-    out: dict[str, list] = {"image": [], "image_copy": []}
-    groups = []
+    out: dict[str, dict] = {"image": {}, "image_copy": {}}
     for s, (name, gs) in enumerate(sets.items()):
         abc, mask = _analogy_inputs(gs, np.random.default_rng([seed, s, 606]))
         if not len(abc):
             continue
         gallery, exclude, targets = gs.images[gs.gallery], torch.from_numpy(abc), torch.from_numpy(mask)
         a, b, c = (gallery[abc[:, i]] for i in range(3))
-        out["image"].append(any_hits(analogy_queries(a, b, c), gallery, targets, ks, exclude))
-        out["image_copy"].append(any_hits(c, gallery, targets, ks, exclude))
-        groups += [name] * len(abc)
-    rows = []
-    for mode, hits in out.items():
-        if hits:
-            pooled = topk_columns({k: np.concatenate([h[k] for h in hits]) for k in ks})
-            rows += grouped_rows(pooled, np.array(groups), {"model": SHARED, "mode": mode})
+        out["image"][name] = topk_columns(any_hits(analogy_queries(a, b, c), gallery, targets, ks, exclude))
+        out["image_copy"][name] = topk_columns(any_hits(c, gallery, targets, ks, exclude))
+    rows = [row for mode, hits in out.items() if hits for row in set_rows(hits, {"model": SHARED, "mode": mode})]
     return pd.DataFrame(rows, columns=["model", "mode", "group", "metric", "value"])
 
 
