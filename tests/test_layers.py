@@ -24,7 +24,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training", ("pcclip.training", "pcclip.checkpoints", "pcclip.losses", "pcclip.pretrain", "pcclip.finetune",
                   "pcclip.traindata", "pcclip.basemodel")),
     ("synthesis", ("pcclip.synthesis",)),
-    ("evaluation", ("pcclip.evaluation", "pcclip.edit_sets", "pcclip.geometry", "pcclip.retrieval")),
+    ("evaluation", ("pcclip.evaluation", "pcclip.edit_sets", "pcclip.geometry", "pcclip.retrieval",
+                    "pcclip.pair_geometry", "pcclip.geometry_tables")),
     ("notebooks", ("pcclip.runs", "pcclip.loading", "pcclip.distributed", "pcclip.notebook", "pcclip.report",
                    "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal", "pcclip.base_overview")),
 )

@@ -233,11 +233,16 @@ def consistency_matrices(edit_set: EditSet, views: dict[str, View]) -> dict[str,
     """(K, K) heatmaps: "image" = cross consistency of image difference vectors; "<model>" = mean
     cosine of the image differences of edit a (rows) with the description direction of edit b (columns)."""
     first = next(iter(views.values()))
-    diffs = _image_diffs(edit_set, first)
+    return direction_matrices(_image_diffs(edit_set, first),
+                              {model: _text_directions(edit_set, view) for model, view in views.items()})
+
+
+def direction_matrices(diffs: torch.Tensor, directions: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """`diffs` (K, n, d): n image differences per change; `directions` model -> (K, d) unit text directions.
+    "image": `cross_consistency`; "<model>": mean cosine of change a's image differences with direction b."""
     out = {"image": cross_consistency(diffs)}
-    for model, view in views.items():
-        directions = _text_directions(edit_set, view)
-        out[model] = torch.einsum("and,bd->ab", normalize(diffs), directions).div(diffs.shape[1]).numpy()
+    for model, dirs in directions.items():
+        out[model] = torch.einsum("and,bd->ab", normalize(diffs), dirs).div(diffs.shape[1]).numpy()
     return out
 
 
@@ -245,10 +250,16 @@ def difference_points(edit_set: EditSet, views: dict[str, View]) -> tuple[np.nda
     """For the UMAP figure: image difference vectors (n*K, d) with their edit labels, and per model the
     (K, d) description directions (labels EDIT_LABELS)."""
     diffs = _image_diffs(edit_set, next(iter(views.values())))
+    return flat_points(diffs, EDIT_LABELS, {m: _text_directions(edit_set, v) for m, v in views.items()})
+
+
+def flat_points(diffs: torch.Tensor, labels: tuple[str, ...] | list[str], directions: dict[str, torch.Tensor]
+                ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(K, n, d) differences of K labelled changes as UMAP input: (K*n, d) points, their labels, and per
+    model the (K, d) directions as arrays."""
     k, n, _ = diffs.shape
-    labels = np.repeat(np.array(EDIT_LABELS), n)
-    return diffs.reshape(k * n, -1).numpy(), labels, {m: _text_directions(edit_set, v).numpy()
-                                                      for m, v in views.items()}
+    return (diffs.reshape(k * n, -1).numpy(), np.repeat(np.array(labels), n),
+            {m: d.numpy() for m, d in directions.items()})
 
 
 # Retrieval's image-only baseline is a variant of the overall figure, not an attribute group.

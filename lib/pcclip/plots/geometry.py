@@ -87,7 +87,8 @@ def consistency_heatmaps(matrices: dict[str, np.ndarray], labels: list[str], tit
 def retrieval_gallery(images: np.ndarray, queries: np.ndarray, changes: list[str], results: dict[str, np.ndarray],
                       targets: np.ndarray) -> Figure:
     """Rows: a query image and its change description, then the top-k gallery images of each model
-    (green frame: the ground-truth edit; red: anything else)."""
+    (green frame: the ground-truth edit, or any of a query's targets where `targets` holds arrays;
+    red: anything else)."""
     k = next(iter(results.values())).shape[1]
     cols = 1 + k * len(results)
     fig, axes = plt.subplots(len(queries), cols, figsize=(1.1 * cols + 1.5, 1.35 * len(queries)), squeeze=False)
@@ -98,7 +99,7 @@ def retrieval_gallery(images: np.ndarray, queries: np.ndarray, changes: list[str
             for j, row in enumerate(rows[r]):
                 ax = axes[r, 1 + m * k + j]
                 ax.imshow(images[row])
-                color = "limegreen" if row == target else "crimson"
+                color = "limegreen" if np.isin(row, target).item() else "crimson"
                 ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, lw=3, color=color))
                 if r == 0:
                     ax.set_title(f"{model} #{j + 1}", fontsize=7)
