@@ -19,7 +19,7 @@ from .models import ClipBundle
 from .paths import RunPaths
 from .preflight import Check, require_inputs
 from .profiles import Profile
-from .rehearsal import write_rehearsal
+from .rehearsal import rehearsal_llm, write_rehearsal
 from .results import metric_rows
 from .synthesis.sources import image_source
 from .world import COLORS, SHAPES, SPLITS, build_split, holdout_pairs
@@ -30,7 +30,8 @@ def prepare_inputs(profile: Profile) -> list[Check]:
     input of the pipeline (`pcclip.preflight`): a missing one fails here, in seconds, naming the fix."""
     if profile.name == "rehearsal":  # its data root is part of the profile, written on first use
         write_rehearsal(profile.data_root)
-    return require_inputs(profile)
+    with rehearsal_llm(profile.synthesis):  # the rehearsal's LLM server answers while it is checked
+        return require_inputs(profile)
 
 
 def training_sample(profile: Profile, n: int = 18) -> tuple[np.ndarray, list[str]]:
