@@ -71,8 +71,14 @@ def smoke_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def rehearsal_run(tmp_path_factory) -> Path:
-    """The rehearsal pipeline (the paper code path on fixtures, offline) run once per session."""
-    return _pipeline_run(tmp_path_factory.mktemp("rehearsal-run"), "rehearsal")
+    """The rehearsal pipeline (the paper code path on fixtures, offline) run once per session. Its base model
+    file comes from the smoke pretraining (90 s, not DiffWorld's 5 minutes): the test proves the code path;
+    the committed results/rehearsal/ use the DiffWorld base model."""
+    from pcclip.rehearsal import write_rehearsal
+
+    root = tmp_path_factory.mktemp("rehearsal-run")
+    write_rehearsal(root / "rehearsal" / "fixtures", base_profile="smoke")
+    return _pipeline_run(root, "rehearsal")
 
 
 _HOLD = """
