@@ -9,7 +9,6 @@ bit, a truncated copy) or that has no checksum is recomputed, never used.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import sys
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_path, write_json
 from .models import ClipBundle
+from .precision import autocast
 from .profiles import CacheConfig
 
 CACHE_VERSION = 1
@@ -95,19 +95,13 @@ def cache_dir(root: Path, fingerprint: str, source: ImageSource, precision: str 
     return Path(root) / f"{source.key}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 
 
-def _autocast(bundle: ClipBundle, precision: str):
-    if precision == "bf16" and bundle.device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.inference_mode()
 def _encode_shard(bundle: ClipBundle, source: ImageSource, start: int, stop: int, batch_size: int,
                   precision: str) -> torch.Tensor:
     bundle.model.eval()
     out = []
     for x in source.batches(start, stop, batch_size):
-        with _autocast(bundle, precision):
+        with autocast(bundle.device, precision):
             out.append(bundle.model.encode_image(x.to(bundle.device, non_blocking=True)).float())
     return torch.cat(out).cpu()
 
