@@ -21,12 +21,21 @@ def test_mean_se_pivot_keeps_order_and_omits_missing_errors():
 
 def test_difference_rows_carry_identity_and_standard_errors():
     diff = TABLE.assign(split="test", phrasing="eval", two_way=0.7, two_way_se=0.0, pairs=40.0)
-    rows = difference_rows(diff, "diffworld").set_index(["attribute", "model", "metric"])
+    rows = difference_rows(diff, {"test": ("diffworld", "test")}).set_index(["attribute", "model", "metric"])
     assert rows.loc[("size", "pcclip", "accuracy"), ["value", "se", "n"]].tolist() == [0.9, 0.02, 40.0]
     assert rows.loc[("x", "base", "two_way"), "value"] == 0.7
     assert set(rows.task) == {"difference"} and set(rows.variant) == {"eval"} and set(rows.dataset) == {"diffworld"}
     with pytest.raises(KeyError, match="two_way"):
-        difference_rows(TABLE, "diffworld")
+        difference_rows(TABLE.assign(split="test"), {"test": ("diffworld", "test")})
+    with pytest.raises(KeyError, match="no .dataset, split."):
+        difference_rows(diff, {"holdout": ("diffworld", "holdout")})
+
+
+def test_difference_rows_place_paper_sets_in_their_own_dataset_and_split():
+    diff = TABLE.assign(split="cifar100_size", phrasing="ground_truth", two_way=0.7, two_way_se=0.0, pairs=40.0)
+    rows = difference_rows(diff, {"cifar100_size": ("cifar100", "test")})
+    assert set(rows.dataset) == {"cifar100"} and set(rows.split) == {"test"}
+    assert set(rows.variant) == {"ground_truth"}
 
 
 def test_classification_rows_keep_each_table_apart():

@@ -110,3 +110,15 @@ def test_paper_task_names_a_missing_dataset(tmp_path, tiny_bundle):
     profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "eurosat", "model.device": "cpu"})
     with pytest.raises(FileNotFoundError, match="EuroSAT"):
         classification_tasks(profile, run_paths("paper"), tiny_bundle)
+
+
+def test_difference_places_name_each_sets_own_dataset_and_split():
+    """Paper rows of notebook 03 carry the identity of notebook 02's check rows: the set's dataset and split."""
+    paper = load_profile("rehearsal")
+    keys = {(name, "ground_truth", name): [] for name in ("cifar100_size", "awa2_size")}
+    keys[("cub200_llm", "llm", "cub200_llm")] = []
+    places = tasks.difference_places(paper, keys)
+    assert places == {"cifar100_size": ("cifar100", PAIR_SETS["cifar100_size"].split),
+                      "awa2_size": ("awa2", PAIR_SETS["awa2_size"].split), "cub200_llm": ("cub200", tasks.CUB_SPLIT)}
+    assert tasks.difference_places(load_profile("smoke"), {("holdout", "eval", "size"): []}) == {
+        "holdout": ("diffworld", "holdout")}

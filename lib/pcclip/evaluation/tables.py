@@ -35,10 +35,16 @@ def accuracy_by_set(diff: pd.DataFrame) -> pd.DataFrame:
     return wide.pivot_table(index="attribute", columns=["set", "model"], values="accuracy", sort=False)
 
 
-def difference_rows(diff: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """Rows of `difference_table` (mean and se over the evaluation draws; the phrasing is the variant)."""
-    return metric_rows(diff, ["accuracy", "two_way"], columns={"phrasing": "variant", "pairs": "n"},
-                       task="difference", dataset=dataset)
+def difference_rows(diff: pd.DataFrame, places: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Rows of `difference_table` (mean and se over the evaluation draws; the phrasing is the variant), each
+    with the dataset and split its images come from (`places`: `tasks.difference_places`), so that a set
+    scored here and in notebook 02's check carries the same identity."""
+    missing = sorted(set(diff.split) - set(places))
+    if missing:
+        raise KeyError(f"difference table splits {missing} have no (dataset, split) in places {sorted(places)}")
+    dataset, split = (diff.split.map(lambda key, i=i: places[key][i]) for i in (0, 1))
+    return metric_rows(diff.assign(dataset=dataset, split=split), ["accuracy", "two_way"],
+                       columns={"phrasing": "variant", "pairs": "n"}, task="difference")
 
 
 def ranking_rows(ranking: pd.DataFrame) -> pd.DataFrame:

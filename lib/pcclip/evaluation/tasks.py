@@ -167,6 +167,17 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
     return sets, embeddings
 
 
+def difference_places(profile: Profile, sets: dict[tuple[str, str, str], list[PairSet]]
+                      ) -> dict[str, tuple[str, str]]:
+    """(dataset, split) of the images behind each first element of `difference_tasks`' keys: DiffWorld keys
+    are its splits; paper keys are set names, whose images come from the set's own dataset and split."""
+    if profile.source == "diffworld":
+        return {key: ("diffworld", key) for key, _, _ in sets}
+    places = {name: (spec.dataset, spec.split) for name, spec in PAIR_SETS.items()}
+    places[CUB_SET] = ("cub200", CUB_SPLIT)
+    return {key: places[key] for key, _, _ in sets}
+
+
 def _awa2_ranking(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[RankingTask]:
     """AwA2's classes (the class means of its evaluated split) by each attribute of data/ranking/awa2.json."""
     data, emb = _embed_dataset(profile, paths, base, RANKING_DATASET)
