@@ -1,9 +1,12 @@
-"""The README shows the committed diffworld results exactly as the report wrote them."""
+"""The README shows the committed results exactly as the report wrote them: the table and the numbers in its prose."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from pcclip.paths import repo_root
+from pcclip.readme_numbers import Results, quotes, refresh_readme, stale, untagged
 from pcclip.report import README_END, README_START, headline_section, sync_readme
 
 
@@ -28,3 +31,93 @@ def test_sync_readme_needs_markers(tmp_path) -> None:
     (tmp_path / "summary.md").write_text("## Headline metrics\n\n## Metrics files\n")
     with pytest.raises(ValueError, match="results:start"):
         sync_readme(tmp_path / "README.md", tmp_path / "summary.md")
+
+
+# Numbers quoted in the README's prose (pcclip.readme_numbers).
+
+RESULTS = repo_root() / "results"
+NOT_FROM_RESULTS = ("## Benchmarks",)  # speed figures measured by benchmarks/, not rows of a run
+
+
+def test_readme_prose_numbers_match_committed_results() -> None:
+    quoted = quotes((repo_root() / "README.md").read_text(), Results(RESULTS))
+    wrong = [f"README.md:{q.line}: says {q.written}, the results say {q.expected}" for q in quoted
+             if q.written != q.expected]
+    assert len(quoted) >= 40  # the prose's result numbers are tagged (today 51)
+    assert not wrong, "\n".join(wrong) + "\nrefresh them: python -m pcclip.report"
+
+
+def test_readme_prose_numbers_all_name_their_source() -> None:
+    text = (repo_root() / "README.md").read_text()
+    headings = [line for line in text.split("\n") if line.startswith("## ") and line not in NOT_FROM_RESULTS]
+    missing = {h: untagged(text, h) for h in headings if untagged(text, h)}
+    assert not missing, f"tag these with <!-- row ... --> or <!-- unchecked: why -->: {missing}"
+
+
+def _row(**fields) -> dict:
+    return {"notebook": "03_ranking_eval", "task": "difference", "dataset": "diffworld", "split": "test",
+            "variant": "eval", "attribute": "size", "model": "pcclip", "seed": 0, "metric": "accuracy",
+            "value": 0.9875, "se": None, "n": None, **fields}
+
+
+@pytest.fixture
+def results(tmp_path) -> Results:
+    metrics = tmp_path / "results" / "diffworld" / "metrics"
+    metrics.mkdir(parents=True)
+    rows = [_row(), _row(model="base", value=0.4712), _row(attribute="x", model="base", value=0.5051),
+            _row(variant="", task="comparative", metric="gain", value=-0.0004),
+            _row(variant="tuned", task="comparative", metric="gain", value=0.0235),
+            _row(task="analogy", metric="named", value=0.8125)]
+    (metrics / "03_ranking_eval.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "results" / "diffworld" / "manifest.json").write_text(
+        json.dumps({"total_seconds": 189.3, "notebooks": {"02_finetune.ipynb": {"seconds": 1376.7}}}))
+    return Results(tmp_path / "results")
+
+
+SIZE = "<!-- row task=difference attribute=size model=pcclip -->"
+BASE_MIN = "<!-- row task=difference model=base agg=min -->"
+GAIN = "<!-- row task=comparative variant= -->"
+
+
+def test_tagged_numbers_are_read_with_the_prose_rounding(results) -> None:
+    text = (f"size 0.988{SIZE} (0.99{SIZE}), base 0.47{BASE_MIN}-0.51<!-- row task=difference model=base agg=max -->,"
+            f" gain +0.000{GAIN} and +0.02<!-- row task=comparative variant=tuned -->, named 81%"
+            "<!-- row task=analogy -->, ran 3<!-- manifest key=total_seconds scale=1/60 --> min,"
+            " 02 took 1,377<!-- manifest key=notebooks/02_finetune.ipynb/seconds --> s")
+    assert [q.written for q in quotes(text, results)] == ["0.988", "0.99", "0.47", "0.51", "+0.000", "+0.02",
+                                                          "81%", "3", "1,377"]
+    assert stale(text, results) == []
+
+
+def test_a_stale_number_fails_and_refresh_rewrites_it_in_its_format(results, tmp_path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\nsize 0.999{SIZE}, gain +0.01{GAIN} and 50%<!-- row task=analogy --> named\n")
+    wrong = stale(readme.read_text(), results)
+    assert [(q.line, q.written, q.expected) for q in wrong] == [(2, "0.999", "0.988"), (2, "+0.01", "+0.00"),
+                                                                (2, "50%", "81%")]
+    assert [q.expected for q in refresh_readme(readme, tmp_path / "results")] == ["0.988", "+0.00", "81%"]
+    assert readme.read_text() == f"intro\nsize 0.988{SIZE}, gain +0.00{GAIN} and 81%<!-- row task=analogy --> named\n"
+    assert refresh_readme(readme, tmp_path / "results") == []
+
+
+@pytest.mark.parametrize(("tag", "error"), [
+    ("<!-- row model=base -->", r"2 rows match; name one with the fields \['attribute'\]"),
+    ("<!-- row model=caption_ft -->", "no metric row matches"),
+    ("<!-- row modle=base -->", r"unknown tag fields \['modle'\]"),
+    ("<!-- row model=base agg=mean -->", "agg=mean is not one of"),
+    ("<!-- row model base -->", "malformed number tag"),
+    ("<!-- manifest key=seconds -->", "manifest.json has no key 'seconds'"),
+    ("<!-- row profile=paper -->", "no metrics files under .*paper"),
+])
+def test_a_tag_that_names_no_single_value_is_refused(results, tag, error) -> None:
+    with pytest.raises(ValueError, match=error):
+        quotes(f"line one\nsays 0.5{tag}\n", results)
+
+
+def test_untagged_lists_measured_looking_numbers_without_a_source() -> None:
+    text = ("## A\nlr 1e-3 over 600 steps reaches 0.93 and 12% of pairs, 0.5 at alpha 0.8; 0.97"
+            f"{SIZE} and 0.83<!-- unchecked: commit abc --> are sourced.\n| table | 0.44 |\n```\n0.55\n```\n"
+            "## B\n0.66\n")
+    assert [u.split(" in ")[0] for u in untagged(text, "## A")] == ["0.93", "12%"]
+    with pytest.raises(ValueError, match="no line '## C'"):
+        untagged(text, "## C")

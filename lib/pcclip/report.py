@@ -4,7 +4,8 @@ Every number is a metric row written by `pcclip.results.write_rows`; headlines a
 the rows' identity (task, metric, attribute), never by parsing names, and nothing is typed.
 The report refuses a folder whose metrics are missing or stale (another git commit, profile
 or config than the rest of the run / its manifest) and names the files to rebuild, so a
-summary never mixes two runs.
+summary never mixes two runs. `python -m pcclip.report` copies the headline table into the README and
+rewrites the numbers its prose quotes (`pcclip.readme_numbers`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from .atomic import write_text
 from .paths import RunPaths
+from .readme_numbers import refresh_readme
 from .results import rows_frame
 
 EXPECTED: tuple[str, ...] = ("00_base_model", "01_data_synthesis", "02_finetune", "03_ranking_eval",
@@ -246,5 +248,8 @@ if __name__ == "__main__":
     from .paths import repo_root, run_paths
 
     profile = sys.argv[1] if len(sys.argv) > 1 else "diffworld"
-    changed = sync_readme(repo_root() / "README.md", run_paths(profile).root / "summary.md")
+    readme = repo_root() / "README.md"
+    changed = sync_readme(readme, run_paths(profile).root / "summary.md")
     print(f"README results table {'updated' if changed else 'already up to date'} from results/{profile}/summary.md")
+    for quote in refresh_readme(readme, run_paths(profile).root.parent):
+        print(f"README.md:{quote.line}: {quote.written} -> {quote.expected}")
