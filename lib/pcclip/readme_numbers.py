@@ -3,8 +3,8 @@
 A measured number in prose is followed at once by an HTML comment (invisible in rendered Markdown) naming its
 source, so `python -m pcclip.report` can rewrite it when the results change and a test can refuse a stale one:
 
-    0.999<!-- row notebook=03_ranking_eval task=difference split=test variant=eval attribute=size model=pcclip metric=accuracy -->
-    0.47<!-- row notebook=03_ranking_eval task=difference split=test variant=eval model=base metric=accuracy agg=min -->
+    0.999<!-- row notebook=03_ranking_eval task=difference split=test attribute=size model=pcclip metric=accuracy -->
+    0.47<!-- row notebook=03_ranking_eval task=difference split=test model=base metric=accuracy agg=min -->
     3<!-- manifest profile=rehearsal key=total_seconds scale=1/60 -->
 
 A number that looks measured but is not in the committed results (the paper's, another commit's, a setting)
