@@ -31,7 +31,7 @@ def base_file(tiny_bundle, tmp_path):
 
 def _evaluate(checkpoint, base_file, label, *extra) -> tuple[dict, "pd.DataFrame"]:
     assert main(["--checkpoint", str(checkpoint), "--profile", "smoke", "--label", label,
-                 "--set", f"model.pretrained={base_file}", *extra]) == 0
+                 "--set", f"model.pretrained={base_file}", "--set", "world.n_train=512", *extra]) == 0
     data = json.loads((run_paths("smoke").metrics / f"external_{label}.json").read_text())
     return data, rows_frame(data["rows"])
 
@@ -86,6 +86,8 @@ def test_text_tower_finetune_shares_the_base_image_embeddings(tiny_bundle, base_
 def test_missing_file_wrong_architecture_and_other_model_are_refused(tiny_bundle, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"'mine': '.*nowhere.pt' does not exist; pass .*torch.save"):
         load_external(ExternalCheckpoint("mine", str(tmp_path / "nowhere.pt"), "diffclip-tiny"))
+    with pytest.raises(FileNotFoundError, match="nowhere.pt' does not exist"):  # before the absent base model
+        main(["--checkpoint", str(tmp_path / "nowhere.pt"), "--profile", "smoke"])
     state = {f"renamed.{k}": v for k, v in tiny_bundle.model.state_dict().items()}
     torch.save(state, tmp_path / "renamed.pt")
     with pytest.raises(ValueError, match=r"'mine': checkpoint '.*renamed.pt' does not fit architecture "
@@ -94,6 +96,9 @@ def test_missing_file_wrong_architecture_and_other_model_are_refused(tiny_bundle
     save_clip(tiny_bundle, "diffclip-tiny", tmp_path / "tiny.pt")
     with pytest.raises(ValueError, match=r"holds a 'diffclip-tiny' model, not 'ViT-B-32': set --model=diffclip-tiny"):
         main(["--checkpoint", str(tmp_path / "tiny.pt"), "--model", "ViT-B-32", "--profile", "smoke",
+              "--set", f"model.pretrained={tmp_path / 'tiny.pt'}"])
+    with pytest.raises(ValueError, match="label 'base' is taken"):
+        main(["--checkpoint", str(tmp_path / "tiny.pt"), "--label", "base", "--profile", "smoke",
               "--set", f"model.pretrained={tmp_path / 'tiny.pt'}"])
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from .evaluation.suites import classification_eval_rows, ranking_eval_rows
-from .external import ExternalCheckpoint, add_external, by_image_tower, weights_sha256
+from .external import ExternalCheckpoint, by_image_tower, load_external, weights_sha256, with_model
 from .loading import load_models
 from .locking import run_lock
 from .notebook import setup
@@ -39,8 +39,8 @@ def metrics_name(label: str) -> str:
 def score_external(profile: Profile, paths: RunPaths, ext: ExternalCheckpoint) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Metric rows of notebooks 03 and 04's evaluations for the profile's available models and `ext`, and the
     facts that identify the checkpoint (its sha256 stands in for the recipe check our own models get)."""
-    models = add_external(load_models(profile, paths, require_trained=False), [ext], ext.model_name,
-                          profile.model.device)
+    external = load_external(ext, profile.model.device)  # a bad checkpoint fails before our models load
+    models = with_model(load_models(profile, paths, require_trained=False), ext.label, external)
     groups, parts = by_image_tower(models), []
     for i, group in enumerate(groups):
         name, images = next(iter(group.items()))  # the base model for our own models, else the checkpoint itself

@@ -94,7 +94,12 @@ def add_external(models: dict[str, ClipBundle], specs: Iterable[str | Mapping[st
     out = dict(models)
     for spec in specs:
         ext = parse_external(spec, model_name)
-        if ext.label in out:
-            raise ValueError(f"external checkpoint label {ext.label!r} is taken (models: {list(out)}): choose another")
-        out[ext.label] = load_external(ext, device)
+        out = with_model(out, ext.label, load_external(ext, device))
     return out
+
+
+def with_model(models: dict[str, ClipBundle], label: str, bundle: ClipBundle) -> dict[str, ClipBundle]:
+    """`models` plus `bundle` under `label`, which must be new."""
+    if label in models:
+        raise ValueError(f"external checkpoint label {label!r} is taken (models: {list(models)}): choose another")
+    return {**models, label: bundle}
