@@ -3,7 +3,7 @@ folder), loaded to be scored beside a profile's own models.
 
 Our own checkpoints are refused when they were finetuned with other settings than the profile has
 (`pcclip.loading`); an external checkpoint has no recipe to compare, so that check is skipped on purpose and
-its place taken by the file's sha256, which every result of it records. A checkpoint written by
+its place taken by the file's sha256, which `pcclip.evaluate` records with its results. A checkpoint written by
 `save_clip` is still checked against the weights fingerprint stored in it (damage, not settings).
 """
 from __future__ import annotations
