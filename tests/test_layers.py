@@ -20,7 +20,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "pcclip.precision", "pcclip.embeddings", "pcclip.results", "pcclip.locking", "pcclip.redact",
               "pcclip.profile_checks", "pcclip.network")),
     ("data", ("pcclip.world", "pcclip.datasets")),
-    ("models", ("pcclip.models", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache", "pcclip.export")),
+    ("models", ("pcclip.models", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache", "pcclip.export",
+                "pcclip.external")),
     ("training", ("pcclip.training", "pcclip.checkpoints", "pcclip.losses", "pcclip.pretrain", "pcclip.finetune",
                   "pcclip.traindata", "pcclip.basemodel")),
     ("synthesis", ("pcclip.synthesis",)),
@@ -28,7 +29,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "pcclip.pair_geometry", "pcclip.geometry_tables")),
     ("notebooks", ("pcclip.runs", "pcclip.loading", "pcclip.distributed", "pcclip.notebook", "pcclip.report",
                    "pcclip.readme_numbers",
-                   "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal", "pcclip.base_overview")),
+                   "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal", "pcclip.base_overview",
+                   "pcclip.evaluate")),
 )
 
 def _modules() -> dict[str, Path]:

@@ -1,23 +1,32 @@
 """The models the evaluation notebooks (03-05) compare, loaded from what notebooks 00 and 02 saved."""
 from __future__ import annotations
 
+from typing import Any, Iterable, Mapping
+
 from .averaging import averaged_bundle
 from .basemodel import load_base_model
+from .external import add_external, image_tower_fingerprint
 from .models import ClipBundle, checkpoint_meta, load_clip
 from .paths import RunPaths
 from .profiles import Profile
 from .runs import RERUN_02, TRAINED_RUNS, checkpoint_path, run_settings
 
 
-def load_models(profile: Profile, paths: RunPaths) -> dict[str, ClipBundle]:
-    """base, pcclip, caption_ft and pcclip_wa (alpha = finetune.wa_alpha) for the evaluation notebooks.
+def load_models(profile: Profile, paths: RunPaths, external: Iterable[str | Mapping[str, Any]] = (),
+                require_trained: bool = True) -> dict[str, ClipBundle]:
+    """base, pcclip, caption_ft and pcclip_wa (alpha = finetune.wa_alpha) for the evaluation notebooks, then
+    the `external` checkpoints ("label=path" or {"label", "path", "model"}, `pcclip.external`) under their labels.
 
-    Every checkpoint is checked against its stored fingerprint and against the profile's settings:
-    a damaged or stale file is refused with the notebook that rebuilds it."""
+    Every checkpoint of ours is checked against its stored fingerprint and against the profile's settings:
+    a damaged or stale file is refused with the notebook that rebuilds it; a missing one too, unless
+    `require_trained` is off (then it is left out, and pcclip_wa with pcclip). The notebooks embed images once,
+    with the base model, so an external model must share its image tower (as a PC-CLIP finetune does)."""
     base = load_base_model(profile, paths)
     out = {"base": base}
     for run in TRAINED_RUNS:
         ckpt = checkpoint_path(paths, run)
+        if not ckpt.exists() and not require_trained:
+            continue
         if not ckpt.exists():
             raise FileNotFoundError(f"no {run!r} model at {ckpt}: run notebooks/02_finetune.ipynb for profile "
                                     f"{profile.name!r} first (make reproduce PROFILE={profile.name})")
@@ -27,5 +36,14 @@ def load_models(profile: Profile, paths: RunPaths) -> dict[str, ClipBundle]:
             raise ValueError(f"{ckpt} was finetuned with other settings ({stale}) than profile {profile.name!r} "
                              "has now: rerun notebooks/02_finetune.ipynb")
         out[run] = load_clip(profile.model.model_name, str(ckpt), profile.model.device, rebuild=RERUN_02)
-    out["pcclip_wa"] = averaged_bundle(base, out["pcclip"], profile.finetune.wa_alpha)
-    return out
+    if "pcclip" in out:
+        out["pcclip_wa"] = averaged_bundle(base, out["pcclip"], profile.finetune.wa_alpha)
+    with_external = add_external(out, external, profile.model.model_name, profile.model.device)
+    towers = image_tower_fingerprint(base)
+    other = [name for name, bundle in with_external.items()
+             if name not in out and image_tower_fingerprint(bundle) != towers]
+    if other:
+        raise ValueError(f"external checkpoints {other} have another image tower than profile {profile.name!r}'s "
+                         "base model, whose image embeddings the notebooks share: score them with python -m "
+                         "pcclip.evaluate, which embeds images with each model's own image tower")
+    return with_external

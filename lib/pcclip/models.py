@@ -116,21 +116,21 @@ def checkpoint_meta(path: str | os.PathLike, rebuild: str = REBUILD) -> dict:
     return ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
 
 
-def _checkpoint_fingerprint(path: str, model_name: str, rebuild: str) -> str | None:
+def _checkpoint_fingerprint(path: str, model_name: str, rebuild: str, name_option: str) -> str | None:
     """The weights' stored fingerprint (None for files not written by this version of `save_clip`);
     refuses unreadable files and checkpoints of another architecture with a clear message."""
     ckpt = _read_checkpoint(path, rebuild)
-    _check_saved_name(path, ckpt.get("model_name") if isinstance(ckpt, dict) else None, model_name)
+    _check_saved_name(path, ckpt.get("model_name") if isinstance(ckpt, dict) else None, model_name, name_option)
     return ckpt.get("fingerprint") if isinstance(ckpt, dict) and ckpt.get("format") == CHECKPOINT_FORMAT else None
 
 
-def _check_saved_name(path: str, saved: str | None, model_name: str) -> None:
+def _check_saved_name(path: str, saved: str | None, model_name: str, name_option: str) -> None:
     if saved is not None and saved != model_name:
         raise ValueError(f"checkpoint {path!r} holds a {saved!r} model, not {model_name!r}: set "
-                         f"model.model_name={saved} or choose a checkpoint of {model_name!r}")
+                         f"{name_option}={saved} or choose a checkpoint of {model_name!r}")
 
 
-def _folder_weights(folder: str, model_name: str) -> str:
+def folder_weights(folder: str, model_name: str, name_option: str) -> str:
     """The weights file of an open_clip folder (`pcclip.export`, a downloaded hub repo), checked."""
     found = [os.path.join(folder, n) for n in _HUB_FILES if os.path.isfile(os.path.join(folder, n))]
     if not found:
@@ -139,7 +139,7 @@ def _folder_weights(folder: str, model_name: str) -> str:
     config = os.path.join(folder, "open_clip_config.json")
     if os.path.isfile(config):
         with open(config, encoding="utf-8") as fh:
-            _check_saved_name(folder, json.load(fh).get("pcclip", {}).get("model_name"), model_name)
+            _check_saved_name(folder, json.load(fh).get("pcclip", {}).get("model_name"), model_name, name_option)
     return found[0]
 
 
@@ -251,7 +251,7 @@ def _quiet_root_logger():
 
 
 def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", download: bool = False,
-              rebuild: str = REBUILD) -> ClipBundle:
+              rebuild: str = REBUILD, name_option: str = "model.model_name") -> ClipBundle:
     """Build (model_name, pretrained) through open_clip; same return type for tags, files and open_clip
     folders (an exported model, a downloaded hub repo).
 
@@ -259,15 +259,16 @@ def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", downlo
     the network; `download=True` fetches it first when it is not cached. A checkpoint written by
     `save_clip` must hold the weights its stored fingerprint names (the fingerprint of the loaded model
     is computed anyway, so the check costs no extra pass); a damaged file is refused, naming it and
-    `rebuild` (how to make it again)."""
+    `rebuild` (how to make it again). A file of another architecture is refused naming `name_option`,
+    the setting that chooses the architecture where the caller takes it from."""
     if model_name not in open_clip.list_models():
         raise ValueError(f"unknown model {model_name!r}; open_clip knows e.g. ViT-B-32, ViT-L-14, diffclip-tiny")
     stored, is_tag, weights = None, False, pretrained
     if pretrained and os.path.isdir(pretrained):
-        weights = _folder_weights(pretrained, model_name)
-        stored = _checkpoint_fingerprint(weights, model_name, rebuild)
+        weights = folder_weights(pretrained, model_name, name_option)
+        stored = _checkpoint_fingerprint(weights, model_name, rebuild, name_option)
     elif pretrained and os.path.isfile(pretrained):
-        stored = _checkpoint_fingerprint(pretrained, model_name, rebuild)
+        stored = _checkpoint_fingerprint(pretrained, model_name, rebuild, name_option)
     elif pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
         raise FileNotFoundError(f"checkpoint file {pretrained!r} does not exist: check model.pretrained, or "
                                 "run notebooks/00_base_model.ipynb (make reproduce) to build it")
@@ -285,7 +286,9 @@ def load_clip(model_name: str, pretrained: str = "", device: str = "cpu", downlo
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=weights or None, device=resolve_device(device))
     except (RuntimeError, AssertionError) as exc:  # strict load_state_dict, open_clip's pos-embed shape asserts
-        raise ValueError(f"checkpoint {pretrained!r} does not fit architecture {model_name!r}: {exc}") from None
+        why = " ".join(str(exc).split())[:300]  # strict loading lists every missing key: keep the first few
+        raise ValueError(f"checkpoint {pretrained!r} does not fit architecture {model_name!r} ({why}...): set "
+                         f"{name_option} to the architecture it was saved from") from None
     model.eval()
     loaded = state_fingerprint(model_name, model.state_dict())
     if stored is not None and loaded != stored:
