@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pcclip.datasets import AttributeTable, ClassGroups, attribute_pairs, draw_images, group_pairs, ordered_pairs
+from pcclip.datasets import AttributeTable, ClassGroups, attribute_pairs, class_pairs, draw_images, group_pairs
 from pcclip.datasets import random_pairs
 
 SIZE = ClassGroups("size", "The first image contains a {first} animal, while the second contains a {second} animal.",
@@ -21,8 +21,8 @@ def test_draw_images_is_seeded_distinct_and_eligible():
         draw_images(labels, [1, 3], n_images=51, seed=0)
 
 
-def test_ordered_pairs_hand_computed():
-    i1, i2 = ordered_pairs(np.array([0, 1, 2]), np.array([0, 0, 1]))
+def test_class_pairs_hand_computed():
+    i1, i2 = class_pairs(np.array([0, 1, 2]), np.array([0, 0, 1]))
     assert list(zip(i1.tolist(), i2.tolist())) == [(0, 2), (1, 2), (2, 0), (2, 1)]
 
 

@@ -133,13 +133,15 @@ def paper_task(profile: Profile, paths: RunPaths, base: ClipBundle, name: str,
 def ground_truth_sets(profile: Profile, paths: RunPaths, base: ClipBundle, names: tuple[str, ...], seeds: int
                       ) -> tuple[dict[str, list[PairSet]], dict[str, torch.Tensor]]:
     """Paper difference sets `names` (of `PAIR_SETS`): `seeds` draws of eval.n_images images each (seeds
-    0, 1, ...), and the image embeddings of each set's split, both keyed by set name."""
-    sets, embeddings = {}, {}
+    0, 1, ...) paired and described as eval.pairs and eval.awa2_* say, and the image embeddings of each set's
+    split, both keyed by set name."""
+    sets, embeddings, cfg = {}, {}, profile.eval
     for set_name in names:
         spec = PAIR_SETS[set_name]
         data, embeddings[set_name] = _embed_dataset(profile, paths, base, spec.dataset, spec.split)
         n = min(profile.eval.n_images, len(data))
-        sets[set_name] = [difference_pairs(set_name, data, n, seed) for seed in range(seeds)]
+        sets[set_name] = [difference_pairs(set_name, data, n, seed, cfg.pairs, cfg.awa2_predicates,
+                                           cfg.awa2_max_attributes) for seed in range(seeds)]
     return sets, embeddings
 
 
