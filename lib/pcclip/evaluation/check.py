@@ -74,8 +74,8 @@ def finetune_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finet
     test = build_split(profile.world, "test")
     emb = embed_split(base, test, paths.cache, profile.cache, profile.model.precision)
     n = min(profile.eval.n_images, len(test))
-    sets = {a: CheckSet(attribute_pairs(test, a, n, seed=0, pairs=profile.eval.pairs), emb, "diffworld", "test", "eval", a,
-                        f"{ATTRIBUTE_LABELS[a]} difference accuracy") for a in CHECK_ATTRIBUTES}
+    sets = {a: CheckSet(attribute_pairs(test, a, n, seed=0, pairs=profile.eval.pairs), emb, "diffworld", "test",
+                        "eval", a, f"{ATTRIBUTE_LABELS[a]} difference accuracy") for a in CHECK_ATTRIBUTES}
     shapes = ClassificationTask("diffworld", emb, test.records.shape, list(SHAPES), CHECK_TEMPLATES, [], None)
     return FinetuneCheck(sets, shapes, "test", "shape", "zero-shot shape accuracy")
 

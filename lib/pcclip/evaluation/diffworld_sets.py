@@ -1,9 +1,9 @@
 """DiffWorld difference-classification sets, built from the exact ground truth of every image.
 
 As in the paper, each draw takes n random images of a split and keeps all pairs that differ in
-the attribute (both orders, or one per pair with eval.pairs="unordered" as the authors); every pair gets a template description of its true difference and,
-for the two-way test, the reversed twin drawn with the same random state (same phrasing,
-opposite meaning). phrasing_split "eval" uses phrasings never seen in training data, "train"
+the attribute (both orders, or one per pair with eval.pairs="unordered" as the authors); every
+pair gets a template description of its true difference and, for the two-way test, the reversed
+twin drawn with the same random state (same phrasing, opposite meaning). phrasing_split "eval" uses phrasings never seen in training data, "train"
 the training ones; the compositional holdout is simply another split.
 """
 from __future__ import annotations
