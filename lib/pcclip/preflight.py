@@ -93,7 +93,7 @@ def check_datasets(profile: Profile) -> list[Check]:
     for name in profile.eval.datasets:
         label = f"dataset {name}"
         try:
-            data = load_dataset(name, root)
+            data = load_dataset(name, root, scheme=profile.eval.split_scheme, split_seed=profile.eval.split_seed)
         except (DatasetNotFound, ValueError) as err:
             message = str(err).replace("\n", " ")
             missing = name in DATASETS and not (Path(root) / DATASETS[name].folder).exists()

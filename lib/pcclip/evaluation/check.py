@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..cache import embed_split
-from ..datasets import DATASETS, PAIR_SETS
+from ..datasets import DATASETS, PAIR_SETS, dataset_spec
 from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile
@@ -94,7 +94,8 @@ def _paper_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finetun
                               f"{title} {what} difference accuracy")
     first = profile.eval.datasets[0]
     task = paper_task(profile, paths, base, first, comparatives=False)
-    return FinetuneCheck(sets, task, DATASETS[first].eval_split, "class", f"zero-shot {DATASETS[first].title} accuracy")
+    spec = dataset_spec(first, profile.eval.split_scheme, profile.eval.split_seed)
+    return FinetuneCheck(sets, task, spec.eval_split, "class", f"zero-shot {spec.title} accuracy")
 
 
 def check_scores(bundle: ClipBundle, check: FinetuneCheck) -> dict[str, float]:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..cache import DatasetSource, embed_images, embed_split
-from ..datasets import (COMPARATIVE_DATASETS, DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, difference_pairs,
-                        load_dataset, load_predicate_strengths)
+from ..datasets import (COMPARATIVE_DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, dataset_spec,
+                        difference_pairs, load_dataset, load_predicate_strengths)
 from ..datasets.downloads import fetch_dataset
 from ..datasets.names import display_names
 from ..datasets.pairset import PairSet
@@ -72,7 +72,8 @@ def _load(profile: Profile, name: str, split: str | None, base: ClipBundle) -> L
     root = data_root(profile)
     if profile.data.download:
         fetch_dataset(name, root)
-    return load_dataset(name, root, split=split, transform=base.preprocess)
+    return load_dataset(name, root, split=split, transform=base.preprocess, scheme=profile.eval.split_scheme,
+                        split_seed=profile.eval.split_seed)
 
 
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
@@ -86,7 +87,7 @@ def _validation(profile: Profile, paths: RunPaths, base: ClipBundle, name: str
     split, which never overlaps its test images; (None, None) where it has no such split or val_images is 0."""
     if profile.eval.val_images < 0:
         raise ValueError(f"eval.val_images={profile.eval.val_images} must be >= 0 (0: the paper's fixed alpha only)")
-    split = DATASETS[name].val_split
+    split = dataset_spec(name, profile.eval.split_scheme, profile.eval.split_seed).val_split
     if split is None or profile.eval.val_images == 0:
         return None, None
     try:
