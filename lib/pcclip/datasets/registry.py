@@ -63,7 +63,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("sun397", "SUN397", fs.SUN_FOLDER,
                 "SUN397/{ClassName.txt, Training_01.txt, Testing_01.txt, a/abbey/sun_*.jpg, ...} "
                 "(SUN397.tar.gz and Partitions.zip both unpacked into SUN397/)",
-                "https://vision.princeton.edu/projects/2010/SUN/", ("train", "test"), "test", fs.read_sun397),
+                "https://vision.princeton.edu/projects/2010/SUN/", ("train", "test", "all"), "test", fs.read_sun397),
     DatasetSpec("dtd", "DTD", "dtd", "dtd/dtd/{images/<class>/<name>.jpg, labels/train1.txt, val1.txt, test1.txt}",
                 "https://www.robots.ox.ac.uk/~vgg/data/dtd/", ("train", "val", "test"), "test", tvs.read_dtd),
     DatasetSpec("oxford_pet", "Oxford-IIIT Pet", "oxford-iiit-pet",
