@@ -168,7 +168,8 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation sizes, read by pcclip.evaluation."""
+    """Evaluation sizes and protocol switches (the authors' choices: README, "Differences from the paper"),
+    read by pcclip.evaluation."""
 
     n_images: int = 100  # images per difference-classification draw (paper: 100, all pairs)
     seeds: int = 5  # draws, reported as mean and standard error (paper: 5)

@@ -94,8 +94,8 @@ def _paper_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finetun
                               f"{title} {what} difference accuracy")
     first = profile.eval.datasets[0]
     task = paper_task(profile, paths, base, first, comparatives=False)
-    spec = dataset_spec(first, profile.eval.split_scheme, profile.eval.split_seed)
-    return FinetuneCheck(sets, task, spec.eval_split, "class", f"zero-shot {spec.title} accuracy")
+    zero_shot = dataset_spec(first, profile.eval.split_scheme, profile.eval.split_seed)
+    return FinetuneCheck(sets, task, zero_shot.eval_split, "class", f"zero-shot {zero_shot.title} accuracy")
 
 
 def check_scores(bundle: ClipBundle, check: FinetuneCheck) -> dict[str, float]:
