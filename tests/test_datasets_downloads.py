@@ -60,7 +60,8 @@ def test_hand_fetched_datasets_name_url_and_layout(name, tmp_path):
 def test_evaluation_fetches_only_when_the_profile_says_so(download, monkeypatch, tmp_path):
     fetched = []
     monkeypatch.setattr(tasks, "fetch_dataset", lambda name, root: fetched.append((name, root)))
-    monkeypatch.setattr(tasks, "load_dataset", lambda name, root, split, transform: (name, split, transform))
+    monkeypatch.setattr(tasks, "load_dataset", lambda name, root, split, transform, scheme, split_seed:
+                        (name, split, transform))
     profile = load_profile("paper", {"data_root": str(tmp_path), "data.download": download})
     base = SimpleNamespace(preprocess="preprocess")
     assert tasks._load(profile, "dtd", "val", base) == ("dtd", "val", "preprocess")

@@ -12,7 +12,8 @@ from PIL import Image
 
 from pcclip.cache import DatasetSource
 from pcclip.datasets import (DATASETS, DatasetNotFound, class_table, cub_pair_list, difference_pairs,
-                             load_attribute_table, load_dataset, load_groups)
+                             dataset_spec, load_attribute_table, load_dataset, load_groups, random_split,
+                             visual_attributes)
 from pcclip.datasets.awa2 import ATTRIBUTES_FILE
 from pcclip.rehearsal import layouts
 from pcclip.resources import load_json
@@ -127,6 +128,34 @@ def test_eurosat(tmp_path):
     assert data.classnames[9] == "sea or lake" and data.raw_names[9] == "SeaLake"
 
 
+def test_eurosat_paper_random10_is_a_seeded_disjoint_tenth(tmp_path):
+    """eval.split_scheme="paper_random10": the authors' rule (torch.manual_seed(seed); torch.randperm(n); the
+    last 10% are test), deterministic, disjoint from train, together every image; its own cache key."""
+    labels = [k % 10 for k in range(60)]
+    layouts.write_eurosat(tmp_path, list(class_table("eurosat")),
+                          [np.full((4, 4, 3), 4 * k, np.uint8) for k in range(60)], labels)
+    whole = load_dataset("eurosat", tmp_path)
+    test = load_dataset("eurosat", tmp_path, transform=to_tensor, scheme="paper_random10")  # its evaluation split
+    train = load_dataset("eurosat", tmp_path, "train", scheme="paper_random10")
+    assert (test.split, len(whole), len(train), len(test)) == ("test", 60, 54, 6)
+    torch.manual_seed(0)
+    authors = sorted(torch.randperm(60)[54:].tolist())
+    assert np.array_equal(test.labels, whole.labels[authors])
+    every = load_dataset("eurosat", tmp_path, transform=to_tensor)
+    assert all(torch.equal(test.dataset[j][0], every.dataset[i][0]) for j, i in enumerate(authors))  # same items
+    again = load_dataset("eurosat", tmp_path, "test", scheme="paper_random10")
+    other = load_dataset("eurosat", tmp_path, "test", scheme="paper_random10", split_seed=1)
+    assert np.array_equal(again.labels, test.labels) and again.key == test.key == "eurosat-test-random10s0-n6"
+    assert other.key == "eurosat-test-random10s1-n6" and whole.key == "eurosat-all-n60"
+    assert sorted(random_split(60, "train", 0).tolist() + random_split(60, "test", 0).tolist()) == list(range(60))
+    assert set(random_split(60, "test", 0).tolist()) != set(random_split(60, "test", 1).tolist())
+    spec = dataset_spec("eurosat", "paper_random10")
+    assert (spec.eval_split, spec.val_split) == ("test", "train") and DATASETS["eurosat"].val_split is None
+    assert dataset_spec("cifar100", "paper_random10") is DATASETS["cifar100"]  # only EuroSAT and SUN397 change
+    with pytest.raises(ValueError, match="eval.split_scheme"):
+        load_dataset("eurosat", tmp_path, scheme="random10")
+
+
 def test_sun397_reads_the_partition_files(tmp_path):
     folder = tmp_path / "SUN397"
     folder.mkdir()
@@ -140,6 +169,27 @@ def test_sun397_reads_the_partition_files(tmp_path):
     assert data.labels.tolist() == [396, 0, 8]
     assert [data.classnames[i] for i in data.labels] == ["youth hostel", "abbey", "apartment building outdoor"]
     assert load_dataset("sun397", tmp_path, split="train").labels.tolist() == [0]
+
+
+def test_sun397_paper_random10_splits_every_image(tmp_path):
+    """paper_random10 on SUN397: every image under the class folders (not only partition 01), class by class in
+    ClassName.txt order, split 90/10 at random; the partition files are not read."""
+    folder = tmp_path / "SUN397"
+    folder.mkdir()
+    (folder / "ClassName.txt").write_text("\n".join(class_table("sun397")) + "\n")
+    counts = {"/y/youth_hostel": 7, "/a/abbey": 8, "/a/apartment_building/outdoor": 5}
+    for cls in class_table("sun397"):  # every class folder exists; these three hold images
+        (folder / cls.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for cls, n in counts.items():
+        for k in range(n):
+            write_jpg(folder / cls.lstrip("/") / f"sun_{k}.jpg", 10 * k)
+    every = load_dataset("sun397", tmp_path, "all")
+    assert every.labels.tolist() == [0] * 8 + [8] * 5 + [396] * 7
+    test, train = (load_dataset("sun397", tmp_path, split, scheme="paper_random10") for split in ("test", "train"))
+    assert (len(test), len(train)) == (2, 18) and test.key == "sun397-test-random10s0-n2"
+    assert np.array_equal(test.labels, every.labels[random_split(20, "test", 0)])
+    assert np.array_equal(train.labels, every.labels[random_split(20, "train", 0)])
+    assert not set(test.dataset.indices) & set(train.dataset.indices)
 
 
 def test_dtd(tmp_path):
@@ -216,6 +266,28 @@ def test_awa2_difference_sets(tmp_path):
                               "while the second image has attributes of brown, furry, small.")  # smelly removed
     assert text[(4, 25)] == ("The first image has attributes of black, white, spots, "
                              "while the second image has attributes of brown, small.")
+
+
+def test_awa2_authors_predicates_and_cap(tmp_path):
+    """eval.awa2_predicates="authors": the 16 predicates their code removes (their 1-based numbers in a 0-based
+    list: "flys" and "walks" go, "smelly" stays), bare predicate names, and every differing attribute with
+    max_attributes=0; pairs="unordered" keeps each pair of the draw once."""
+    write_awa2(tmp_path, {"elephant": 1, "hamster": 1, "dalmatian": 1})
+    data = load_dataset("awa2", tmp_path)  # labels: dalmatian 4, elephant 18, hamster 25
+    table = load_attribute_table(data.folder)
+    ours, authors = visual_attributes(table), visual_attributes(table, "authors")
+    assert (len(table.predicates), len(ours.predicates), len(authors.predicates)) == (85, 53, 69)
+    assert {"smelly", "tunnels", "solitary"} <= set(authors.predicates) and "smelly" not in ours.predicates
+    assert not {"flys", "walks", "newworld"} & set(authors.predicates) and "walks" in ours.predicates
+    assert authors.phrases == authors.predicates and "tough skin" in ours.phrases
+    attrs = difference_pairs("awa2_attributes", data, n_images=3, seed=0, pairs="unordered", predicates="authors",
+                             max_attributes=0)
+    assert sorted(zip(attrs.idx1.tolist(), attrs.idx2.tolist())) == [(0, 1), (0, 2), (1, 2)]
+    text = dict(zip(zip(data.labels[attrs.idx1].tolist(), data.labels[attrs.idx2].tolist()), attrs.texts))
+    assert text[(18, 25)] == ("The first image has attributes of gray, toughskin, big, longneck, "
+                              "while the second image has attributes of brown, furry, small, smelly.")
+    with pytest.raises(ValueError, match="eval.awa2_predicates"):
+        visual_attributes(table, "paper")
 
 
 def write_cub(root) -> None:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from pcclip.datasets import AttributeTable, ClassGroups, attribute_pairs, draw_images, group_pairs, ordered_pairs
+from pcclip.datasets import AttributeTable, ClassGroups, attribute_pairs, class_pairs, draw_images, group_pairs
 from pcclip.datasets import random_pairs
+from pcclip.datasets.awa2 import attribute_difference_text
+from pcclip.evaluation.difference import difference_accuracy
 
 SIZE = ClassGroups("size", "The first image contains a {first} animal, while the second contains a {second} animal.",
                    {"larger": (0, 1), "smaller": (2,)}, ordered=True)
@@ -21,8 +24,8 @@ def test_draw_images_is_seeded_distinct_and_eligible():
         draw_images(labels, [1, 3], n_images=51, seed=0)
 
 
-def test_ordered_pairs_hand_computed():
-    i1, i2 = ordered_pairs(np.array([0, 1, 2]), np.array([0, 0, 1]))
+def test_class_pairs_hand_computed():
+    i1, i2 = class_pairs(np.array([0, 1, 2]), np.array([0, 0, 1]))
     assert list(zip(i1.tolist(), i2.tolist())) == [(0, 2), (1, 2), (2, 0), (2, 1)]
 
 
@@ -73,3 +76,35 @@ def test_random_pairs():
     assert np.array_equal(c, random_pairs(labels, 4, 3)[0]) and np.array_equal(d, random_pairs(labels, 4, 3)[1])
     with pytest.raises(ValueError, match="only 10 exist"):
         random_pairs(labels, n_pairs=11, seed=0)
+
+
+def test_unordered_pairs_keep_one_order_per_pair_and_let_an_order_bias_pass():
+    """pairs="unordered" (the authors' i < j) keeps each pair once, the earlier image first; "ordered" adds the
+    mirror. A model blind to the text whose embeddings drift with the image index scores exactly chance on
+    ordered pairs and 1.0 on unordered ones: the bias the ordered default cancels."""
+    labels = np.array([0, 2, 1, 0, 2, 1, 0, 2])
+    both = group_pairs(labels, SIZE, n_images=8, seed=0)
+    once = group_pairs(labels, SIZE, n_images=8, seed=0, pairs="unordered")
+    ordered, unordered = (list(zip(p.idx1.tolist(), p.idx2.tolist())) for p in (both, once))
+    assert all(a < b for a, b in unordered) and len(set(unordered)) == len(unordered) == len(ordered) // 2
+    assert set(unordered) | {(b, a) for a, b in unordered} == set(ordered)
+    assert dict(zip(unordered, once.texts)) == {p: t for p, t in zip(ordered, both.texts) if p in set(unordered)}
+    angle = 0.1 * torch.arange(len(labels), dtype=torch.float32)
+    images = torch.stack([angle.cos(), angle.sin()], dim=1)
+    for pairs, want in ((both, 0.5), (once, 1.0)):
+        text = torch.tensor([[1.0, 0.0]]).expand(len(pairs), 2)
+        assert difference_accuracy(text, images[pairs.idx1], images[pairs.idx2]) == want
+    with pytest.raises(ValueError, match="pairs='i<j'"):
+        class_pairs(np.arange(3), np.arange(3), pairs="i<j")
+
+
+def test_attribute_cap_names_at_most_max_attributes_per_side_and_0_names_all():
+    table = AttributeTable(("a", "b"), tuple("pqrstuvw"), tuple("PQRSTUVW"),
+                           np.array([[1, 1, 1, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0, 1]], dtype=bool))
+    capped, full = (attribute_difference_text(table, 0, 1, k) for k in (5, 0))
+    assert capped == "The first image has attributes of P, Q, R, S, T, while the second image has attributes of W."
+    assert full == ("The first image has attributes of P, Q, R, S, T, U, V, "
+                    "while the second image has attributes of W.")
+    assert attribute_difference_text(table, 0, 1, 2).startswith("The first image has attributes of P, Q, while")
+    with pytest.raises(ValueError, match="0 for every differing attribute"):
+        attribute_difference_text(table, 0, 1, -1)

@@ -94,3 +94,30 @@ def test_difference_sets_cover_splits_phrasings_attributes_and_seeds():
     assert all(len(draws) == 2 for draws in sets.values())
     positive, negative = direction_texts("size", 4)
     assert len(positive) == len(negative) == 4 and all(p != n for p, n in zip(positive, negative))
+
+
+def test_unordered_pairs_keep_each_pair_once_in_draw_order():
+    """eval.pairs="unordered": one order per pair (the earlier image of the draw first, the authors' i < j);
+    "ordered": both. The same images either way, and the ordered set is the unordered one plus its mirror."""
+    split = split_of(size=[0.0, 0.2, 0.9, 0.5, 1.0], shape=["ring", "ring", "star", "cross", "star"])
+    for attribute in ("size", "shape"):
+        both = attribute_pairs(split, attribute, n_images=5, seed=3)
+        once = attribute_pairs(split, attribute, n_images=5, seed=3, pairs="unordered")
+        ordered = set(zip(both.idx1.tolist(), both.idx2.tolist()))
+        unordered = list(zip(once.idx1.tolist(), once.idx2.tolist()))
+        assert len(unordered) == len(set(unordered)) == len(ordered) // 2 > 0
+        assert {frozenset(p) for p in unordered} == {frozenset(p) for p in ordered}
+        assert set(unordered) | {(b, a) for a, b in unordered} == ordered
+        drawn = np.random.default_rng([3, 7]).choice(5, size=5, replace=False).tolist()  # the draw's order
+        assert all(drawn.index(a) < drawn.index(b) for a, b in unordered)
+        if attribute == "size":  # signs follow the kept order
+            size = np.array([0.0, 0.2, 0.9, 0.5, 1.0])
+            assert once.sign.tolist() == np.sign(size[once.idx1] - size[once.idx2]).astype(int).tolist()
+    sets = difference_sets({"test": split}, EvalConfig(n_images=5, seeds=2, phrasings=2, pairs="unordered"), ("size",))
+    for (_, phrasing, _), draws in sets.items():  # difference_sets passes eval.pairs on
+        for seed, got in enumerate(draws):
+            want = attribute_pairs(split, "size", 5, seed, phrasing, phrasings=2, pairs="unordered")
+            assert got.idx1.tolist() == want.idx1.tolist() and got.idx2.tolist() == want.idx2.tolist()
+            assert len(got) < len(attribute_pairs(split, "size", 5, seed, phrasing, phrasings=2))
+    with pytest.raises(ValueError, match="pairs='both'.*eval.pairs"):
+        attribute_pairs(split, "size", n_images=5, seed=3, pairs="both")

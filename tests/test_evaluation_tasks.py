@@ -85,6 +85,30 @@ def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):
     assert tuple(emb["cifar100_size"].shape) == (16, 128)
 
 
+def test_paper_switches_reach_the_pair_sets_and_datasets(tmp_path, monkeypatch, tiny_bundle):
+    """eval.pairs="unordered" halves every paper draw to its i < j pairs; eval.split_scheme="paper_random10"
+    evaluates EuroSAT on a random tenth and tunes alpha on the other 90% (ours: every image, no tuning split)."""
+    monkeypatch.setattr(tasks, "PAIR_SETS", {"cifar100_size": PAIR_SETS["cifar100_size"]})
+    names = list(class_table("cifar100"))
+    write_cifar100(tmp_path, [names.index(n) for n in LARGER + SMALLER for _ in range(2)])
+    layouts.write_eurosat(tmp_path, list(class_table("eurosat")), [np.full((8, 8, 3), 5 * k, np.uint8)
+                                                                   for k in range(40)], [k % 10 for k in range(40)])
+    overrides = {"data_root": str(tmp_path), "eval.datasets": "cifar100,eurosat", "eval.n_images": 8,
+                 "eval.seeds": 2, "eval.val_images": 4, "model.device": "cpu", "cache.num_workers": 0}
+    paths = run_paths("paper")
+    ordered, _ = difference_tasks(load_profile("paper", overrides), paths, tiny_bundle)
+    unordered, _ = difference_tasks(load_profile("paper", {**overrides, "eval.pairs": "unordered"}), paths, tiny_bundle)
+    for both, once in zip(*(sets[("cifar100_size", "ground_truth", "cifar100_size")] for sets in (ordered, unordered))):
+        pairs = set(zip(once.idx1.tolist(), once.idx2.tolist()))
+        assert all(a < b for a, b in pairs) and 2 * len(pairs) == len(both) == 2 * len(once)
+        assert pairs | {(b, a) for a, b in pairs} == set(zip(both.idx1.tolist(), both.idx2.tolist()))
+    ours = classification_tasks(load_profile("paper", overrides), paths, tiny_bundle)[1]
+    theirs = classification_tasks(load_profile("paper", {**overrides, "eval.split_scheme": "paper_random10"}), paths,
+                                  tiny_bundle)[1]
+    assert ours.name == theirs.name == "eurosat" and (len(ours.labels), len(theirs.labels)) == (40, 4)
+    assert ours.val_emb is None and tuple(theirs.val_emb.shape) == (4, 128)
+
+
 def test_a_missing_tuning_split_says_how_to_do_without(tmp_path, tiny_bundle):
     folder = tmp_path / "food-101"  # the test split only: meta/train.json is missing
     meta = {c: [] for c in class_table("food101")}

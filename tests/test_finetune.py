@@ -230,3 +230,39 @@ def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path):
     changed = load_profile("smoke", {"model.pretrained": str(base_file), "finetune.steps": 3})
     with pytest.raises(ValueError, match="rerun notebooks/02_finetune"):
         load_models(changed, paths)
+
+
+def test_finetune_precision_reaches_the_trainer_and_model_precision_does_not(tiny_bundle, tmp_path, monkeypatch):
+    """finetune.precision picks the trainer's autocast; model.precision (the image cache) does not. On the CPU
+    bf16 autocast is off, so the weights equal an fp32 run's, but the recipe differs: no checkpoint reuse."""
+    import pcclip.finetune as trainer
+    from pcclip.basemodel import load_base_model
+
+    seen = []
+    real = trainer.autocast
+    monkeypatch.setattr(trainer, "autocast", lambda device, precision: seen.append(precision) or real(device, precision))
+    base_file = tmp_path / "base.pt"
+    save_clip(tiny_bundle, "diffclip-tiny", base_file)
+    sizes = {"model.pretrained": str(base_file), "finetune.steps": 2, "finetune.batch_size": 8}
+    data, _ = _world_data(16, seed=8)
+    trained = {}
+    for ft, model in (("fp32", "bf16"), ("bf16", "fp32")):
+        profile = load_profile("smoke", {**sizes, "finetune.precision": ft, "model.precision": model})
+        paths = run_paths(profile.name)
+        seen.clear()
+        summary = train_run(profile, paths, "pcclip", load_base_model(profile, paths), data, progress=False)
+        assert not summary.reused and set(seen) == {ft} and len(seen) == 2  # one autocast per micro-batch
+        trained[ft] = torch.load(paths.checkpoints / "pcclip.pt", weights_only=False)
+    assert trained["fp32"]["meta"]["recipe"]["finetune"]["precision"] == "fp32"
+    assert trained["bf16"]["meta"]["recipe"]["finetune"]["precision"] == "bf16"
+    fp32, bf16 = (trained[k]["state_dict"] for k in ("fp32", "bf16"))
+    assert all(torch.equal(fp32[k], bf16[k]) for k in fp32)  # CPU: the same fp32 training either way
+
+
+def test_paper_profiles_train_in_bf16_and_the_small_ones_in_fp32():
+    assert load_profile("paper").finetune.precision == load_profile("paper-b32").finetune.precision == "bf16"
+    assert load_profile("rehearsal").finetune.precision == "bf16"  # the paper's value; a no-op on its CPU
+    assert load_profile("diffworld").finetune.precision == load_profile("smoke").finetune.precision == "fp32"
+    assert load_profile("paper", {"finetune.precision": "fp32"}).finetune.precision == "fp32"
+    with pytest.raises(ValueError, match=r"finetune.precision='fp16' \(choose one of fp32, bf16\)"):
+        load_profile("paper", {"finetune.precision": "fp16"})

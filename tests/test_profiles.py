@@ -174,3 +174,22 @@ def test_rehearsal_differs_from_paper_only_in_its_allowlist():
     assert rehearsal["source"] == "paper" and set(rehearsal["eval.datasets"]) <= set(DATASETS)
     assert rehearsal["model.pretrained"].startswith(rehearsal["data_root"])  # a local file, as a user's download
     assert rehearsal["synthesis.base_url"].startswith("http://127.0.0.1:")
+
+
+def test_switches_default_to_ours_and_reject_unknown_values():
+    from pcclip.profile_checks import CHOICES
+
+    for name in ("smoke", "diffworld", "paper", "paper-b32", "rehearsal"):
+        p = load_profile(name)
+        assert (p.eval.pairs, p.eval.awa2_predicates, p.eval.awa2_max_attributes, p.eval.split_scheme,
+                p.eval.split_seed) == ("ordered", "ours", 5, "ours", 0)
+    authors = load_profile("paper", {"eval.pairs": "unordered", "eval.awa2_predicates": "authors",
+                                     "eval.awa2_max_attributes": "0", "eval.split_scheme": "paper_random10",
+                                     "finetune.precision": "fp32", "eval.se_ddof": "0"})
+    assert (authors.eval.pairs, authors.eval.awa2_max_attributes, authors.finetune.precision) == ("unordered", 0,
+                                                                                                  "fp32")
+    for key, options in CHOICES.items():
+        with pytest.raises(ValueError, match=rf"{key}='nope' \(choose one of {', '.join(options)}\)"):
+            load_profile("smoke", {key: "nope"})
+    with pytest.raises(ValueError, match=r"eval.awa2_max_attributes=-1 \(allowed: >= 0\)"):
+        load_profile("smoke", {"eval.awa2_max_attributes": -1})

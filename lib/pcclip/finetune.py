@@ -116,14 +116,15 @@ class _Trainee(torch.nn.Module):
 
 
 def _micro_loss(net: torch.nn.Module, streams: list[_Stream], step_ids: list[torch.Tensor],
-                cfg: FinetuneConfig, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of one micro-batch: this rank encodes its slice, the loss sees the whole micro-batch."""
+                cfg: FinetuneConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of one micro-batch: this rank encodes its slice (under cfg.precision), the loss sees the whole
+    micro-batch in fp32."""
     rank, size = world()
     local = [ids.chunk(size)[rank] for ids in step_ids]
     lengths = torch.cat([s.lengths[ids] for s, ids in zip(streams, local)])
     device, length = streams[0].tokens.device, int(lengths.max())
     tokens = torch.cat([s.tokens[ids.to(device), :length] for s, ids in zip(streams, local)])
-    with autocast(device, precision):
+    with autocast(device, cfg.precision):
         features, scale = net(tokens, lengths)
     parts = features.float().split([len(ids) for ids in local])
     loss = torch.zeros((), device=device)
@@ -152,8 +153,7 @@ def _setup(bundle: ClipBundle, cfg: FinetuneConfig, n: int):
 
 
 def _train_step(net: torch.nn.Module, streams: list[_Stream], step: int, cfg: FinetuneConfig,
-                optimizer: torch.optim.Optimizer, params: list,
-                precision: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+                optimizer: torch.optim.Optimizer, params: list) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One optimizer step over cfg.accum_steps micro-batches. Returns (loss, scale); loss is None when the
     step was skipped for a non-finite loss (skip_nonfinite=True; every rank sees the same loss, so all skip)."""
     micro = cfg.batch_size // cfg.accum_steps
@@ -165,7 +165,7 @@ def _train_step(net: torch.nn.Module, streams: list[_Stream], step: int, cfg: Fi
         last = k == cfg.accum_steps - 1
         sync = contextlib.nullcontext() if last or not isinstance(net, DistributedDataParallel) else net.no_sync()
         with sync:
-            loss, scale = _micro_loss(net, streams, ids, cfg, precision)
+            loss, scale = _micro_loss(net, streams, ids, cfg)
             if cfg.skip_nonfinite and not bool(torch.isfinite(loss)):
                 optimizer.zero_grad(set_to_none=True)
                 return None, scale
@@ -186,7 +186,7 @@ def _flush(pending: list[tuple[int, torch.Tensor]]) -> None:
 
 
 def finetune(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig, *, state_path: Path | None = None,
-             until: int | None = None, precision: str = "fp32", progress: bool = True) -> FinetuneResult:
+             until: int | None = None, progress: bool = True) -> FinetuneResult:
     """Finetune a copy of `bundle`'s text tower; `bundle` itself is untouched.
 
     Resumes from `state_path` when it exists (rank 0 saves it every cfg.save_every steps and at
@@ -207,7 +207,7 @@ def finetune(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig, *, state_
     t0 = time.perf_counter()
     for step in tqdm(range(start, stop), desc=f"finetune {cfg.objective}", initial=start, total=total,
                      disable=not progress or rank != 0):
-        loss, scale = _train_step(net, streams, step, cfg, optimizer, params, precision)
+        loss, scale = _train_step(net, streams, step, cfg, optimizer, params)
         scheduler.step()
         with torch.no_grad():
             trainee.log_scale.clamp_(max=MAX_LOG_SCALE)

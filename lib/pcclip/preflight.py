@@ -93,7 +93,7 @@ def check_datasets(profile: Profile) -> list[Check]:
     for name in profile.eval.datasets:
         label = f"dataset {name}"
         try:
-            data = load_dataset(name, root)
+            data = load_dataset(name, root, scheme=profile.eval.split_scheme, split_seed=profile.eval.split_seed)
         except (DatasetNotFound, ValueError) as err:
             message = str(err).replace("\n", " ")
             missing = name in DATASETS and not (Path(root) / DATASETS[name].folder).exists()
@@ -168,18 +168,21 @@ def _check_hf_llm(llm: str) -> Check:
 
 def check_device(profile: Profile) -> list[Check]:
     """A GPU when the profile asks for one, and bf16 support when it trains in bf16."""
-    if profile.model.device == "cpu" and profile.model.precision != "bf16":
+    bf16 = [key for key, value in (("model.precision", profile.model.precision),
+                                   ("finetune.precision", profile.finetune.precision)) if value == "bf16"]
+    if profile.model.device == "cpu" and not bf16:
         return []
     import torch
 
     where = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
     if not torch.cuda.is_available():
         return [Check("GPU", where, False, "no CUDA device is visible: run on an NVIDIA GPU, or set model.device=cpu "
-                                           "and model.precision=fp32 (hours to days for a paper profile)")]
+                                           "and model.precision=fp32 finetune.precision=fp32 (hours to days for a "
+                                           "paper profile)")]
     out = [Check("GPU", f"{torch.cuda.get_device_name(0)} ({where})", True)]
-    if profile.model.precision == "bf16":
+    if bf16:
         ok = torch.cuda.is_bf16_supported()
-        out.append(Check("bf16", torch.cuda.get_device_name(0), ok, "" if ok else "set model.precision=fp32"))
+        out.append(Check("bf16", torch.cuda.get_device_name(0), ok, "" if ok else f"set {'=fp32 '.join(bf16)}=fp32"))
     return out
 
 

@@ -1,4 +1,5 @@
-"""Allowed ranges and relations of every numeric profile setting, checked by `load_profile`.
+"""Allowed ranges and relations of every numeric profile setting, and the values of each switch, checked
+by `load_profile`.
 
 A bad value fails before any notebook runs, naming the key, the value and what is allowed,
 instead of training 0 steps or dividing by zero deep inside a notebook. Each rule is one row of
@@ -63,9 +64,17 @@ RULES: dict[str, Range] = {
     "finetune.caption_batch_size": Range(2), "finetune.wa_alpha": FRACTION, "finetune.wa_points": Range(2),
     "eval.n_images": COUNT, "eval.seeds": COUNT, "eval.phrasings": COUNT, "eval.direction_texts": COUNT,
     "eval.alpha": FRACTION, "eval.alpha_steps": Range(2), "eval.val_images": NON_NEGATIVE, "eval.se_ddof": Range(0, 1),
+    "eval.awa2_max_attributes": NON_NEGATIVE, "eval.split_seed": NON_NEGATIVE,
     "geometry.n_objects": COUNT, "geometry.delta": Range(0, 1, low_open=True), "geometry.base_spread": Range(0, 0.5),
     "geometry.lambda_max": POSITIVE, "geometry.lambda_steps": Range(2), "geometry.umap_neighbors": Range(2),
     "geometry.seed": NON_NEGATIVE,
+}
+
+# Settings that name one of a few behaviours; a misspelt one would otherwise fall through to a default.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.precision": ("fp32", "bf16"), "finetune.precision": ("fp32", "bf16"),
+    "eval.pairs": ("ordered", "unordered"), "eval.awa2_predicates": ("ours", "authors"),
+    "eval.split_scheme": ("ours", "paper_random10"),
 }
 
 
@@ -88,7 +97,7 @@ RELATIONS = [
 
 
 def check(config: Any, name: str) -> None:
-    """Raise ValueError listing every setting of `config` (a Profile) outside its range or relation."""
+    """Raise ValueError listing every setting of `config` (a Profile) outside its range, choices or relation."""
     def get(dotted: str) -> Any:
         value = config
         for part in dotted.split("."):
@@ -96,6 +105,8 @@ def check(config: Any, name: str) -> None:
         return value
 
     problems = [f"{key}={get(key)!r} (allowed: {rule})" for key, rule in RULES.items() if not rule.allows(get(key))]
+    problems += [f"{key}={get(key)!r} (choose one of {', '.join(options)})" for key, options in CHOICES.items()
+                 if get(key) not in options]
     problems += [f"{', '.join(f'{k}={get(k)!r}' for k in keys)}: {why}"
                  for keys, holds, why in RELATIONS if not problems and not holds(get)]
     if problems:

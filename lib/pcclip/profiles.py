@@ -41,7 +41,7 @@ class ModelConfig:
     model_name: str = "diffclip-tiny"
     pretrained: str = ""
     device: str = "cpu"  # "cpu", "cuda" or "auto"
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast, CUDA only)
+    precision: str = "fp32"  # image embedding (the cache): "fp32" or "bf16" (autocast, CUDA only)
     # fetch a pretrained tag that is not in the local Hugging Face cache (open_clip/huggingface_hub);
     # off: a missing tag fails at once naming what to fetch. $HF_HUB_OFFLINE=1 forbids fetching either way
     download: bool = False
@@ -131,6 +131,9 @@ class FinetuneConfig:
     """
 
     objective: str = "pcclip"  # "pcclip" (difference descriptions) or "caption" (caption-only baseline)
+    # "fp32" or "bf16" (autocast on CUDA only; weights and Adam stay fp32). Separate from model.precision, which
+    # encodes the cached image embeddings; the authors train in fp32 (README, "Differences from the paper")
+    precision: str = "fp32"
     trainable: str = "text"  # "blocks": text transformer blocks only (paper); "text": the whole text tower
     loss: str = "contrastive"  # "contrastive" (paper) or "mse" (the paper's ablation)
     temperature: float = 0.1  # InfoNCE temperature; paper 1.0, which is too soft for a 128-d model
@@ -165,11 +168,23 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation sizes, read by pcclip.evaluation."""
+    """Evaluation sizes and protocol switches (the authors' choices: README, "Differences from the paper"),
+    read by pcclip.evaluation."""
 
     n_images: int = 100  # images per difference-classification draw (paper: 100, all pairs)
     seeds: int = 5  # draws, reported as mean and standard error (paper: 5)
     se_ddof: int = 1  # standard error over the draws: std with this ddof / sqrt(seeds); the authors use 0
+    # difference pairs of a draw: "ordered" (every pair in both orders) or "unordered" (i < j, one order per
+    # pair, as the authors)
+    pairs: str = "ordered"
+    # AwA2 descriptions: "ours" (32 non-visual predicates dropped by name, at most awa2_max_attributes per side)
+    # or "authors" (the 16 predicates their code drops, every differing attribute unless awa2_max_attributes > 0)
+    awa2_predicates: str = "ours"
+    awa2_max_attributes: int = 5  # attributes named per side of an AwA2 description; 0 = all
+    # EuroSAT and SUN397 test images: "ours" (EuroSAT: every image; SUN397: official partition 01) or
+    # "paper_random10" (a random 10% test split of each, seeded with split_seed, the rest as train)
+    split_scheme: str = "ours"
+    split_seed: int = 0
     phrasings: int = 16  # independent template draws per (attribute, values) that a draw's pairs pick from
     direction_texts: int = 16  # phrasings per sign averaged into a ranking text direction
     alpha: float = 0.8  # comparative-prompting blend reported in tables (paper: "around 0.8-0.9")
@@ -244,8 +259,8 @@ def _paper(model_name: str, pretrained: str, name: str) -> Profile:
                                   base_url="http://localhost:8000/v1", concurrency=32, batch_size=256),
         # The authors' finetune.py: Adam on the text transformer blocks, lr 1e-8, ExponentialLR 0.9 per
         # epoch, 20 epochs, batch 512, temperature 1.0, NaN steps skipped, no clipping; caption baseline
-        # lr 1e-6, batch 128, 50 epochs.
-        finetune=FinetuneConfig(trainable="blocks", temperature=1.0, lr=1e-8, caption_weight=0.0,
+        # lr 1e-6, batch 128, 50 epochs. They train in fp32; bf16 autocast here (finetune.precision=fp32 restores it).
+        finetune=FinetuneConfig(precision="bf16", trainable="blocks", temperature=1.0, lr=1e-8, caption_weight=0.0,
                                 schedule="exponential", gamma=0.9, warmup=0,
                                 steps=0, epochs=20.0, batch_size=512, grad_clip=0.0, skip_nonfinite=True,
                                 log_every=50, save_every=1000, caption_lr=1e-6, caption_steps=0,

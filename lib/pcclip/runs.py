@@ -88,7 +88,7 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
         return RunSummary(run, meta["history"], meta["steps"], meta["skipped"], meta["seconds"],
                           meta["samples_per_s"], reused=True)
     state = paths.checkpoints / f"{run}_state-{fingerprint(recipe)}.pt"
-    result = finetune(base, data, cfg, state_path=state, precision=profile.model.precision, progress=progress)
+    result = finetune(base, data, cfg, state_path=state, progress=progress)
     summary = RunSummary(run, result.history, result.steps, result.skipped, result.seconds, result.samples_per_s,
                          reused=False)
     if world()[0] == 0:

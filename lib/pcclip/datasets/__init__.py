@@ -15,18 +15,19 @@ from .awa2 import (AttributeTable, PredicateStrengths, load_attribute_table, loa
                    visual_attributes)
 from .groups import ClassGroups, load_groups
 from .names import UnknownName, class_table, normalize_name, resolve_names
-from .pairs import attribute_pairs, draw_images, group_pairs, ordered_pairs, random_pairs
+from .pairs import attribute_pairs, class_pairs, draw_images, group_pairs, random_pairs
 from .pairset import PairSet
 from .paper_sets import PAIR_SETS, cub_pair_list, difference_pairs
-from .registry import DATASETS, DatasetNotFound, DatasetSpec, LabeledDataset, load_dataset
+from .registry import (DATASETS, SPLIT_SCHEMES, DatasetNotFound, DatasetSpec, LabeledDataset, dataset_spec,
+                       load_dataset, random_split)
 
 # datasets with hand-written comparatives in data/comparatives/<name>.json (read by evaluation.prompts)
 COMPARATIVE_DATASETS = ("cifar100", "eurosat", "flowers102", "food101", "sun397", "cub200")
 
 __all__ = [
-    "COMPARATIVE_DATASETS", "DATASETS", "PAIR_SETS", "AttributeTable", "ClassGroups", "DatasetNotFound",
-    "DatasetSpec", "LabeledDataset", "PairSet", "PredicateStrengths", "UnknownName", "attribute_pairs",
-    "class_table", "cub_pair_list", "difference_pairs", "draw_images", "group_pairs", "load_attribute_table",
-    "load_dataset", "load_groups", "load_predicate_strengths", "normalize_name", "ordered_pairs", "random_pairs",
-    "resolve_names", "visual_attributes",
+    "COMPARATIVE_DATASETS", "DATASETS", "PAIR_SETS", "SPLIT_SCHEMES", "AttributeTable", "ClassGroups",
+    "DatasetNotFound", "DatasetSpec", "LabeledDataset", "PairSet", "PredicateStrengths", "UnknownName",
+    "attribute_pairs", "class_pairs", "class_table", "cub_pair_list", "dataset_spec", "difference_pairs",
+    "draw_images", "group_pairs", "load_attribute_table", "load_dataset", "load_groups", "load_predicate_strengths",
+    "normalize_name", "random_pairs", "random_split", "resolve_names", "visual_attributes",
 ]

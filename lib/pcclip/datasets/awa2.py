@@ -7,7 +7,7 @@ predicates.txt, and the rows of both matrices (binary and continuous) follow cla
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,18 +93,32 @@ def load_predicate_strengths(folder: Path) -> PredicateStrengths:
     return PredicateStrengths(tuple(classes), tuple(predicates), matrix.astype(np.float64))
 
 
-def visual_attributes(table: AttributeTable) -> AttributeTable:
-    """Drop the non-visual predicates listed by name in the data file."""
+PREDICATE_LISTS = ("ours", "authors")
+
+
+def visual_attributes(table: AttributeTable, predicates: str = "ours") -> AttributeTable:
+    """The table without the non-visual predicates of the data file. "ours": the 32 of `nonvisual`, each
+    phrased as the data file says; "authors": the 16 their code removes (`authors_nonvisual`: their
+    1-based numbers read in a 0-based list, so e.g. "flys" and "walks" go and "smelly" stays), each
+    phrased by its bare predicate name, as their descriptions are."""
+    if predicates not in PREDICATE_LISTS:
+        raise ValueError(f"predicates={predicates!r}: use 'ours' or 'authors' (eval.awa2_predicates)")
+    if predicates == "authors":
+        return replace(table, phrases=table.predicates).without(load_json(ATTRIBUTES_FILE)["authors_nonvisual"])
     return table.without(load_json(ATTRIBUTES_FILE)["nonvisual"])
 
 
 def attribute_difference_text(table: AttributeTable, first: int, second: int, max_attributes: int = 5) -> str | None:
     """'The first image has attributes of X, while the second image has attributes of Y.' for classes
     `first` and `second` (X: what only the first has, Y: what only the second has, in predicate order,
-    at most `max_attributes` each so the sentence fits CLIP's 77 tokens). None if either side is empty."""
+    at most `max_attributes` each so the sentence fits CLIP's 77 tokens; 0: all, as the authors). None if
+    either side is empty."""
+    if max_attributes < 0:
+        raise ValueError(f"max_attributes={max_attributes}: use a count >= 1, or 0 for every differing attribute")
+    cap = max_attributes or None
     a, b = table.matrix[first], table.matrix[second]
-    only_a = [table.phrases[i] for i in np.flatnonzero(a & ~b)[:max_attributes]]
-    only_b = [table.phrases[i] for i in np.flatnonzero(b & ~a)[:max_attributes]]
+    only_a = [table.phrases[i] for i in np.flatnonzero(a & ~b)[:cap]]
+    only_b = [table.phrases[i] for i in np.flatnonzero(b & ~a)[:cap]]
     if not only_a or not only_b:
         return None
     return (f"The first image has attributes of {', '.join(only_a)}, "

@@ -47,10 +47,15 @@ def read_cub200(root: Path, split: str, transform: Callable | None) -> Read:
 
 def read_sun397(root: Path, split: str, transform: Callable | None) -> Read:
     """SUN397 partition 01 (Training_01.txt / Testing_01.txt, 50 images per class each), the split
-    CLIP-style evaluations use. torchvision's SUN397 has no split and lists files in filesystem
-    order, so the file list is read here from the partition file instead."""
+    CLIP-style evaluations use; "all": every image, class by class in ClassName.txt order, sorted by
+    name (for the authors' random split). torchvision's SUN397 has no split and lists files in
+    filesystem order, so the file list is read here instead."""
     folder = root / SUN_FOLDER
     classes = read_lines(folder / "ClassName.txt")
+    if split == "all":
+        found = [image_files(folder / name.lstrip("/")) for name in classes]
+        labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(f) for f in found])
+        return Read(ImageFiles([p for f in found for p in f], labels, transform), classes, labels)
     index = {name: i for i, name in enumerate(classes)}
     listing = folder / f"{'Training' if split == 'train' else 'Testing'}_01.txt"
     files, labels = [], []

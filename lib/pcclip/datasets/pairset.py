@@ -1,9 +1,23 @@
-"""The difference-set type every pair builder returns and difference classification scores."""
+"""The difference-set type every pair builder returns and difference classification scores, and the
+positions of the pairs a draw of images forms."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+PAIR_ORDERS = ("ordered", "unordered")
+
+
+def pair_positions(n: int, pairs: str = "ordered") -> tuple[np.ndarray, np.ndarray]:
+    """Positions (a, b), a != b, of the pairs among `n` drawn items, in row-major order: both orders
+    ("ordered", ours: a description that ignores which image comes first scores exactly chance) or only
+    a < b ("unordered", the authors' i < j: one order per pair)."""
+    if pairs not in PAIR_ORDERS:
+        raise ValueError(f"pairs={pairs!r}: use 'ordered' (both orders) or 'unordered' (i < j, the authors'); "
+                         "set eval.pairs")
+    a, b = np.nonzero(~np.eye(n, dtype=bool)) if pairs == "ordered" else np.triu_indices(n, k=1)
+    return a.astype(np.int64), b.astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
     data = load_dataset(PAIR_SETS["cifar100_size"].dataset, root, transform=bundle.preprocess)
     pairs = difference_pairs("cifar100_size", data, n_images=100, seed=s)   # a PairSet; s = 0..4
+    # the authors' settings: pairs="unordered", predicates="authors", max_attributes=0
 
 CUB-200 pairs get their descriptions from an LLM (pcclip.synthesis writers); `cub_pair_list`
 gives them the 5,000 image pairs to describe.
@@ -33,10 +34,12 @@ PAIR_SETS: dict[str, PairSetSpec] = {
 }
 
 
-def difference_pairs(set_name: str, data: LabeledDataset, n_images: int, seed: int,
-                     max_attributes: int = 5) -> PairSet:
+def difference_pairs(set_name: str, data: LabeledDataset, n_images: int, seed: int, pairs: str = "ordered",
+                     predicates: str = "ours", max_attributes: int = 5) -> PairSet:
     """Pairs of set `set_name` among `n_images` images of `data` drawn with `seed` (all pairs of
-    different classes or groups), with their ground-truth and reversed descriptions."""
+    different classes or groups, in both orders or once: `pairs`, eval.pairs), with their ground-truth
+    and reversed descriptions; AwA2 attribute sets describe with `predicates` and `max_attributes`
+    (eval.awa2_predicates, eval.awa2_max_attributes; see `visual_attributes`)."""
     if set_name not in PAIR_SETS:
         raise ValueError(f"unknown difference set {set_name!r}; known: {sorted(PAIR_SETS)}")
     spec = PAIR_SETS[set_name]
@@ -44,8 +47,9 @@ def difference_pairs(set_name: str, data: LabeledDataset, n_images: int, seed: i
         raise ValueError(f"difference set {set_name!r} is built on {spec.dataset!r}, got a {data.name!r} dataset")
     table = load_attribute_table(data.folder) if spec.dataset == "awa2" else None
     if spec.kind == "attributes":
-        return attribute_pairs(data.labels, visual_attributes(table), n_images, seed, max_attributes)
-    return group_pairs(data.labels, load_groups(set_name, data.classnames, table), n_images, seed)
+        return attribute_pairs(data.labels, visual_attributes(table, predicates), n_images, seed, max_attributes,
+                               pairs=pairs)
+    return group_pairs(data.labels, load_groups(set_name, data.classnames, table), n_images, seed, pairs)
 
 
 def cub_pair_list(data: LabeledDataset, n_pairs: int = 5000, seed: int = 0) -> list[dict[str, Any]]:

@@ -3,10 +3,15 @@
 Loading never downloads: a dataset missing from the data root is an error that names the
 dataset, the folder layout it expects and where to get it (`downloads.fetch_dataset` fetches
 the ones torchvision can, when the profile's `data.download` is on).
+
+Split schemes (eval.split_scheme): "ours" evaluates EuroSAT on every image and SUN397 on its
+official partition 01; "paper_random10" gives both a seeded random 10% test split and the other
+90% as train, as the authors did (`random_split`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +34,7 @@ class DatasetSpec:
     splits: tuple[str, ...]
     eval_split: str  # the split zero-shot and difference evaluations use
     read: Callable[[Path, str, Callable | None], tvs.Read]
+    scheme: str = ""  # "" for the dataset's own splits; "random10s<seed>" for a seeded random split (`dataset_spec`)
 
     @property
     def val_split(self) -> str | None:
@@ -57,7 +63,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("sun397", "SUN397", fs.SUN_FOLDER,
                 "SUN397/{ClassName.txt, Training_01.txt, Testing_01.txt, a/abbey/sun_*.jpg, ...} "
                 "(SUN397.tar.gz and Partitions.zip both unpacked into SUN397/)",
-                "https://vision.princeton.edu/projects/2010/SUN/", ("train", "test"), "test", fs.read_sun397),
+                "https://vision.princeton.edu/projects/2010/SUN/", ("train", "test", "all"), "test", fs.read_sun397),
     DatasetSpec("dtd", "DTD", "dtd", "dtd/dtd/{images/<class>/<name>.jpg, labels/train1.txt, val1.txt, test1.txt}",
                 "https://www.robots.ox.ac.uk/~vgg/data/dtd/", ("train", "val", "test"), "test", tvs.read_dtd),
     DatasetSpec("oxford_pet", "Oxford-IIIT Pet", "oxford-iiit-pet",
@@ -72,6 +78,42 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
                 "https://www.vision.caltech.edu/datasets/cub_200_2011/", ("train", "test", "all"), "test",
                 fs.read_cub200),
 )}
+
+
+SPLIT_SCHEMES = ("ours", "paper_random10")
+RANDOM10_DATASETS = ("eurosat", "sun397")  # the datasets the authors split at random (90% train, 10% test)
+RANDOM10_TRAIN_SHARE = 0.9
+
+
+def random_split(n: int, split: str, seed: int) -> np.ndarray:
+    """Sorted item indices of `split` ("train" or "test") of n items split at random, the authors' rule:
+    train = the first int(0.9 n) of torch.randperm(n) seeded with `seed`, test = the rest (10%)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"a random 90/10 split has splits 'train' and 'test', not {split!r}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    cut = int(n * RANDOM10_TRAIN_SHARE)
+    return np.sort(perm[cut:] if split == "test" else perm[:cut])
+
+
+def _read_random10(read: Callable[[Path, str, Callable | None], tvs.Read], seed: int, root: Path, split: str,
+                   transform: Callable | None) -> tvs.Read:
+    """`split` of a seeded random 90/10 split of every image `read` gives for "all"."""
+    whole = read(root, "all", transform)
+    idx = random_split(len(whole.labels), split, seed)
+    return tvs.Read(torch.utils.data.Subset(whole.dataset, idx.tolist()), whole.raw_names, whole.labels[idx])
+
+
+def dataset_spec(name: str, scheme: str = "ours", split_seed: int = 0) -> DatasetSpec:
+    """The registry entry of `name` under split scheme `scheme` (eval.split_scheme): with "paper_random10",
+    EuroSAT and SUN397 have "train" and "test" drawn at random (seeded with `split_seed`) from all their
+    images, and are evaluated on "test"; every other dataset keeps its splits."""
+    spec = _spec(name)
+    if scheme not in SPLIT_SCHEMES:
+        raise ValueError(f"split scheme {scheme!r}: use one of {SPLIT_SCHEMES} (eval.split_scheme)")
+    if scheme == "ours" or name not in RANDOM10_DATASETS:
+        return spec
+    return replace(spec, splits=("train", "test"), eval_split="test", scheme=f"random10s{split_seed}",
+                   read=partial(_read_random10, spec.read, split_seed))
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -91,12 +133,14 @@ class LabeledDataset:
     folder: Path
     transform: Callable | None
     draw_seed: int | None = None  # set by `draw`: the items are a seeded sample of the split
+    scheme: str = ""  # its spec's scheme: the items are one split of a seeded random split
 
     @property
     def key(self) -> str:
-        """Stable id for the embedding cache: dataset, split, draw and size."""
+        """Stable id for the embedding cache: dataset, split (and its scheme), draw and size."""
         drawn = "" if self.draw_seed is None else f"-draw{self.draw_seed}"
-        return f"{self.name}-{self.split}{drawn}-n{len(self.labels)}"
+        scheme = f"-{self.scheme}" if self.scheme else ""
+        return f"{self.name}-{self.split}{scheme}{drawn}-n{len(self.labels)}"
 
     def draw(self, n: int, seed: int) -> LabeledDataset:
         """`n` items drawn (seeded, without replacement, in split order); the whole split if it has at most n."""
@@ -132,11 +176,12 @@ def not_found_message(spec: DatasetSpec, root: Path, detail: str) -> str:
             "EuroSAT, DTD and Pets through torchvision).")
 
 
-def load_dataset(name: str, root: str | Path, split: str | None = None,
-                 transform: Callable | None = None) -> LabeledDataset:
+def load_dataset(name: str, root: str | Path, split: str | None = None, transform: Callable | None = None,
+                 scheme: str = "ours", split_seed: int = 0) -> LabeledDataset:
     """Dataset `name` from the data root (`pcclip.profiles.data_root(profile)`); split defaults to the
-    evaluation split. Pass transform=bundle.preprocess to embed it."""
-    spec, root = _spec(name), Path(root)
+    evaluation split of `scheme` (eval.split_scheme, see `dataset_spec`). Pass transform=bundle.preprocess
+    to embed it."""
+    spec, root = dataset_spec(name, scheme, split_seed), Path(root)
     split = split or spec.eval_split
     if split not in spec.splits:
         raise ValueError(f"{spec.title} has splits {spec.splits}, not {split!r}")
@@ -153,4 +198,4 @@ def load_dataset(name: str, root: str | Path, split: str | None = None,
         raise DatasetNotFound(not_found_message(spec, root, f"has no images for split {split!r} in {folder}"))
     classnames = display_names(spec.name, spec.title, read.raw_names)
     return LabeledDataset(spec.name, split, read.dataset, classnames, tuple(read.raw_names), read.labels,
-                          folder, transform)
+                          folder, transform, scheme=spec.scheme)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..cache import embed_split
-from ..datasets import DATASETS, PAIR_SETS
+from ..datasets import DATASETS, PAIR_SETS, dataset_spec
 from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile
@@ -74,8 +74,8 @@ def finetune_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finet
     test = build_split(profile.world, "test")
     emb = embed_split(base, test, paths.cache, profile.cache, profile.model.precision)
     n = min(profile.eval.n_images, len(test))
-    sets = {a: CheckSet(attribute_pairs(test, a, n, seed=0), emb, "diffworld", "test", "eval", a,
-                        f"{ATTRIBUTE_LABELS[a]} difference accuracy") for a in CHECK_ATTRIBUTES}
+    sets = {a: CheckSet(attribute_pairs(test, a, n, seed=0, pairs=profile.eval.pairs), emb, "diffworld", "test",
+                        "eval", a, f"{ATTRIBUTE_LABELS[a]} difference accuracy") for a in CHECK_ATTRIBUTES}
     shapes = ClassificationTask("diffworld", emb, test.records.shape, list(SHAPES), CHECK_TEMPLATES, [], None)
     return FinetuneCheck(sets, shapes, "test", "shape", "zero-shot shape accuracy")
 
@@ -94,7 +94,8 @@ def _paper_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finetun
                               f"{title} {what} difference accuracy")
     first = profile.eval.datasets[0]
     task = paper_task(profile, paths, base, first, comparatives=False)
-    return FinetuneCheck(sets, task, DATASETS[first].eval_split, "class", f"zero-shot {DATASETS[first].title} accuracy")
+    zero_shot = dataset_spec(first, profile.eval.split_scheme, profile.eval.split_seed)
+    return FinetuneCheck(sets, task, zero_shot.eval_split, "class", f"zero-shot {zero_shot.title} accuracy")
 
 
 def check_scores(bundle: ClipBundle, check: FinetuneCheck) -> dict[str, float]:

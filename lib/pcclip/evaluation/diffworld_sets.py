@@ -1,9 +1,9 @@
 """DiffWorld difference-classification sets, built from the exact ground truth of every image.
 
-As in the paper, each draw takes n random images of a split and keeps all ordered pairs that
-differ in the attribute; every pair gets a template description of its true difference and,
-for the two-way test, the reversed twin drawn with the same random state (same phrasing,
-opposite meaning). phrasing_split "eval" uses phrasings never seen in training data, "train"
+As in the paper, each draw takes n random images of a split and keeps all pairs that differ in
+the attribute (both orders, or one per pair with eval.pairs="unordered" as the authors); every
+pair gets a template description of its true difference and, for the two-way test, the reversed
+twin drawn with the same random state (same phrasing, opposite meaning). phrasing_split "eval" uses phrasings never seen in training data, "train"
 the training ones; the compositional holdout is simply another split.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..datasets.pairset import PairSet
+from ..datasets.pairset import PairSet, pair_positions
 from ..profiles import EvalConfig
 from ..world import ATTRIBUTES, COLORS, CONTINUOUS, SHAPES, WorldSplit
 from ..world.phrasing import attribute_sentence, category_sentence
@@ -66,9 +66,10 @@ def _describe(keys: list, attribute: str, phrasing_split: str, phrasings: int,
 
 
 def attribute_pairs(split: WorldSplit, attribute: str, n_images: int, seed: int, phrasing_split: str = "eval",
-                    phrasings: int = 16) -> PairSet:
-    """All ordered pairs among `n_images` random images of `split` that differ in `attribute`
-    (by at least MIN_GAP for a continuous one), with ground-truth descriptions and their twins.
+                    phrasings: int = 16, pairs: str = "ordered") -> PairSet:
+    """All pairs among `n_images` random images of `split` that differ in `attribute` (by at least
+    MIN_GAP for a continuous one), in both orders or once (`pairs`, see `pair_positions`), with
+    ground-truth descriptions and their twins.
 
     The images depend only on (split, seed), so every attribute of a seed sees the same images.
     """
@@ -78,7 +79,7 @@ def attribute_pairs(split: WorldSplit, attribute: str, n_images: int, seed: int,
     if phrasings < 1:
         raise ValueError(f"phrasings={phrasings}: need at least one phrasing draw per pair kind")
     images = np.random.default_rng([seed, 7]).choice(len(split), size=n_images, replace=False)
-    a, b = np.nonzero(~np.eye(n_images, dtype=bool))
+    a, b = pair_positions(n_images, pairs)
     values = getattr(split.records, attribute)[images]
     if attribute in CONTINUOUS:
         gap = values[a] - values[b]
@@ -104,7 +105,8 @@ def difference_sets(splits: dict[str, WorldSplit], cfg: EvalConfig, attributes: 
         for phrasing in phrasing_splits:
             for attribute in attributes:
                 out[(split_name, phrasing, attribute)] = [
-                    attribute_pairs(split, attribute, n, seed, phrasing, cfg.phrasings) for seed in range(cfg.seeds)]
+                    attribute_pairs(split, attribute, n, seed, phrasing, cfg.phrasings, cfg.pairs)
+                    for seed in range(cfg.seeds)]
     return out
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..cache import DatasetSource, embed_images, embed_split
-from ..datasets import (COMPARATIVE_DATASETS, DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, difference_pairs,
-                        load_dataset, load_predicate_strengths)
+from ..datasets import (COMPARATIVE_DATASETS, PAIR_SETS, DatasetNotFound, LabeledDataset, dataset_spec,
+                        difference_pairs, load_dataset, load_predicate_strengths)
 from ..datasets.downloads import fetch_dataset
 from ..datasets.names import display_names
 from ..datasets.pairset import PairSet
@@ -72,7 +72,8 @@ def _load(profile: Profile, name: str, split: str | None, base: ClipBundle) -> L
     root = data_root(profile)
     if profile.data.download:
         fetch_dataset(name, root)
-    return load_dataset(name, root, split=split, transform=base.preprocess)
+    return load_dataset(name, root, split=split, transform=base.preprocess, scheme=profile.eval.split_scheme,
+                        split_seed=profile.eval.split_seed)
 
 
 def _embed_dataset(profile: Profile, paths: RunPaths, base: ClipBundle, name: str, split: str | None = None):
@@ -86,7 +87,7 @@ def _validation(profile: Profile, paths: RunPaths, base: ClipBundle, name: str
     split, which never overlaps its test images; (None, None) where it has no such split or val_images is 0."""
     if profile.eval.val_images < 0:
         raise ValueError(f"eval.val_images={profile.eval.val_images} must be >= 0 (0: the paper's fixed alpha only)")
-    split = DATASETS[name].val_split
+    split = dataset_spec(name, profile.eval.split_scheme, profile.eval.split_seed).val_split
     if split is None or profile.eval.val_images == 0:
         return None, None
     try:
@@ -133,13 +134,15 @@ def paper_task(profile: Profile, paths: RunPaths, base: ClipBundle, name: str,
 def ground_truth_sets(profile: Profile, paths: RunPaths, base: ClipBundle, names: tuple[str, ...], seeds: int
                       ) -> tuple[dict[str, list[PairSet]], dict[str, torch.Tensor]]:
     """Paper difference sets `names` (of `PAIR_SETS`): `seeds` draws of eval.n_images images each (seeds
-    0, 1, ...), and the image embeddings of each set's split, both keyed by set name."""
-    sets, embeddings = {}, {}
+    0, 1, ...) paired and described as eval.pairs and eval.awa2_* say, and the image embeddings of each set's
+    split, both keyed by set name."""
+    sets, embeddings, cfg = {}, {}, profile.eval
     for set_name in names:
         spec = PAIR_SETS[set_name]
         data, embeddings[set_name] = _embed_dataset(profile, paths, base, spec.dataset, spec.split)
         n = min(profile.eval.n_images, len(data))
-        sets[set_name] = [difference_pairs(set_name, data, n, seed) for seed in range(seeds)]
+        sets[set_name] = [difference_pairs(set_name, data, n, seed, cfg.pairs, cfg.awa2_predicates,
+                                           cfg.awa2_max_attributes) for seed in range(seeds)]
     return sets, embeddings
 
 
