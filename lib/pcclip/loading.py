@@ -6,17 +6,18 @@ from .basemodel import load_base_model
 from .models import ClipBundle, checkpoint_meta, load_clip
 from .paths import RunPaths
 from .profiles import Profile
-from .runs import RERUN_02, TRAINED_RUNS, checkpoint_path, run_settings
+from .runs import RERUN_02, checkpoint_path, profile_runs, run_settings
 
 
 def load_models(profile: Profile, paths: RunPaths) -> dict[str, ClipBundle]:
-    """base, pcclip, caption_ft and pcclip_wa (alpha = finetune.wa_alpha) for the evaluation notebooks.
+    """base, pcclip, caption_ft (and rewritten_ft when switched on) and pcclip_wa (alpha = finetune.wa_alpha)
+    for the evaluation notebooks.
 
     Every checkpoint is checked against its stored fingerprint and against the profile's settings:
     a damaged or stale file is refused with the notebook that rebuilds it."""
     base = load_base_model(profile, paths)
     out = {"base": base}
-    for run in TRAINED_RUNS:
+    for run in profile_runs(profile, trained=True):
         ckpt = checkpoint_path(paths, run)
         if not ckpt.exists():
             raise FileNotFoundError(f"no {run!r} model at {ckpt}: run notebooks/02_finetune.ipynb for profile "
