@@ -12,6 +12,7 @@ from pcclip.paths import RunPaths
 from pcclip.profiles import SynthesisConfig, load_profile
 from pcclip.rehearsal.chat_server import chat_server
 from pcclip.runs import profile_runs, rewritten_data, run_config, run_settings
+from pcclip.synthesis import differences_path, synthesize
 from pcclip.synthesis.pairs import PairPlan
 from pcclip.synthesis.rewriting import load_rewritten, rewrite_captions, rewritten_path
 from pcclip.synthesis.sources import ImageSource
@@ -83,3 +84,17 @@ def test_rewriting_needs_an_llm_and_a_written_store(tmp_path):
         load_rewritten(tmp_path / "r.jsonl")
     with pytest.raises(ValueError, match="finetune.rewritten_steps=0, finetune.rewritten_epochs=0.0"):
         load_profile("smoke", {"finetune.rewritten_steps": 0})
+
+
+def test_synthesis_writes_the_rewritten_captions_when_switched_on(tmp_path):
+    paths = RunPaths(tmp_path)
+    with chat_server() as server:
+        profile = load_profile("smoke", {"synthesis.writer": "openai", "synthesis.llm": server.model,
+                                         "synthesis.base_url": server.url, "synthesis.n_pairs": 12,
+                                         "synthesis.captions_per_image": 1, "finetune.rewritten_captions": True})
+        synthesize(profile, paths, progress=False)
+    pairs = load_records(differences_path(paths))
+    rows, texts = load_rewritten(rewritten_path(paths))
+    assert sorted(set(rows.tolist())) == sorted({r[k] for r in pairs for k in ("idx1", "idx2")})
+    assert len(rows) == len(set(rows.tolist())) == len(texts)  # one caption per image
+    assert load_records(rewritten_path(paths))[0]["model"] == server.model
