@@ -93,7 +93,7 @@ def _paper_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finetun
         sets[name] = CheckSet(pairs, embeddings[name], spec.dataset, spec.split, "ground_truth", name,
                               f"{title} {what} difference accuracy")
     first = profile.eval.datasets[0]
-    task = paper_task(profile, paths, base, first, comparatives=False)
+    task = paper_task(profile, paths, base, first, class_texts=False)
     return FinetuneCheck(sets, task, DATASETS[first].eval_split, "class", f"zero-shot {DATASETS[first].title} accuracy")
 
 

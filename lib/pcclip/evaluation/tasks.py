@@ -166,17 +166,18 @@ def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle,
 
 
 def paper_task(profile: Profile, paths: RunPaths, base: ClipBundle, name: str,
-               comparatives: bool = True, models: Sequence[str] = ("base",)) -> ClassificationTask:
-    """Paper dataset `name`: its evaluation split with the paper's prompt and, with `comparatives`, its
-    comparatives (`task_comparatives`) and a draw of its val or train split to choose alpha on."""
+               class_texts: bool = True, models: Sequence[str] = ("base",)) -> ClassificationTask:
+    """Paper dataset `name`: its evaluation split with the paper's prompt and, with `class_texts`, its
+    comparatives (`task_comparatives`) with a draw of its val or train split to choose alpha on, and its
+    extended descriptions (`task_descriptions`)."""
     data, emb = _embed_dataset(profile, paths, base, name)
     classes = list(data.classnames)
     comps, own = (task_comparatives(profile, paths, name, classes, models)
-                  if comparatives and name in COMPARATIVE_DATASETS else ([], {}))
+                  if class_texts and name in COMPARATIVE_DATASETS else ([], {}))
     val_emb, val_labels = _validation(profile, paths, base, name) if comps else (None, None)
-    return ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps,
-                              task_descriptions(profile, paths, name, classes), val_emb=val_emb,
-                              val_labels=val_labels, model_comparatives=own)
+    described = task_descriptions(profile, paths, name, classes) if class_texts else None
+    return ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, described,
+                              val_emb=val_emb, val_labels=val_labels, model_comparatives=own)
 
 
 def ground_truth_sets(profile: Profile, paths: RunPaths, base: ClipBundle, names: tuple[str, ...], seeds: int
