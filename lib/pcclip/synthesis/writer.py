@@ -2,10 +2,11 @@
 
 A writer turns a batch of pairs (each with its images' captions) into one `Generation`
 per pair, in order; LLM backends also answer `TextRequest`s (class comparatives, class
-descriptions, rewritten captions), each filling the slots of its own prompt file. Backends: `template` (offline, DiffWorld), `hf` (a local causal LM
-through transformers) and `openai` (any OpenAI-compatible chat-completions server, e.g.
-vLLM). LLM backends share the prompt file and the output cleaning defined here. The
-backends import this module and nothing imports them but the registry.
+descriptions, rewritten captions), each filling the slots of its own prompt file. Backends:
+`template` (offline, DiffWorld), `hf` (a local causal LM through transformers) and `openai`
+(any OpenAI-compatible chat-completions server, e.g. vLLM). LLM backends share the prompt
+files and the output cleaning defined here. The backends import this module and nothing
+imports them but the registry.
 """
 from __future__ import annotations
 
