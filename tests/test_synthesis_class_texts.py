@@ -67,6 +67,17 @@ def test_a_bad_reply_names_dataset_reply_and_fix_and_caches_nothing(tmp_path, mo
     assert not comparatives_path(paths, "cifar100").exists()
 
 
+def test_a_rambling_description_names_class_and_fix_and_caches_nothing(tmp_path, monkeypatch):
+    paths = RunPaths(tmp_path)
+    monkeypatch.setattr(chat, "answer", lambda prompt, seed: " ".join(["word"] * (MAX_DESCRIPTION_WORDS + 1)))
+    with chat_server() as server, pytest.raises(ValueError) as err:
+        llm_descriptions(_cfg(server), paths, "cifar100", CLASSES)
+    message = str(err.value)
+    assert f"LLM descriptions of cifar100: the description of 'leopard' must be 1 to {MAX_DESCRIPTION_WORDS} words, " \
+           f"got {MAX_DESCRIPTION_WORDS + 1}" in message
+    assert "eval.descriptions='handwritten'" in message and not descriptions_path(paths, "cifar100").exists()
+
+
 def test_parse_checks_json_count_and_class_names():
     good = {"first": "leopard", "second": "Tiger", "text": "The first image shows spots."}
     reply = "```json\n" + json.dumps({"comparatives": [good] * 3}) + "\n```"
@@ -118,5 +129,7 @@ def test_evaluation_takes_llm_sets_per_model_and_handwritten_by_default(tmp_path
     assert [(list(models), c) for models, c in groups] == [(["base"], own["base"]), (["pcclip"], own["pcclip"])]
     with pytest.raises(ValueError, match=r"no comparatives of their own for models \['caption_ft'\]"):
         comparative_groups({"base": "b", "caption_ft": "c"}, task)
+    with pytest.raises(ValueError, match="comparatives_per_model=true needs eval.comparatives='llm'"):
+        task_comparatives(load_profile("smoke", {"eval.comparatives_per_model": True}), paths, "diffworld", classes)
     with pytest.raises(ValueError, match="eval.comparatives='chatgpt' must be one of"):
         task_comparatives(load_profile("smoke", {"eval.comparatives": "chatgpt"}), paths, "diffworld", classes)

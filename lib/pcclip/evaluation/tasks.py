@@ -82,6 +82,9 @@ def task_comparatives(profile: Profile, paths: RunPaths, dataset: str, classname
     or those the synthesis LLM writes, once for all models or, with eval.comparatives_per_model, one set per
     model of `models` (the first model's set is then the task's own)."""
     if _source(profile, "comparatives") == "handwritten":
+        if profile.eval.comparatives_per_model:
+            raise ValueError("eval.comparatives_per_model=true needs eval.comparatives='llm': the hand-written "
+                             "comparatives are one set for every model")
         return load_comparatives(dataset, classnames), {}
 
     def written(model: str = "") -> list[Comparative]:
