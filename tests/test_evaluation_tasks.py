@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from pcclip.datasets import PAIR_SETS, DatasetNotFound, class_table
 from pcclip.evaluation import tasks
-from pcclip.evaluation.task_tables import variant_tables
+from pcclip.evaluation.task_tables import comparative_tables, variant_tables
 from pcclip.evaluation.tasks import classification_tasks, difference_tasks
 from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
-from pcclip.rehearsal import layouts
+from pcclip.rehearsal import chat_server, layouts
 from pcclip.world import SHAPES, build_split
 
 LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "shrew", "squirrel"]
@@ -146,3 +148,26 @@ def test_difference_places_name_each_sets_own_dataset_and_split():
                       "awa2_size": ("awa2", PAIR_SETS["awa2_size"].split), "cub200_llm": ("cub200", tasks.CUB_SPLIT)}
     assert tasks.difference_places(load_profile("smoke"), {("holdout", "eval", "size"): []}) == {
         "holdout": ("diffworld", "holdout")}
+
+
+def test_paper_task_with_llm_class_texts_per_model(tmp_path, tiny_bundle):
+    names = list(class_table("cifar100"))
+    write_cifar100(tmp_path, list(range(len(names))))  # one test image per class: every comparative has images
+    with chat_server() as server:
+        overrides = {"data_root": str(tmp_path), "eval.datasets": "cifar100", "eval.val_images": 4,
+                     "model.device": "cpu", "model.precision": "fp32", "cache.num_workers": 0,
+                     "synthesis.llm": server.model, "synthesis.base_url": server.url, "eval.comparatives": "llm",
+                     "eval.comparatives_per_model": True, "eval.descriptions": "llm"}
+        profile = load_profile("paper", overrides)
+        [task] = classification_tasks(profile, run_paths("paper"), tiny_bundle, models=["base", "pcclip"])
+        assert server.requests == 2 + len(names)  # a comparative set per model, a description per class
+    assert set(task.model_comparatives) == {"base", "pcclip"} and task.comparatives == task.model_comparatives["base"]
+    assert set(task.descriptions) == set(task.classnames) and task.val_emb is not None
+    models = {"base": tiny_bundle, "pcclip": tiny_bundle}
+    summary, curves, confusions = comparative_tables(models, [task], profile.eval)
+    assert summary.model.tolist() == ["base", "pcclip"] and set(confusions["cifar100"]) == {"base", "pcclip"}
+    assert set(curves.model) == {"base", "pcclip"}
+    shared = replace(task, model_comparatives={m: task.comparatives for m in models})
+    plain = replace(task, model_comparatives={})  # grouping by model changes nothing when the sets agree
+    pd.testing.assert_frame_equal(comparative_tables(models, [shared], profile.eval)[0],
+                                  comparative_tables(models, [plain], profile.eval)[0])

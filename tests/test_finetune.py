@@ -12,10 +12,10 @@ from pcclip.embeddings import difference_vectors, normalize
 from pcclip.finetune import finetune
 from pcclip.loading import load_models
 from pcclip.losses import NonFiniteLoss, difference_loss, symmetric_info_nce
-from pcclip.models import save_clip
+from pcclip.models import checkpoint_meta, save_clip
 from pcclip.paths import run_paths
 from pcclip.profiles import FinetuneConfig, load_profile
-from pcclip.runs import run_config, train_run
+from pcclip.runs import profile_runs, run_config, train_run
 from pcclip.text_tower import encode_batch, encode_tokens, tokenize, trainable_parameters
 from pcclip.traindata import TrainData
 from pcclip.training import batch_indices
@@ -266,3 +266,26 @@ def test_paper_profiles_train_in_bf16_and_the_small_ones_in_fp32():
     assert load_profile("paper", {"finetune.precision": "fp32"}).finetune.precision == "fp32"
     with pytest.raises(ValueError, match=r"finetune.precision='fp16' \(choose one of fp32, bf16\)"):
         load_profile("paper", {"finetune.precision": "fp16"})
+
+
+def test_rewritten_caption_run_trains_through_the_same_trainer(tiny_bundle, tmp_path):
+    base_file = tmp_path / "base.pt"
+    save_clip(tiny_bundle, "diffclip-tiny", base_file)
+    profile = load_profile("smoke", {"model.pretrained": str(base_file), "finetune.steps": 2, "finetune.batch_size": 8,
+                                     "finetune.caption_steps": 2, "finetune.caption_batch_size": 8,
+                                     "finetune.rewritten_captions": True, "finetune.rewritten_steps": 3})
+    paths = run_paths(profile.name)
+    data, _ = _world_data(16, seed=8)
+    from pcclip.basemodel import load_base_model
+    from pcclip.synthesis.rewriting import rewritten_path
+    from pcclip.synthesis.store import DifferenceStore
+
+    with DifferenceStore(rewritten_path(paths), {"source": "test"}) as store:
+        for k in range(16):
+            store.append({"pair_id": f"{k}-c0", "index": k, "accepted": True, "idx1": k, "text": f"rewritten {k}"})
+    base = load_base_model(profile, paths)
+    summaries = {run: train_run(profile, paths, run, base, data, progress=False) for run in profile_runs(profile)}
+    assert summaries["rewritten_ft"].steps == 3 and summaries["caption_ft"].steps == 2
+    meta = checkpoint_meta(paths.checkpoints / "rewritten_ft.pt")
+    assert meta["recipe"]["finetune"]["objective"] == "caption" and meta["recipe"]["data"] != data.key()
+    assert set(load_models(profile, paths)) == {"base", "pcclip", "caption_ft", "rewritten_ft", "pcclip_wa"}

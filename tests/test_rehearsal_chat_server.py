@@ -16,7 +16,7 @@ from pcclip.synthesis.facts import caption_facts
 from pcclip.synthesis.filtering import DescriptionFilter, load_rules
 from pcclip.synthesis.openai_writer import OpenAIWriter
 from pcclip.synthesis.report import mentioned_attributes
-from pcclip.synthesis.writer import PairInput, load_prompt
+from pcclip.synthesis.writer import PairInput, TextRequest, load_prompt
 from pcclip.world import CONTINUOUS, captions, sample_records
 
 
@@ -42,6 +42,27 @@ def test_answer_states_what_the_captions_support():
     assert len(texts) > 3 and all(set(mentioned_attributes(t)) - {"shape", "color"} == {"size"} for t in texts)
     same = load_prompt("difference_v1").format(PairInput("p", 0, 1, ("a red circle",), ("a red circle",), (0,)))
     assert answer(same, 0) == NO_DIFFERENCE
+
+
+def _prompt(name: str, **slots: str) -> str:
+    return load_prompt(name, tuple(slots)).format(TextRequest("r", tuple(slots.items()), (0,)))
+
+
+def test_answer_to_the_class_text_and_rewrite_prompts_is_deterministic_per_seed():
+    classes = ["oak tree", "pine tree", "palm tree", "willow tree", "maple tree"]
+    prompt = _prompt("comparatives_v1", dataset="cifar100", count="3", classes="\n".join(f"- {c}" for c in classes))
+    replies = [json.loads(answer(prompt, seed))["comparatives"] for seed in range(4)]
+    assert replies[0] == json.loads(answer(prompt, 0))["comparatives"] and replies[0] != replies[1]
+    assert all(len(r) == 3 and len({(e["first"], e["second"]) for e in r}) == 3 for r in replies)
+    assert all(e["first"] in classes and e["second"] in classes and e["first"] != e["second"]
+               for r in replies for e in r)
+    assert "a willow tree" in answer(_prompt("descriptions_v1", dataset="cifar100", label="willow tree"), 1)
+    rewrite = _prompt("rewrite_caption_v1", caption="A dog runs on the beach.")
+    assert {answer(rewrite, seed) for seed in range(12)} == {"An image of a dog runs on the beach.",
+                                                             "A picture showing a dog runs on the beach.",
+                                                             "A photo of a dog runs on the beach."}
+    with pytest.raises(ValueError, match="at least two '- class' lines"):
+        answer(_prompt("comparatives_v1", dataset="d", count="3", classes="- one"), 0)
 
 
 def test_openai_writer_against_the_server_writes_true_accepted_descriptions():

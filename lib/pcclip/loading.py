@@ -9,13 +9,14 @@ from .external import add_external, image_tower_fingerprint
 from .models import ClipBundle, checkpoint_meta, load_clip
 from .paths import RunPaths
 from .profiles import Profile
-from .runs import RERUN_02, TRAINED_RUNS, checkpoint_path, run_settings
+from .runs import RERUN_02, checkpoint_path, profile_runs, run_settings
 
 
 def load_models(profile: Profile, paths: RunPaths, external: Iterable[str | Mapping[str, Any]] = (),
                 require_trained: bool = True) -> dict[str, ClipBundle]:
-    """base, pcclip, caption_ft and pcclip_wa (alpha = finetune.wa_alpha) for the evaluation notebooks, then
-    the `external` checkpoints ("label=path" or {"label", "path", "model"}, `pcclip.external`) under their labels.
+    """base, pcclip, caption_ft (and rewritten_ft when switched on) and pcclip_wa (alpha = finetune.wa_alpha)
+    for the evaluation notebooks, then the `external` checkpoints ("label=path" or {"label", "path", "model"},
+    `pcclip.external`) under their labels.
 
     Every checkpoint of ours is checked against its stored fingerprint and against the profile's settings:
     a damaged or stale file is refused with the notebook that rebuilds it; a missing one too, unless
@@ -23,7 +24,7 @@ def load_models(profile: Profile, paths: RunPaths, external: Iterable[str | Mapp
     with the base model, so an external model must share its image tower (as a PC-CLIP finetune does)."""
     base = load_base_model(profile, paths)
     out = {"base": base}
-    for run in TRAINED_RUNS:
+    for run in profile_runs(profile, trained=True):
         ckpt = checkpoint_path(paths, run)
         if not ckpt.exists() and not require_trained:
             continue

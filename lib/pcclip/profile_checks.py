@@ -62,6 +62,7 @@ RULES: dict[str, Range] = {
     "finetune.log_every": COUNT, "finetune.save_every": COUNT, "finetune.caption_lr": POSITIVE,
     "finetune.caption_steps": NON_NEGATIVE, "finetune.caption_epochs": NON_NEGATIVE,
     "finetune.caption_batch_size": Range(2), "finetune.wa_alpha": FRACTION, "finetune.wa_points": Range(2),
+    "finetune.rewritten_lr": POSITIVE, "finetune.rewritten_steps": NON_NEGATIVE, "finetune.rewritten_epochs": NON_NEGATIVE,
     "eval.n_images": COUNT, "eval.seeds": COUNT, "eval.phrasings": COUNT, "eval.direction_texts": COUNT,
     "eval.alpha": FRACTION, "eval.alpha_steps": Range(2), "eval.val_images": NON_NEGATIVE, "eval.se_ddof": Range(0, 1),
     "eval.awa2_max_attributes": NON_NEGATIVE, "eval.split_seed": NON_NEGATIVE,
@@ -91,6 +92,7 @@ def _steps_or_epochs(steps: str, epochs: str) -> tuple[tuple[str, ...], Callable
 RELATIONS = [
     _steps_or_epochs("finetune.steps", "finetune.epochs"),
     _steps_or_epochs("finetune.caption_steps", "finetune.caption_epochs"),
+    _steps_or_epochs("finetune.rewritten_steps", "finetune.rewritten_epochs"),
     _divides("finetune.batch_size", "finetune.accum_steps"),
     _divides("finetune.caption_batch_size", "finetune.accum_steps"),
 ]

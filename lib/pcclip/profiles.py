@@ -164,6 +164,12 @@ class FinetuneConfig:
     caption_batch_size: int = 256
     wa_alpha: float = 0.5  # "pcclip_wa" = alpha * finetuned + (1 - alpha) * base (authors' default 0.5)
     wa_points: int = 5  # alphas 0, 1/(n-1), ..., 1 in the weight-averaging sweep
+    # The paper's second baseline, "rewritten_ft": the caption objective on captions rewritten by the synthesis
+    # LLM (notebook 01 writes them; needs synthesis.writer 'openai' or 'hf'); paper: lr 1e-6, 20 epochs
+    rewritten_captions: bool = False
+    rewritten_lr: float = 3e-5
+    rewritten_steps: int = 150
+    rewritten_epochs: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,15 @@ class EvalConfig:
     # each must be under the data root; drop names to evaluate a subset
     datasets: tuple[str, ...] = ("cifar10", "cifar100", "flowers102", "food101", "eurosat", "sun397", "dtd",
                                  "oxford_pet", "awa2", "cub200")
+    # "handwritten": the comparatives pcclip ships (pcclip/data/comparatives), the same for every model; "llm":
+    # 3 per dataset written by the synthesis LLM and cached under results/<profile>/data/class_texts (the
+    # authors had ChatGPT write theirs); with comparatives_per_model each model gets its own LLM set, as the
+    # authors wrote one for the base and one for the finetuned model
+    comparatives: str = "handwritten"
+    comparatives_per_model: bool = False
+    # extended class descriptions: "handwritten" (shipped for DiffWorld only) or "llm" (written by the synthesis
+    # LLM for DiffWorld, or the authors' 5 paper datasets, and cached like the comparatives)
+    descriptions: str = "handwritten"
 
 
 @dataclass(frozen=True)
@@ -264,7 +279,8 @@ def _paper(model_name: str, pretrained: str, name: str) -> Profile:
                                 schedule="exponential", gamma=0.9, warmup=0,
                                 steps=0, epochs=20.0, batch_size=512, grad_clip=0.0, skip_nonfinite=True,
                                 log_every=50, save_every=1000, caption_lr=1e-6, caption_steps=0,
-                                caption_epochs=50.0, caption_batch_size=128, wa_alpha=0.5, wa_points=11),
+                                caption_epochs=50.0, caption_batch_size=128, wa_alpha=0.5, wa_points=11,
+                                rewritten_lr=1e-6, rewritten_steps=0, rewritten_epochs=20.0),
     )
 
 

@@ -1,7 +1,8 @@
 """The finetuning runs a profile trains (notebook 02 and `pcclip.distributed`) and their checkpoints.
 
 Runs: "pcclip" (difference descriptions), "caption_ft" (the paper's caption-only baseline: CLIP
-loss on captions) and "base" (no finetuning, zero steps). A trained run is saved as
+loss on captions), "rewritten_ft" (the paper's second baseline, the same loss on LLM-rewritten captions;
+only with finetune.rewritten_captions) and "base" (no finetuning, zero steps). A trained run is saved as
 results/<profile>/checkpoints/<run>.pt with its recipe (settings, base model, data), and reused
 while the recipe holds; its training state is named after the recipe's fingerprint.
 """
@@ -22,18 +23,26 @@ from .paths import RunPaths
 from .profiles import FinetuneConfig, Profile
 from .synthesis import differences_path
 from .synthesis.coco import CocoImages
+from .synthesis.rewriting import load_rewritten, rewritten_path
 from .synthesis.sources import load_coco
 from .synthesis.store import DifferencePairs, load_accepted, meta_path
 from .traindata import TrainData
 from .training import CAPTION_VARIANTS, world
 from .world import build_split
 
-RUNS = ("base", "pcclip", "caption_ft")
-TRAINED_RUNS = ("pcclip", "caption_ft")
+RUNS = ("base", "pcclip", "caption_ft", "rewritten_ft")
+TRAINED_RUNS = ("pcclip", "caption_ft", "rewritten_ft")
+OPTIONAL_RUNS = {"rewritten_ft": "rewritten_captions"}  # run -> the finetune switch that turns it on
 RERUN_02 = "rerun notebooks/02_finetune.ipynb"
 RERUN_01 = "rerun notebooks/01_data_synthesis.ipynb for this profile"
 COCO_HELP = ("README 'Paper profile: weights and data' gives the layout; the rehearsal profile's data root is "
              "written by python -m pcclip.rehearsal DIR")
+
+
+def profile_runs(profile: Profile, trained: bool = False) -> tuple[str, ...]:
+    """The runs `profile` trains (RUNS, or TRAINED_RUNS with `trained`), optional ones only when switched on."""
+    return tuple(r for r in (TRAINED_RUNS if trained else RUNS)
+                 if r not in OPTIONAL_RUNS or getattr(profile.finetune, OPTIONAL_RUNS[r]))
 
 
 def run_config(cfg: FinetuneConfig, run: str) -> FinetuneConfig:
@@ -43,6 +52,9 @@ def run_config(cfg: FinetuneConfig, run: str) -> FinetuneConfig:
     if run == "caption_ft":
         return replace(cfg, objective="caption", lr=cfg.caption_lr, steps=cfg.caption_steps,
                        epochs=cfg.caption_epochs, batch_size=cfg.caption_batch_size, caption_weight=0.0)
+    if run == "rewritten_ft":
+        return replace(cfg, objective="caption", lr=cfg.rewritten_lr, steps=cfg.rewritten_steps,
+                       epochs=cfg.rewritten_epochs, batch_size=cfg.caption_batch_size, caption_weight=0.0)
     if run == "base":
         return replace(cfg, objective="pcclip", steps=0, epochs=0.0)
     raise ValueError(f"unknown finetuning run {run!r}; choose one of {RUNS}")
@@ -68,9 +80,12 @@ def checkpoint_path(paths: RunPaths, run: str) -> Path:
 
 
 def run_settings(profile: Profile, run: str, base: ClipBundle) -> dict:
-    """Everything that determines a finetuned model except the data (checked via its key separately)."""
-    return {"run": run, "finetune": asdict(run_config(profile.finetune, run)), "model": base.model_name,
-            "base": base.fingerprint}
+    """Everything that determines a finetuned model except the data (checked via its key separately). The
+    rewritten_* fields are left out: `run_config` has copied what they set into the trainer's own fields, and
+    checkpoints trained before they existed keep their recipe."""
+    cfg = asdict(run_config(profile.finetune, run))
+    return {"run": run, "finetune": {k: v for k, v in cfg.items() if not k.startswith("rewritten_")},
+            "model": base.model_name, "base": base.fingerprint}
 
 
 def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, data: TrainData,
@@ -79,6 +94,8 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
     when it holds the same recipe and data. A crash resumes from the run's training state; once the
     run is saved, its training states (this recipe's and those of earlier settings) are removed."""
     cfg = run_config(profile.finetune, run)
+    if run == "rewritten_ft":
+        data = rewritten_data(data, rewritten_path(paths))
     if run == "base":  # no finetuning: the same trainer with zero steps
         result = finetune(base, data, cfg, progress=False)
         return RunSummary(run, result.history, 0, 0, 0.0, 0.0, reused=False)
@@ -96,6 +113,12 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
                   meta={"recipe": recipe, **{k: v for k, v in asdict(summary).items() if k not in ("run", "reused")}})
         remove_states(paths.checkpoints, f"{run}_state-*.pt")
     return summary
+
+
+def rewritten_data(data: TrainData, path: Path) -> TrainData:
+    """`data` with its captions replaced by the LLM-rewritten ones stored at `path` (same images, same rows)."""
+    rows, texts = load_rewritten(path)
+    return TrainData(data.image_emb, data.idx1, data.idx2, data.texts, rows, texts)
 
 
 def prepare_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainData:

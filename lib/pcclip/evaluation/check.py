@@ -93,7 +93,7 @@ def _paper_check(profile: Profile, paths: RunPaths, base: ClipBundle) -> Finetun
         sets[name] = CheckSet(pairs, embeddings[name], spec.dataset, spec.split, "ground_truth", name,
                               f"{title} {what} difference accuracy")
     first = profile.eval.datasets[0]
-    task = paper_task(profile, paths, base, first, comparatives=False)
+    task = paper_task(profile, paths, base, first, class_texts=False)
     zero_shot = dataset_spec(first, profile.eval.split_scheme, profile.eval.split_seed)
     return FinetuneCheck(sets, task, zero_shot.eval_split, "class", f"zero-shot {zero_shot.title} accuracy")
 

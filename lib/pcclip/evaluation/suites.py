@@ -31,7 +31,7 @@ def ranking_eval_rows(profile: Profile, paths: RunPaths, models: Models, images:
 
 def classification_eval_rows(profile: Profile, paths: RunPaths, models: Models, images: ClipBundle) -> pd.DataFrame:
     """Notebook 04: zero-shot, comparative prompting (and its variants), extended descriptions, headroom."""
-    tasks = classification_tasks(profile, paths, images)
+    tasks = classification_tasks(profile, paths, images, models=list(models))
     zero_shot, _ = zero_shot_tables(models, tasks)
     summary, _, _ = comparative_tables(models, tasks, profile.eval)
     return classification_rows(zero_shot, summary, variant_tables(models, tasks, profile.eval),

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..models import ClipBundle
 from ..profiles import EvalConfig
-from .comparative import alpha_grid, compare_models, compare_variants
+from .comparative import Comparative, alpha_grid, compare_models, compare_variants
 from .headroom import headroom_table
 from .tasks import ClassificationTask
 from .zeroshot import zero_shot_table
@@ -25,6 +25,23 @@ def _stack(tasks: Iterable[ClassificationTask], table: Callable[[ClassificationT
            columns: list[str]) -> pd.DataFrame:
     parts = [table(t).assign(dataset=t.name) for t in tasks]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*columns, "dataset"])
+
+
+def comparative_groups(models: Models, task: ClassificationTask) -> list[tuple[Models, list[Comparative]]]:
+    """(models, the comparatives they are scored with): all of them with the task's set, or each model with
+    its own (`model_comparatives`, eval.comparatives_per_model)."""
+    if not task.model_comparatives:
+        return [(models, task.comparatives)]
+    missing = [name for name in models if name not in task.model_comparatives]
+    if missing:
+        raise ValueError(f"{task.name}: no comparatives of their own for models {missing}; pass every model name to "
+                         "classification_tasks(..., models=list(models))")
+    return [({name: bundle}, task.model_comparatives[name]) for name, bundle in models.items()]
+
+
+def _grouped(models: Models, task: ClassificationTask,
+             table: Callable[[Models, list[Comparative]], pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([table(group, comps) for group, comps in comparative_groups(models, task)], ignore_index=True)
 
 
 def zero_shot_tables(models: Models, tasks: list[ClassificationTask]
@@ -51,11 +68,16 @@ def comparative_tables(models: Models, tasks: list[ClassificationTask], cfg: Eva
 
     def one(t: ClassificationTask) -> pd.DataFrame:
         val = None if t.val_emb is None else (t.val_emb, t.val_labels)
-        summary, curve, confusions[t.name] = compare_models(models, t.image_emb, t.labels, t.classnames, t.templates,
-                                                            t.comparatives, alpha_grid(cfg.alpha_steps), cfg.alpha,
-                                                            val=val)
-        curves.append(curve.assign(dataset=t.name))
-        return summary
+        confusions[t.name] = {}
+
+        def group(some: Models, comparatives: list[Comparative]) -> pd.DataFrame:
+            summary, curve, confused = compare_models(some, t.image_emb, t.labels, t.classnames, t.templates,
+                                                      comparatives, alpha_grid(cfg.alpha_steps), cfg.alpha, val=val)
+            curves.append(curve.assign(dataset=t.name))
+            confusions[t.name].update(confused)
+            return summary
+
+        return _grouped(models, t, group)
 
     summary = _stack(chosen, one, ["model"])
     return summary, pd.concat(curves, ignore_index=True), confusions
@@ -65,14 +87,16 @@ def variant_tables(models: Models, tasks: list[ClassificationTask], cfg: EvalCon
     """`compare_variants` on every task with comparatives: the paper's formula and its scaled variants per
     (dataset, model, variant); the val-chosen ones where the task has a validation split."""
     return _stack([t for t in tasks if t.comparatives],
-                  lambda t: compare_variants(models, t.image_emb, t.labels, t.classnames, t.templates, t.comparatives,
-                                             alpha_grid(cfg.alpha_steps), cfg.alpha,
-                                             val=None if t.val_emb is None else (t.val_emb, t.val_labels)),
+                  lambda t: _grouped(models, t, lambda some, comps: compare_variants(
+                      some, t.image_emb, t.labels, t.classnames, t.templates, comps, alpha_grid(cfg.alpha_steps),
+                      cfg.alpha, val=None if t.val_emb is None else (t.val_emb, t.val_labels))),
                   ["model", "variant", "alpha", "scale", "acc1", "gain_acc1", "worst_class"])
 
 
 def headroom_tables(models: Models, tasks: list[ClassificationTask], alpha: float) -> pd.DataFrame:
-    """`headroom_table` on every task with comparatives and labelled fitting images."""
+    """`headroom_table` on every task with comparatives and labelled fitting images, with the task's own set of
+    comparatives for every model (under eval.comparatives_per_model: the first model's), so that the
+    model-independent references are scored on one comparative subset."""
     return _stack([t for t in tasks if t.comparatives and t.fit_emb is not None],
                   lambda t: headroom_table(models, t.fit_emb, t.fit_labels, t.image_emb, t.labels, t.classnames,
                                            t.templates, t.comparatives, alpha),

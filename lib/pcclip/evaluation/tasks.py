@@ -3,7 +3,7 @@
 DiffWorld: shape classification (by the world's shape names, and by technical labels the
 world never uses) and ground-truth difference pairs on its test and holdout splits. Paper: the
 real datasets of `eval.datasets` (zero-shot; comparative prompting where hand-written
-comparatives exist) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100 size,
+comparatives exist; eval.comparatives / eval.descriptions = "llm" take the synthesis LLM's, cached) and the paper's difference sets (AwA2, AwA2 size, CIFAR-100 size,
 Flowers-102 colour). Attribute ranking: DiffWorld's test images by their continuous attributes;
 paper: AwA2's classes by its continuous attribute matrix. Image embeddings always come from the
 base model's cache.
@@ -11,7 +11,8 @@ base model's cache.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -25,12 +26,15 @@ from ..datasets.pairset import PairSet
 from ..models import ClipBundle
 from ..paths import RunPaths
 from ..profiles import Profile, data_root
+from ..synthesis.class_texts import (DESCRIBED_DATASETS, comparatives_path, descriptions_path, llm_comparatives,
+                                     llm_descriptions)
 from ..synthesis.cub import CUB_SET, CUB_SPLIT, cub_differences_path, cub_pair_sets
 from ..world import CONTINUOUS, SHAPES, build_split
 from .comparative import Comparative
 from .diffworld_sets import difference_sets, direction_texts
 from .headroom import class_means
-from .prompts import load_comparatives, load_descriptions, load_ranking_texts, load_templates
+from .prompts import (load_comparatives, load_descriptions, load_ranking_texts, load_templates, parse_comparatives,
+                      parse_descriptions)
 from .ranking import RankingTask
 
 PAPER_TEMPLATES = "paper"  # data/zeroshot/paper.json: the paper's single prompt
@@ -39,6 +43,7 @@ PAPER_TEMPLATES = "paper"  # data/zeroshot/paper.json: the paper's single prompt
 TECHNICAL = "diffworld_technical"
 DIFFWORLD_SPLITS = ("test", "holdout")
 RANKING_DATASET = "awa2"  # the paper dataset with a continuous attribute per class (data/ranking/awa2.json)
+CLASS_TEXT_SOURCES = ("handwritten", "llm")  # eval.comparatives and eval.descriptions
 
 
 @dataclass
@@ -47,7 +52,8 @@ class ClassificationTask:
     `fit_emb`/`fit_labels`: other labelled images of the same classes (DiffWorld's train split) for the
     headroom references of `pcclip.evaluation.headroom`; `val_emb`/`val_labels`: a labelled split disjoint
     from both (DiffWorld's val) on which each model's comparative-prompting alpha is chosen. None where none
-    is embedded (paper datasets without comparatives, or without a split besides the evaluated one)."""
+    is embedded (paper datasets without comparatives, or without a split besides the evaluated one).
+    `model_comparatives`: each model's own set (eval.comparatives_per_model), used instead of `comparatives`."""
 
     name: str
     image_emb: torch.Tensor
@@ -60,6 +66,46 @@ class ClassificationTask:
     fit_labels: np.ndarray | None = None
     val_emb: torch.Tensor | None = None
     val_labels: np.ndarray | None = None
+    model_comparatives: dict[str, list[Comparative]] = field(default_factory=dict)
+
+
+def _source(profile: Profile, key: str) -> str:
+    value = getattr(profile.eval, key)
+    if value not in CLASS_TEXT_SOURCES:
+        raise ValueError(f"eval.{key}={value!r} must be one of {CLASS_TEXT_SOURCES}")
+    return value
+
+
+def task_comparatives(profile: Profile, paths: RunPaths, dataset: str, classnames: list[str],
+                      models: Sequence[str] = ("base",)) -> tuple[list[Comparative], dict[str, list[Comparative]]]:
+    """(comparatives, each model's own set) of `dataset`: the shipped ones (eval.comparatives="handwritten"),
+    or those the synthesis LLM writes, once for all models or, with eval.comparatives_per_model, one set per
+    model of `models` (the first model's set is then the task's own)."""
+    if _source(profile, "comparatives") == "handwritten":
+        if profile.eval.comparatives_per_model:
+            raise ValueError("eval.comparatives_per_model=true needs eval.comparatives='llm': the hand-written "
+                             "comparatives are one set for every model")
+        return load_comparatives(dataset, classnames), {}
+
+    def written(model: str = "") -> list[Comparative]:
+        raw = llm_comparatives(profile.synthesis, paths, dataset, classnames, model)
+        return parse_comparatives(raw, classnames, str(comparatives_path(paths, dataset, model)))
+
+    if not profile.eval.comparatives_per_model:
+        return written(), {}
+    own = {model: written(model) for model in models}
+    return own[models[0]], own
+
+
+def task_descriptions(profile: Profile, paths: RunPaths, dataset: str, classnames: list[str]) -> dict[str, str] | None:
+    """Extended class descriptions of `dataset`, None where it has none: the shipped ones (DiffWorld only), or
+    with eval.descriptions="llm" the synthesis LLM's for DiffWorld and the authors' datasets (DESCRIBED_DATASETS)."""
+    if _source(profile, "descriptions") == "handwritten":
+        return load_descriptions(dataset, classnames) if dataset == "diffworld" else None
+    if dataset != "diffworld" and dataset not in DESCRIBED_DATASETS:
+        return None
+    raw = llm_descriptions(profile.synthesis, paths, dataset, classnames)
+    return parse_descriptions(raw, classnames, str(descriptions_path(paths, dataset)))
 
 
 def _embed(profile: Profile, paths: RunPaths, base: ClipBundle, data: LabeledDataset) -> torch.Tensor:
@@ -99,11 +145,13 @@ def _validation(profile: Profile, paths: RunPaths, base: ClipBundle, name: str
     return _embed(profile, paths, base, data), data.labels
 
 
-def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) -> list[ClassificationTask]:
+def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle,
+                         models: Sequence[str] = ("base",)) -> list[ClassificationTask]:
     """DiffWorld: shapes of the test split, by their names and by technical labels, with the train split
     as headroom fitting data and the val split for choosing alpha. Paper: every dataset of
     `eval.datasets` (a missing one fails with its download page; drop it from eval.datasets to skip it),
-    with a draw of its val or train split for choosing alpha where it has comparatives."""
+    with a draw of its val or train split for choosing alpha where it has comparatives. `models`: the names
+    that get their own comparatives under eval.comparatives_per_model."""
     if profile.source == "diffworld":
         test, train, val = (build_split(profile.world, name) for name in ("test", "train", "val"))
         emb, fit, val_emb = (embed_split(base, s, paths.cache, profile.cache, profile.model.precision, progress=False)
@@ -111,24 +159,29 @@ def classification_tasks(profile: Profile, paths: RunPaths, base: ClipBundle) ->
         classes, templates = list(SHAPES), load_templates("diffworld")
         labelled = list(display_names(TECHNICAL, "DiffWorld shapes", SHAPES))
         shared = dict(fit_emb=fit, fit_labels=train.records.shape, val_emb=val_emb, val_labels=val.records.shape)
-        return [ClassificationTask("diffworld", emb, test.records.shape, classes, templates,
-                                   load_comparatives("diffworld", classes), load_descriptions("diffworld", classes),
-                                   **shared),
-                ClassificationTask(TECHNICAL, emb, test.records.shape, labelled, templates,
-                                   load_comparatives(TECHNICAL, labelled), None, **shared)]
-    return [paper_task(profile, paths, base, name) for name in profile.eval.datasets]
+        tasks = []
+        for name, names in (("diffworld", classes), (TECHNICAL, labelled)):
+            comps, own = task_comparatives(profile, paths, name, names, models)
+            tasks.append(ClassificationTask(name, emb, test.records.shape, names, templates, comps,
+                                            task_descriptions(profile, paths, name, names), model_comparatives=own,
+                                            **shared))
+        return tasks
+    return [paper_task(profile, paths, base, name, models=models) for name in profile.eval.datasets]
 
 
 def paper_task(profile: Profile, paths: RunPaths, base: ClipBundle, name: str,
-               comparatives: bool = True) -> ClassificationTask:
-    """Paper dataset `name`: its evaluation split with the paper's prompt and, with `comparatives`, the
-    comparatives it ships and a draw of its val or train split to choose alpha on."""
+               class_texts: bool = True, models: Sequence[str] = ("base",)) -> ClassificationTask:
+    """Paper dataset `name`: its evaluation split with the paper's prompt and, with `class_texts`, its
+    comparatives (`task_comparatives`) with a draw of its val or train split to choose alpha on, and its
+    extended descriptions (`task_descriptions`)."""
     data, emb = _embed_dataset(profile, paths, base, name)
     classes = list(data.classnames)
-    comps = load_comparatives(name, classes) if comparatives and name in COMPARATIVE_DATASETS else []
+    comps, own = (task_comparatives(profile, paths, name, classes, models)
+                  if class_texts and name in COMPARATIVE_DATASETS else ([], {}))
     val_emb, val_labels = _validation(profile, paths, base, name) if comps else (None, None)
-    return ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, None,
-                              val_emb=val_emb, val_labels=val_labels)
+    described = task_descriptions(profile, paths, name, classes) if class_texts else None
+    return ClassificationTask(name, emb, data.labels, classes, load_templates(PAPER_TEMPLATES), comps, described,
+                              val_emb=val_emb, val_labels=val_labels, model_comparatives=own)
 
 
 def ground_truth_sets(profile: Profile, paths: RunPaths, base: ClipBundle, names: tuple[str, ...], seeds: int

@@ -2,7 +2,10 @@
 
 It reads the two caption blocks of the difference prompt (data/prompts/difference_v1.txt puts each
 image's captions on '- ' lines, after its '- ' rules) and answers, as the LLM would, with one to three differences the
-captions support, in DiffWorld's words (`synthesis.template.describe` over `caption_facts`).
+captions support, in DiffWorld's words (`synthesis.template.describe` over `caption_facts`). It also answers
+pcclip's other prompts, deterministically per request seed: class comparatives (comparatives_v1: JSON naming
+pairs of the listed classes), a class description (descriptions_v1: the 'Class:' line) and a rewritten caption
+(rewrite_caption_v1: the 'Caption:' line).
 
     with chat_server() as server:               # 127.0.0.1, a free port, stopped on exit
         overrides = {"synthesis.base_url": server.url, "synthesis.llm": server.model}
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -30,9 +34,13 @@ MODEL = "rehearsal-llm"
 NO_DIFFERENCE = "The captions state no difference between the first image and the second image."
 
 
-def caption_blocks(prompt: str) -> tuple[list[str], list[str]]:
-    """The last two runs of '- caption' lines of a prompt: the first and the second image's captions
-    (the prompt's rules, also '- ' lines, come before them)."""
+DESCRIPTIONS = ("A photo whose main subject is a {label}, shown clearly.",
+                "An image of a {label} in its usual setting.", "A clear view of a {label} with its typical shape and colours.")
+REWRITES = ("An image of {c}.", "A picture showing {c}.", "A photo of {c}.")
+
+
+def item_blocks(prompt: str) -> list[list[str]]:
+    """Every run of consecutive '- item' lines of a prompt, in order."""
     blocks: list[list[str]] = []
     previous = False
     for line in prompt.splitlines():
@@ -42,15 +50,52 @@ def caption_blocks(prompt: str) -> tuple[list[str], list[str]]:
         if item:
             blocks[-1].append(line[2:].strip())
         previous = item
+    return blocks
+
+
+def caption_blocks(prompt: str) -> tuple[list[str], list[str]]:
+    """The last two runs of '- caption' lines of a prompt: the first and the second image's captions
+    (the prompt's rules, also '- ' lines, come before them)."""
+    blocks = item_blocks(prompt)
     if len(blocks) < 2:
         raise ValueError(f"the prompt holds {len(blocks)} caption block(s), not two ('- caption' lines)")
     return blocks[-2], blocks[-1]
 
 
+def _field(prompt: str, label: str) -> str | None:
+    """The text after `label` on the prompt's last line that starts with it."""
+    found = [line[len(label):].strip() for line in prompt.splitlines() if line.startswith(label)]
+    return found[-1] if found else None
+
+
+def comparatives_reply(prompt: str, rng: np.random.Generator) -> str:
+    """JSON naming the prompt's 'Choose the N pairs' count of distinct pairs of its listed classes."""
+    blocks, count = item_blocks(prompt), re.search(r"Choose the (\d+) pairs", prompt)
+    classes = blocks[-1] if blocks else []
+    if count is None or len(classes) < 2:
+        raise ValueError("a comparatives prompt needs 'Choose the N pairs' and at least two '- class' lines")
+    pairs: list[tuple[str, str]] = []
+    while len(pairs) < min(int(count.group(1)), len(classes) * (len(classes) - 1)):
+        i, j = rng.choice(len(classes), 2, replace=False)
+        if (classes[i], classes[j]) not in pairs:
+            pairs.append((classes[i], classes[j]))
+    return json.dumps({"comparatives": [{"first": a, "second": b, "text": f"The first image shows a {a}, while the "
+                                         f"second image shows a {b}."} for a, b in pairs]})
+
+
 def answer(prompt: str, seed: int) -> str:
-    """How the first image differs from the second, as far as the prompt's captions tell."""
+    """The reply to one of pcclip's prompts (see the module docstring); for the difference prompt, how the first
+    image differs from the second, as far as its captions tell."""
+    rng = np.random.default_rng(seed)
+    if '{"comparatives"' in prompt:
+        return comparatives_reply(prompt, rng)
+    if (label := _field(prompt, "Class: ")) is not None:
+        return DESCRIPTIONS[rng.integers(len(DESCRIPTIONS))].format(label=label)
+    if (caption := _field(prompt, "Caption: ")) is not None:
+        c = caption.rstrip(". ")
+        return REWRITES[rng.integers(len(REWRITES))].format(c=c[:1].lower() + c[1:])
     first, second = caption_blocks(prompt)
-    text = describe_facts(caption_facts(first, second), np.random.default_rng(seed), max_facts=3, max_words=40).text
+    text = describe_facts(caption_facts(first, second), rng, max_facts=3, max_words=40).text
     return text or NO_DIFFERENCE
 
 

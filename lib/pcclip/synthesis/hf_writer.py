@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..profiles import SynthesisConfig
-from .writer import Generation, PairInput, Prompt, clean_generation
+from .writer import Generation, Prompt, WriterInput, clean_generation
 
 
 def render_prompt(tokenizer: Any, text: str) -> str:
@@ -71,7 +71,7 @@ class HFWriter:
         new = out[:, enc["input_ids"].shape[1]:]
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
-    def write(self, batch: Sequence[PairInput]) -> list[Generation]:
+    def write(self, batch: Sequence[WriterInput]) -> list[Generation]:
         if not batch:
             return []
         texts = [render_prompt(self.tokenizer, self.prompt.format(pair)) for pair in batch]

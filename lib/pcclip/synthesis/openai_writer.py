@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..profiles import SynthesisConfig
-from .writer import BatchInterrupted, Generation, PairInput, Prompt, WriterUnavailable, clean_generation
+from .writer import BatchInterrupted, Generation, Prompt, WriterInput, WriterUnavailable, clean_generation
 
 MAX_DELAY_S = 60.0
 RETRYABLE = frozenset({408, 409, 425, 429})  # and every 5xx
@@ -181,12 +181,12 @@ class OpenAIWriter:
         backoff = self.cfg.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
         return min(max(backoff, retry_after), MAX_DELAY_S)
 
-    def _body(self, pair: PairInput) -> dict[str, Any]:
+    def _body(self, pair: WriterInput) -> dict[str, Any]:
         return {"model": self.cfg.llm, "messages": [{"role": "user", "content": self.prompt.format(pair)}],
                 "max_tokens": self.cfg.max_new_tokens, "temperature": self.cfg.temperature,
                 "top_p": self.cfg.top_p, "seed": int(np.random.SeedSequence(pair.seed).generate_state(1)[0])}
 
-    def complete(self, pair: PairInput) -> Generation:
+    def complete(self, pair: WriterInput) -> Generation:
         """One pair, with retries; raises RequestRejected when the server refuses the run's settings."""
         body, error, wait_s = self._body(pair), "", 0.0
         for attempt in range(self.cfg.retries + 1):
@@ -210,7 +210,7 @@ class OpenAIWriter:
             error, wait_s = f"HTTP {reply.status}: {reply.detail(120)}", _retry_after(reply)
         return Generation(text="", error=f"{error} (after {self.cfg.retries + 1} attempts)", deferred=True)
 
-    def write(self, batch: Sequence[PairInput]) -> list[Generation]:
+    def write(self, batch: Sequence[WriterInput]) -> list[Generation]:
         """Every pair of `batch`, in order; on a refusal, raises BatchInterrupted with the finished ones."""
         if not batch:
             return []

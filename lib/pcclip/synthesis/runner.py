@@ -25,6 +25,7 @@ from .report import mentioned_attributes
 from .sources import ImageSource, image_source
 from .store import DifferenceStore
 from .registry import make_writer
+from .rewriting import rewrite_captions, rewritten_path
 from .writer import BatchInterrupted, Generation, PairInput, Writer, WriterUnavailable
 
 # Settings that change how fast, not what, a run writes: they may differ between a run and its resume.
@@ -138,12 +139,17 @@ def write_store(path: Path, meta: dict[str, Any], plan: PairPlan, source: ImageS
         missing = sum(pid not in store.finished for pid in plan.ids)
     if missing:
         why = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "not written"
-        message = (f"{missing} of {len(plan)} pairs were deferred after transient writer errors ({why}); the other "
-                   f"{len(plan) - missing} are stored in {path}. Rerun to retry only the missing pairs")
-        if not cfg.allow_partial:
-            raise SynthesisIncomplete(f"{message}, or set synthesis.allow_partial=true to go on without them")
-        print(f"synthesis: {message} (synthesis.allow_partial=true: going on without them)", file=sys.stderr)
+        _incomplete(cfg, f"{missing} of {len(plan)} pairs were deferred after transient writer errors ({why}); the "
+                         f"other {len(plan) - missing} are stored in {path}")
     return path
+
+
+def _incomplete(cfg: SynthesisConfig, message: str) -> None:
+    """Raise SynthesisIncomplete with `message`, or only warn under synthesis.allow_partial."""
+    message += ". Rerun to retry only the missing ones"
+    if not cfg.allow_partial:
+        raise SynthesisIncomplete(f"{message}, or set synthesis.allow_partial=true to go on without them")
+    print(f"synthesis: {message} (synthesis.allow_partial=true: going on without them)", file=sys.stderr)
 
 
 def content_fields(cfg: SynthesisConfig) -> dict[str, Any]:
@@ -152,10 +158,16 @@ def content_fields(cfg: SynthesisConfig) -> dict[str, Any]:
 
 
 def synthesize(profile: Profile, paths: RunPaths, progress: bool = True) -> Path:
-    """Write (or resume) paths.data/differences.jsonl for the profile and return its path."""
+    """Write (or resume) paths.data/differences.jsonl for the profile and return its path; with
+    finetune.rewritten_captions, also the rewritten captions of the pairs' images (`rewriting`)."""
     cfg = profile.synthesis
     source = image_source(profile)
     check_settings(cfg, source)
     plan = plan_pairs(cfg, source)
-    return write_store(differences_path(paths), {"source": source.key, "synthesis": content_fields(cfg)}, plan,
-                       source, cfg, progress)
+    meta = {"source": source.key, "synthesis": content_fields(cfg)}
+    path = write_store(differences_path(paths), meta, plan, source, cfg, progress)
+    if profile.finetune.rewritten_captions:
+        store = rewritten_path(paths)
+        if missing := rewrite_captions(cfg, store, meta, plan, source):
+            _incomplete(cfg, f"{missing} captions of {store} were deferred after transient writer errors")
+    return path

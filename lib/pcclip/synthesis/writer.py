@@ -1,10 +1,12 @@
 """The types every description writer shares; `registry.make_writer` picks a backend by name.
 
 A writer turns a batch of pairs (each with its images' captions) into one `Generation`
-per pair, in order. Backends: `template` (offline, DiffWorld), `hf` (a local causal LM
-through transformers) and `openai` (any OpenAI-compatible chat-completions server, e.g.
-vLLM). LLM backends share the prompt file and the output cleaning defined here. The
-backends import this module and nothing imports them but the registry.
+per pair, in order; LLM backends also answer `TextRequest`s (class comparatives, class
+descriptions, rewritten captions), each filling the slots of its own prompt file. Backends:
+`template` (offline, DiffWorld), `hf` (a local causal LM through transformers) and `openai`
+(any OpenAI-compatible chat-completions server, e.g. vLLM). LLM backends share the prompt
+files and the output cleaning defined here. The backends import this module and nothing
+imports them but the registry.
 """
 from __future__ import annotations
 
@@ -27,6 +29,28 @@ class PairInput:
     truth1: dict | None = None  # exact attributes (DiffWorld), used only by the template oracle mode
     truth2: dict | None = None
 
+    def prompt_slots(self) -> dict[str, str]:
+        return {"captions1": _block(self.captions1), "captions2": _block(self.captions2)}
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """One prompt that is not about a pair: `slots` fill the prompt file's {name} slots."""
+
+    request_id: str
+    slots: tuple[tuple[str, str], ...]
+    seed: tuple[int, ...]
+
+    def prompt_slots(self) -> dict[str, str]:
+        return dict(self.slots)
+
+
+WriterInput = PairInput | TextRequest
+
+
+def _block(lines: Sequence[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -42,7 +66,7 @@ class Writer(Protocol):
     model: str
     prompt_version: str
 
-    def write(self, batch: Sequence[PairInput]) -> list[Generation]: ...
+    def write(self, batch: Sequence[WriterInput]) -> list[Generation]: ...
 
 
 class WriterUnavailable(RuntimeError):
@@ -63,19 +87,20 @@ class Prompt:
     version: str  # the file's stem, recorded with every generation
     text: str
 
-    def format(self, pair: PairInput) -> str:
-        def block(captions: Sequence[str]) -> str:
-            return "\n".join(f"- {c}" for c in captions)
-
-        return self.text.format(captions1=block(pair.captions1), captions2=block(pair.captions2))
+    def format(self, item: WriterInput) -> str:
+        return self.text.format(**item.prompt_slots())
 
 
-def load_prompt(name: str) -> Prompt:
-    """data/prompts/<name>.txt, which must contain the {captions1} and {captions2} slots."""
+PAIR_SLOTS = ("captions1", "captions2")
+
+
+def load_prompt(name: str, slots: Sequence[str] = PAIR_SLOTS) -> Prompt:
+    """data/prompts/<name>.txt, which must contain every one of `slots` (difference prompts: the two caption
+    slots) as {slot}; literal braces are written {{ and }}."""
     text = read_text(f"prompts/{name}.txt")
-    missing = [slot for slot in ("{captions1}", "{captions2}") if slot not in text]
+    missing = [f"{{{slot}}}" for slot in slots if f"{{{slot}}}" not in text]
     if missing:
-        raise ValueError(f"prompt prompts/{name}.txt lacks {missing}; both caption slots are required")
+        raise ValueError(f"prompt prompts/{name}.txt lacks {missing}; these slots are required")
     return Prompt(name, text.strip())
 
 
