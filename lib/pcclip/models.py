@@ -18,6 +18,7 @@ import numpy as np
 import open_clip
 import torch
 from PIL import Image
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from .atomic import torch_save
 from .clip_tables import (CONFIG_DIR, HUB_FILES, activation_mismatch, cached_weights, hub_repo,
@@ -63,6 +64,22 @@ class ClipBundle:
         return (x - mean) / std
 
     @property
+    def resize_crop(self) -> Callable[[Image.Image], np.ndarray]:
+        """`preprocess` up to its tensor conversion: PIL image -> uint8 (H, W, 3) at the model's input size.
+        A batch of these through `images_to_tensor` equals `preprocess` image by image, bit for bit
+        (tested), with the tensor work done once per batch instead of per image; DataLoader workers
+        then also ship uint8 instead of float32 (`pcclip.cache.DatasetSource.to_tensor`)."""
+        steps = list(getattr(self.preprocess, "transforms", [self.preprocess]))  # a Compose, or one step
+        cut = next((i for i, step in enumerate(steps) if isinstance(step, ToTensor)), len(steps))
+        tail = steps[cut:]
+        cfg = self.model.visual.preprocess_cfg
+        if not (len(tail) == 2 and isinstance(tail[1], Normalize) and tuple(tail[1].mean) == tuple(cfg["mean"])
+                and tuple(tail[1].std) == tuple(cfg["std"])):
+            raise ValueError(f"{self.model_name}: preprocess {self.preprocess} does not end in ToTensor and "
+                             f"Normalize({cfg['mean']}, {cfg['std']}); embed with `preprocess` itself")
+        return Compose([*steps[:cut], _uint8_array])
+
+    @property
     def preprocess_key(self) -> str:
         """Names every step of `preprocess` and its sizes: part of an image cache's identity."""
         return transform_key(self.preprocess)
@@ -74,6 +91,10 @@ class ClipBundle:
         out = [self.model.encode_text(self.tokenizer(texts[i:i + batch_size]).to(self.device)).float().cpu()
                for i in range(0, len(texts), batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.model.text_projection.shape[1])
+
+
+def _uint8_array(image: Image.Image) -> np.ndarray:
+    return np.array(image, dtype=np.uint8)  # a writable copy: torch warns on read-only arrays
 
 
 def resolve_device(device: str) -> str:
