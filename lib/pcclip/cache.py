@@ -108,20 +108,24 @@ def _read_ahead(batches: Iterator[torch.Tensor], depth: int = 2) -> Iterator[tor
     ready: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
 
+    def offer(item: tuple) -> bool:
+        """Queue `item` unless the consumer has left; False once it has."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for x in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put((x, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((x, None)):
                     return
-            ready.put((None, None))
+            offer((None, None))
         except BaseException as exc:  # handed to the consumer, which raises it
-            ready.put((None, exc))
+            offer((None, exc))
 
     thread = threading.Thread(target=produce, name="pcclip-cache-read-ahead", daemon=True)
     thread.start()
