@@ -11,14 +11,14 @@ preprocessing (open_clip's resize, centre crop, normalise) and the forward, with
 and batch size of the profile's `cache` section; the baseline runs only the forward, on the same
 preprocessed tensors. Rounds alternate the order of the two, each cache run in a cold folder; the
 verdict uses the median over rounds of the within-round ratio (issue target: >= 0.80). Where the rest
-goes: decode, preprocess and forward are also timed on their own, one after another, each round.
+goes: each step of the cache's path (decode, resize and crop, batched normalisation, forward) is also
+timed on its own, one after another, each round.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from pcclip.profiles import load_profile
 from pcclip.rehearsal import FixtureSizes, write_fixtures
 from pcclip.runs import coco_images
 from pcclip.synthesis.coco import load_coco_captions
+from rounds import paired_round, timed
 
 TARGET = 0.80
 
@@ -38,12 +39,6 @@ TARGET = 0.80
 @torch.inference_mode()
 def forward(model: torch.nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([model.encode_image(x).float() for x in batches])
-
-
-def timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def decode(files) -> list[Image.Image]:
@@ -93,14 +88,7 @@ def main(argv: list[str] | None = None) -> float:
                 source = coco_images(coco, f"bench-coco-{args.n}", bundle, workers)  # notebook 02's path
                 return embed_images(bundle, source, Path(tmp) / f"round{r}", cfg, progress=False)
 
-            order = [("bare", lambda: forward(bundle.model, batches)), ("cache", cached)]
-            for name, fn in order if r % 2 == 0 else order[::-1]:
-                seconds, out = timed(fn)
-                (bare_s if name == "bare" else cache_s).append(seconds)
-                if name == "bare":
-                    reference = out
-                else:
-                    torch.testing.assert_close(out, reference, atol=1e-4, rtol=1e-4)
+            paired_round(r, lambda: forward(bundle.model, batches), cached, bare_s, cache_s)
             parts.append(split_times(bundle, coco.files, cfg.batch_size))
 
     paired = statistics.median(b / c for b, c in zip(bare_s, cache_s))
