@@ -25,6 +25,7 @@ from pcclip.cache import array_source, embed_images
 from pcclip.models import load_clip
 from pcclip.profiles import CacheConfig, WorldConfig
 from pcclip.world import build_split
+from rounds import paired_round
 
 TARGET = 0.90
 
@@ -32,12 +33,6 @@ TARGET = 0.90
 @torch.inference_mode()
 def bare_loop(model: torch.nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([model.encode_image(x).float() for x in batches])
-
-
-def timed(fn) -> tuple[float, torch.Tensor]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 class EncodeTimer:
@@ -86,14 +81,7 @@ def main(argv: list[str] | None = None) -> float:
                 inside_s.append(timer.seconds)
                 return out
 
-            order = [("bare", lambda: bare_loop(bundle.model, batches)), ("cache", cached)]
-            for name, fn in order if r % 2 == 0 else order[::-1]:
-                seconds, out = timed(fn)
-                (bare_s if name == "bare" else cache_s).append(seconds)
-                if name == "bare":
-                    reference = out
-                else:
-                    torch.testing.assert_close(out, reference, atol=1e-4, rtol=1e-4)
+            paired_round(r, lambda: bare_loop(bundle.model, batches), cached, bare_s, cache_s)
 
     bare_tp, cache_tp = args.n / min(bare_s), args.n / min(cache_s)
     ratio = cache_tp / bare_tp

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -216,3 +217,30 @@ def test_kill_9_mid_embedding_resumes_exactly(tiny_bundle, images, expected, tmp
     resumed = embed_images(tiny_bundle, source, tmp_path, CFG, progress=False)
     assert spy["shards"] == [(16, 32), (32, 40)]
     torch.testing.assert_close(resumed, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_read_ahead_keeps_order_raises_errors_and_stops_when_left():
+    assert [int(x) for x in cache._read_ahead(iter(torch.arange(7)))] == list(range(7))
+
+    def failing():
+        yield torch.tensor(1)
+        raise OSError("image 3 is truncated")
+
+    reader = cache._read_ahead(failing())
+    assert int(next(reader)) == 1
+    with pytest.raises(OSError, match="image 3 is truncated"):
+        next(reader)
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield torch.tensor(len(produced))
+
+    reader = cache._read_ahead(endless(), depth=2)
+    next(reader)
+    reader.close()  # the consumer leaves: the thread stops within its 0.1 s poll, a few batches ahead at most
+    time.sleep(0.5)
+    n = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == n <= 5

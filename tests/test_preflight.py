@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import huggingface_hub
 import pytest
@@ -154,3 +158,22 @@ def test_require_inputs_raises_listing_every_missing_input(offline, tmp_path, ca
     assert capsys.readouterr().out.splitlines()[-1] == "7 of 8 inputs missing"
     assert [c.input for c in pf.require_inputs(load_profile("smoke"))] == ["weights diffclip-tiny/DiffWorld",
                                                                            "disk >= 1 GB"]
+
+
+def test_preflight_imports_no_model_code(tmp_path):
+    """Without a data root the preflight only looks up tables, caches and servers: it never imports
+    open_clip, torchvision or transformers (seconds of imports, the bulk of its old 12-25 s), and
+    imports torch only to ask a loaded NVIDIA driver for its devices."""
+    heavy = ("open_clip", "torchvision", "transformers", "torch")
+    code = ("import sys; from pcclip.preflight import main; "
+            f"rc = main(['--profile', 'paper', '--set', 'synthesis.base_url={UNREACHABLE}/v1', "
+            "'--set', 'model.download=false']); "
+            f"print(rc, sorted(m for m in {heavy!r} if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k != "PCCLIP_DATA"}
+    env.update(PYTHONPATH=str(Path(pf.__file__).parents[1]), HF_HUB_CACHE=str(tmp_path / "hf"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].split()[:2] == ["input", "where"] and lines[-2] == "14 of 15 inputs missing"
+    imported = ["torch"] if pf._nvidia_driver() else []
+    assert lines[-1] == f"1 {imported}"

@@ -14,6 +14,7 @@ from pcclip.cache import DatasetSource, array_source, embed_images
 from pcclip.models import load_clip
 from pcclip.profiles import CacheConfig
 from pcclip.rehearsal.fixtures import FixtureSizes, write_fixtures
+from pcclip.runs import coco_images
 from pcclip.synthesis.coco import CocoImages, load_coco_captions
 from pcclip.world import render, sample_records
 
@@ -74,3 +75,28 @@ def test_a_64px_vit_embeds_a_folder_of_jpegs_of_mixed_sizes(vit, tmp_path):
     with torch.no_grad():
         direct = vit.model.encode_image(torch.stack([data[i][0] for i in range(len(data))]))
     assert emb.shape == (12, 32) and torch.allclose(emb, direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["diffclip-tiny", VIT])
+def test_resize_crop_then_batched_normalisation_is_preprocess_bit_for_bit(vit, tmp_path, model):
+    """The cache's fast path for image files (uint8 from the workers, normalised per batch) gives exactly
+    the tensors of the model's own preprocessing, so caches built either way are the same."""
+    bundle = vit if model == VIT else load_clip(model, "")
+    write_fixtures(tmp_path, sizes=FixtureSizes(coco_train=12, coco_val=2), datasets=("coco",))
+    coco = load_coco_captions(tmp_path / "coco/annotations/captions_train2017.json", tmp_path / "coco/train2017")
+    slow = torch.stack([CocoImages(coco, bundle.preprocess)[i][0] for i in range(len(coco))])
+    fast = CocoImages(coco, bundle.resize_crop)
+    assert fast[0][0].dtype == np.uint8 and fast[0][0].shape == (*slow.shape[2:], 3)
+    source = coco_images(coco, "coco-test", bundle, num_workers=0)
+    assert source.preprocess_key == bundle.preprocess_key  # same cache identity as before
+    assert torch.equal(torch.cat(list(source.batches(0, len(coco), 5))), slow)
+    emb = embed_images(bundle, source, tmp_path / "cache", CacheConfig(batch_size=5, shard_size=8), progress=False)
+    with torch.no_grad():
+        assert torch.allclose(emb, bundle.model.encode_image(slow), atol=1e-5)
+
+
+def test_resize_crop_refuses_a_preprocess_it_cannot_split():
+    bundle = load_clip("diffclip-tiny", "")
+    bundle.preprocess = bundle.preprocess.transforms[0]  # a bare Resize: nothing to batch
+    with pytest.raises(ValueError, match="does not end in ToTensor and Normalize"):
+        bundle.resize_crop

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
+from http.server import ThreadingHTTPServer
 import urllib.error
 import urllib.request
 
@@ -10,11 +12,11 @@ import numpy as np
 import pytest
 
 from pcclip.profiles import load_profile
-from pcclip.rehearsal.chat_server import (NO_DIFFERENCE, answer, caption_blocks, chat_server, rehearsal_llm,
-                                          serve_synthesis)
+from pcclip.rehearsal.chat_server import (NO_DIFFERENCE, ChatServer, _Handler, answer, caption_blocks, chat_server,
+                                          rehearsal_llm, serve_synthesis)
 from pcclip.synthesis.facts import caption_facts
 from pcclip.synthesis.filtering import DescriptionFilter, load_rules
-from pcclip.synthesis.openai_writer import OpenAIWriter
+from pcclip.synthesis.openai_writer import OpenAIWriter, _Connections
 from pcclip.synthesis.report import mentioned_attributes
 from pcclip.synthesis.writer import PairInput, TextRequest, load_prompt
 from pcclip.world import CONTINUOUS, captions, sample_records
@@ -127,3 +129,25 @@ def test_server_routes_and_errors():
         assert reply["choices"][0]["message"]["content"] == answer(prompt, 5)
     with pytest.raises(urllib.error.URLError):  # stopped on leaving the block
         urllib.request.urlopen(server.url + "/models", timeout=2)
+
+
+def test_writer_reuses_connections_and_retries_one_the_server_closed_at_once(monkeypatch):
+    """Keep-alive: a batch of 24 pairs at concurrency 4 opens at most 4 connections, not 24. A kept
+    connection that the server closed while idle is replaced at once: no attempt lost, no backoff."""
+    cfg = load_profile("rehearsal").synthesis
+    opened = []
+    monkeypatch.setattr(ChatServer, "process_request",
+                        lambda self, request, address: (opened.append(address), ThreadingHTTPServer.process_request(
+                            self, request, address))[1])
+    with chat_server(cfg.llm, delay_s=0.02) as server:
+        writer = OpenAIWriter(replace(cfg, base_url=server.url, concurrency=4, backoff_s=5.0), load_prompt(cfg.prompt))
+        assert all(g.text and not g.error for g in writer.write(_pairs(24)))
+        assert server.requests == 24 and 1 <= len(opened) - 1 <= 4  # the first one is the /models check
+        monkeypatch.setattr(_Handler, "timeout", 0.1)  # the server drops connections idle for 0.1 s
+        pool, (first, second) = _Connections(), _pairs(2)
+        assert writer.complete(first, pool).text and len(pool.idle) == 1
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert writer.complete(second, pool).text  # on a new connection, without the 5 s backoff
+        assert time.monotonic() - start < 2.0 and server.requests == 26
+        pool.close()

@@ -12,23 +12,23 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Callable
 
 import numpy as np
 import open_clip
 import torch
 from PIL import Image
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from .atomic import torch_save
+from .clip_tables import (CONFIG_DIR, HUB_FILES, activation_mismatch, cached_weights, hub_repo,
+                          missing_weights_message, pretrained_cfg)
 from .fingerprint import fingerprint, transform_key
 from .network import unreachable
 
-_CONFIG_DIR = resources.files("pcclip") / "data" / "model_configs"
-open_clip.add_model_config(str(_CONFIG_DIR))
+open_clip.add_model_config(str(CONFIG_DIR))
 CHECKPOINT_FORMAT = "pcclip-clip-v2"  # v2: fingerprints from pcclip.fingerprint, checked on load
 REBUILD = "rebuild it (make reproduce), or point model.pretrained at a valid file"
-_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what open_clip looks for in a repo
 
 
 @dataclass
@@ -64,6 +64,22 @@ class ClipBundle:
         return (x - mean) / std
 
     @property
+    def resize_crop(self) -> Callable[[Image.Image], np.ndarray]:
+        """`preprocess` up to its tensor conversion: PIL image -> uint8 (H, W, 3) at the model's input size.
+        A batch of these through `images_to_tensor` equals `preprocess` image by image, bit for bit
+        (tested), with the tensor work done once per batch instead of per image; DataLoader workers
+        then also ship uint8 instead of float32 (`pcclip.cache.DatasetSource.to_tensor`)."""
+        steps = list(getattr(self.preprocess, "transforms", [self.preprocess]))  # a Compose, or one step
+        cut = next((i for i, step in enumerate(steps) if isinstance(step, ToTensor)), len(steps))
+        tail = steps[cut:]
+        cfg = self.model.visual.preprocess_cfg
+        if not (len(tail) == 2 and isinstance(tail[1], Normalize) and tuple(tail[1].mean) == tuple(cfg["mean"])
+                and tuple(tail[1].std) == tuple(cfg["std"])):
+            raise ValueError(f"{self.model_name}: preprocess {self.preprocess} does not end in ToTensor and "
+                             f"Normalize({cfg['mean']}, {cfg['std']}); embed with `preprocess` itself")
+        return Compose([*steps[:cut], _uint8_array])
+
+    @property
     def preprocess_key(self) -> str:
         """Names every step of `preprocess` and its sizes: part of an image cache's identity."""
         return transform_key(self.preprocess)
@@ -75,6 +91,10 @@ class ClipBundle:
         out = [self.model.encode_text(self.tokenizer(texts[i:i + batch_size]).to(self.device)).float().cpu()
                for i in range(0, len(texts), batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.model.text_projection.shape[1])
+
+
+def _uint8_array(image: Image.Image) -> np.ndarray:
+    return np.array(image, dtype=np.uint8)  # a writable copy: torch warns on read-only arrays
 
 
 def resolve_device(device: str) -> str:
@@ -132,9 +152,9 @@ def _check_saved_name(path: str, saved: str | None, model_name: str, name_option
 
 def folder_weights(folder: str, model_name: str, name_option: str) -> str:
     """The weights file of an open_clip folder (`pcclip.export`, a downloaded hub repo), checked."""
-    found = [os.path.join(folder, n) for n in _HUB_FILES if os.path.isfile(os.path.join(folder, n))]
+    found = [os.path.join(folder, n) for n in HUB_FILES if os.path.isfile(os.path.join(folder, n))]
     if not found:
-        raise FileNotFoundError(f"folder {folder!r} holds no {_HUB_FILES[0]} or {_HUB_FILES[1]}: point "
+        raise FileNotFoundError(f"folder {folder!r} holds no {HUB_FILES[0]} or {HUB_FILES[1]}: point "
                                 "model.pretrained at an open_clip folder or a checkpoint file")
     config = os.path.join(folder, "open_clip_config.json")
     if os.path.isfile(config):
@@ -143,75 +163,13 @@ def folder_weights(folder: str, model_name: str, name_option: str) -> str:
     return found[0]
 
 
-def _pretrained_cfg(model_name: str, tag: str) -> dict:
-    """open_clip's table entry for a tag, or a ValueError listing the tags it knows for this model."""
-    cfg = open_clip.get_pretrained_cfg(model_name, tag)
-    if not cfg:
-        tags = [t for m, t in open_clip.list_pretrained() if m == model_name]
-        raise ValueError(f"unknown pretrained tag {tag!r} for {model_name!r}; known tags: {tags}, "
-                         "or pass a local checkpoint file path")
-    return cfg
-
-
-def activation_mismatch(model_name: str, tag: str) -> str | None:
-    """Why (model_name, tag) would run weights with the wrong activation, or None when they match.
-
-    open_clip's pretrained table marks tags trained with QuickGELU (`quick_gelu=True`, e.g. every
-    OpenAI tag) and lists them under a `<model>-quickgelu` twin; building the plain model and loading
-    such a tag only warns, and every number comes out silently off.
-    """
-    tag_quick = bool(_pretrained_cfg(model_name, tag).get("quick_gelu", False))
-    model_quick = bool((open_clip.get_model_config(model_name) or {}).get("quick_gelu", False))
-    if tag_quick == model_quick:
-        return None
-    fix = f"{model_name}-quickgelu" if tag_quick else model_name.removesuffix("-quickgelu")
-    act = {True: "QuickGELU", False: "GELU"}
-    return (f"pretrained tag {tag!r} was trained with {act[tag_quick]} but {model_name!r} uses "
-            f"{act[model_quick]}: set model.model_name={fix}")
-
-
-def _hub_repo(cfg: dict) -> tuple[str, str]:
-    """(repo id, file name or "") of a pretrained entry's `hf_hub` ("org/name/" or "org/name/file.bin")."""
-    hub = cfg.get("hf_hub", "").strip("/")
-    if hub.endswith((".bin", ".pt", ".pth", ".safetensors")):
-        repo, _, name = hub.rpartition("/")
-        return repo, name
-    return hub, ""
-
-
-def cached_weights(model_name: str, tag: str) -> str | None:
-    """Path of the tag's weights in the local Hugging Face cache, or None (looks, never downloads)."""
-    cfg = _pretrained_cfg(model_name, tag)
-    repo, name = _hub_repo(cfg)
-    if not repo:  # open_clip's own URL cache
-        path = os.path.expanduser(os.path.join("~/.cache/clip", os.path.basename(cfg.get("url", ""))))
-        return path if cfg.get("url") and os.path.isfile(path) else None
-    from huggingface_hub import try_to_load_from_cache
-
-    names = _HUB_FILES if name in ("", _HUB_FILES[1]) else (name,)  # open_clip prefers the .safetensors twin
-    return next((p for n in names if isinstance(p := try_to_load_from_cache(repo, n), str)), None)
-
-
-def missing_weights_message(model_name: str, tag: str) -> str:
-    """What to fetch for (model_name, tag) and where to put it, for every way the weights can be absent."""
-    cfg = _pretrained_cfg(model_name, tag)
-    repo, name = _hub_repo(cfg)
-    where = (f"the Hugging Face repo {repo} (file {name or ' or '.join(_HUB_FILES)})" if repo
-             else f"the URL {cfg.get('url', '?')}")
-    return (f"weights for {model_name}/{tag} are not on this machine. Fetch {where}: on a machine with "
-            f"internet set model.download=true (or run `python -c \"import open_clip; open_clip.create_model("
-            f"'{model_name}', pretrained='{tag}')\"`), which fills the Hugging Face cache ($HF_HOME, default "
-            "~/.cache/huggingface); copy that cache here, or save the file anywhere and pass "
-            "model.pretrained=/path/to/file")
-
-
 def _download_weights(model_name: str, tag: str) -> None:
     """Fill the local cache through open_clip/huggingface_hub. Honours $HF_HUB_OFFLINE and $HF_ENDPOINT;
     one short probe first, so an offline machine fails in seconds (not after huggingface_hub's retries)."""
     from huggingface_hub import constants
 
-    cfg = _pretrained_cfg(model_name, tag)
-    repo, _ = _hub_repo(cfg)
+    cfg = pretrained_cfg(model_name, tag)
+    repo, _ = hub_repo(cfg)
     if repo and constants.HF_HUB_OFFLINE:
         raise FileNotFoundError(f"{missing_weights_message(model_name, tag)} (HF_HUB_OFFLINE is set: unset it "
                                 "to download)")

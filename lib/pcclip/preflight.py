@@ -10,12 +10,15 @@ In a notebook's first cell: `require_inputs(profile)` prints the table and raise
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
+from . import clip_tables
 from .network import TIMEOUT_S, get_json, unreachable
 from .paths import run_paths
 from .profiles import DATA_ENV, Profile, data_root, load_profile, parse_overrides
@@ -37,8 +40,6 @@ class Check:
 
 
 def check_weights(profile: Profile) -> Check:
-    from . import models  # imports open_clip: only here, so the other checks stay fast
-
     name, tag = profile.model.model_name, profile.model.pretrained
     label = f"weights {name}/{tag or 'DiffWorld'}"
     if not tag:
@@ -48,16 +49,16 @@ def check_weights(profile: Profile) -> Check:
     if os.sep in tag or tag.endswith((".pt", ".bin", ".safetensors")):
         return Check(label, tag, False, "no such file: fix model.pretrained")
     try:
-        mismatch = models.activation_mismatch(name, tag)
+        mismatch = clip_tables.activation_mismatch(name, tag)
     except ValueError as err:  # unknown tag
         return Check(label, "open_clip pretrained table", False, str(err))
     if mismatch:
         return Check(label, "open_clip pretrained table", False, mismatch)
-    cached = models.cached_weights(name, tag)
+    cached = clip_tables.cached_weights(name, tag)
     if cached:
         return Check(label, cached, True)
     return _download_check(label, "Hugging Face cache ($HF_HOME)", "model.download", profile.model.download,
-                           _hub_server(), models.missing_weights_message(name, tag))
+                           _hub_server(), clip_tables.missing_weights_message(name, tag))
 
 
 def _hub_server() -> str:
@@ -172,18 +173,41 @@ def check_device(profile: Profile) -> list[Check]:
                                    ("finetune.precision", profile.finetune.precision)) if value == "bf16"]
     if profile.model.device == "cpu" and not bf16:
         return []
+    version = _torch_version()
+    where = f"torch {version.__version__}, CUDA {version.cuda}"
+    none = [Check("GPU", where, False, "no CUDA device is visible: run on an NVIDIA GPU, or set model.device=cpu "
+                                       "and model.precision=fp32 finetune.precision=fp32 (hours to days for a "
+                                       "paper profile)")]
+    if not _nvidia_driver():  # no driver, no CUDA device: answered without importing torch (seconds)
+        return none
     import torch
 
-    where = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
     if not torch.cuda.is_available():
-        return [Check("GPU", where, False, "no CUDA device is visible: run on an NVIDIA GPU, or set model.device=cpu "
-                                           "and model.precision=fp32 finetune.precision=fp32 (hours to days for a "
-                                           "paper profile)")]
+        return none
     out = [Check("GPU", f"{torch.cuda.get_device_name(0)} ({where})", True)]
     if bf16:
         ok = torch.cuda.is_bf16_supported()
         out.append(Check("bf16", torch.cuda.get_device_name(0), ok, "" if ok else f"set {'=fp32 '.join(bf16)}=fp32"))
     return out
+
+
+def _nvidia_driver() -> bool:
+    """Whether an NVIDIA driver is loaded (Linux: /proc/driver/nvidia; elsewhere assumed, torch decides)."""
+    return not sys.platform.startswith("linux") or Path("/proc/driver/nvidia/version").exists()
+
+
+def _torch_version() -> ModuleType:
+    """torch.version (the torch and CUDA versions it was built for), read without importing torch."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].version
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("torch is not installed: pip install -e . (pyproject.toml pins it)")
+    version = importlib.util.spec_from_file_location(
+        "_pcclip_torch_version", Path(list(spec.submodule_search_locations)[0]) / "version.py")
+    module = importlib.util.module_from_spec(version)
+    version.loader.exec_module(module)
+    return module
 
 
 def check_disk(profile: Profile, need_gb: float | None = None) -> Check:

@@ -22,7 +22,7 @@ from .models import ClipBundle, checkpoint_meta, save_clip
 from .paths import RunPaths
 from .profiles import FinetuneConfig, Profile
 from .synthesis import differences_path
-from .synthesis.coco import CocoImages
+from .synthesis.coco import CocoCaptions, CocoImages
 from .synthesis.rewriting import load_rewritten, rewritten_path
 from .synthesis.sources import load_coco
 from .synthesis.store import DifferencePairs, load_accepted, meta_path
@@ -149,6 +149,13 @@ def _coco_pairs(paths: RunPaths) -> tuple[DifferencePairs, str | None]:
     return pairs, json.loads(side.read_text()).get("source") if side.is_file() else None
 
 
+def coco_images(coco: CocoCaptions, key: str, base: ClipBundle, num_workers: int) -> DatasetSource:
+    """The COCO image files through `base`'s own preprocessing, for the embedding cache: workers decode,
+    resize and crop; each batch is normalised at once (bit for bit `base.preprocess`)."""
+    return DatasetSource(CocoImages(coco, base.resize_crop), key, base.preprocess_key, num_workers,
+                         base.images_to_tensor)
+
+
 def _coco_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainData:
     """Every COCO train image (the rows the pairs index), embedded with the model's own preprocessing,
     and every COCO caption of each image for the caption baseline."""
@@ -161,8 +168,8 @@ def _coco_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainData
     if written_for != key:
         raise ValueError(f"{differences_path(paths)} was synthesised for the images {written_for!r}, not for this "
                          f"profile's COCO images {key!r} (synthesis.coco_annotations under the data root): {RERUN_01}")
-    source = DatasetSource(CocoImages(coco, base.preprocess), key, base.preprocess_key, profile.cache.num_workers)
-    image_emb = embed_images(base, source, paths.cache, profile.cache, profile.model.precision)
+    image_emb = embed_images(base, coco_images(coco, key, base, profile.cache.num_workers), paths.cache,
+                             profile.cache, profile.model.precision)
     caption_idx = torch.arange(len(coco)).repeat_interleave(torch.tensor([len(c) for c in coco.captions]))
     return TrainData(image_emb, torch.as_tensor(pairs.idx1), torch.as_tensor(pairs.idx2), list(pairs.texts),
                      caption_idx, [c for captions in coco.captions for c in captions])

@@ -108,6 +108,10 @@ def completion(model: str, text: str) -> dict:
 
 class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog of 5 overflows when a writer opens `concurrency` connections at once:
+    # the kernel drops the extra SYNs and the client resends them after 1 s (p99 latency 1.2 s at a 0.2 s
+    # delay, 0.57 of the writer's ceiling). Real servers (vLLM's uvicorn: 2048) queue them.
+    request_queue_size = 1024
 
     def __init__(self, model: str = MODEL, delay_s: float = 0.0, port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
@@ -122,6 +126,8 @@ class ChatServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: ChatServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as vLLM and OpenAI serve: every reply has a Content-Length
+    disable_nagle_algorithm = True  # else a kept-alive reply's body waits ~40 ms for the ACK of its headers
 
     def log_message(self, *args) -> None:  # quiet: the writer reports what matters
         pass
@@ -144,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                      "owned_by": "pcclip-rehearsal"}]})
 
     def do_POST(self) -> None:
+        start = time.monotonic()
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._error(404, f"no route POST {self.path}")
         try:
@@ -158,14 +165,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, f"bad chat request: {err}")
         with self.server.lock:
             self.server.requests += 1
-        time.sleep(self.server.delay_s)
+        time.sleep(max(0.0, self.server.delay_s - (time.monotonic() - start)))  # the answer's work counts in
         self._send(200, completion(self.server.model, text))
 
 
 @contextlib.contextmanager
 def chat_server(model: str = MODEL, delay_s: float = 0.0, port: int = 0) -> Iterator[ChatServer]:
     """Serve on 127.0.0.1 (`port`, 0: a free one) in a background thread for the `with` block; `delay_s`
-    makes each completion take that long (for throughput benchmarks of the writer)."""
+    makes each completion take that long from its request's arrival (for throughput benchmarks of the writer)."""
     try:
         server = ChatServer(model, delay_s, port)
     except OSError as err:

@@ -97,4 +97,4 @@ class CocoImages:
         from PIL import Image
 
         with Image.open(self.coco.files[i]) as im:
-            return self.transform(im.convert("RGB")), i
+            return self.transform(im if im.mode == "RGB" else im.convert("RGB")), i  # RGB: no copy

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import socket
+import threading
 import time
 import urllib.parse
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -112,6 +113,35 @@ class _DeadlineResponse(http.client.HTTPResponse):
         self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
 
 
+class _Connections:
+    """Idle connections to the server, reused by the requests of one `write` (HTTP keep-alive): no TCP
+    (or TLS) handshake per request, and no new handler thread on servers that start one per
+    connection. Closed at the end of the batch, so nothing is left open between batches."""
+
+    def __init__(self) -> None:
+        self.idle: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+
+    def take(self) -> http.client.HTTPConnection | None:
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+    def give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self.lock:
+            self.idle.append(conn)
+
+    def close(self) -> None:
+        with self.lock:
+            for conn in self.idle:
+                conn.close()
+            self.idle.clear()
+
+
+# A reused connection the server closed while idle fails at once with one of these; it is retried at
+# once on a new connection (not counted as an attempt: no request reached the server).
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
 class OpenAIWriter:
     name = "openai"
 
@@ -133,23 +163,43 @@ class OpenAIWriter:
         self.key = os.environ.get(cfg.api_key_env, "")
         self.served = self._served_models()
 
-    def _request(self, path: str, body: dict[str, Any] | None, timeout: float) -> Reply:
-        """One HTTP exchange that ends within `timeout` seconds, whatever the server does."""
+    def _request(self, path: str, body: dict[str, Any] | None, timeout: float,
+                 pool: _Connections | None = None) -> Reply:
+        """One HTTP exchange that ends within `timeout` seconds, whatever the server does; on a
+        connection from `pool` when it has one, handed back to it when the server keeps it open."""
+        conn = pool.take() if pool else None
+        if conn is not None:
+            try:
+                return self._exchange(conn, path, body, timeout, pool)
+            except _STALE:
+                pass  # closed by the server while idle: the request never arrived
+        kind = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
+        return self._exchange(kind(self._parts.hostname, self._parts.port, timeout=timeout), path, body, timeout, pool)
+
+    def _exchange(self, conn: http.client.HTTPConnection, path: str, body: dict[str, Any] | None, timeout: float,
+                  pool: _Connections | None) -> Reply:
         headers = {"Content-Type": "application/json"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
-        kind = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
-        conn = kind(self._parts.hostname, self._parts.port, timeout=timeout)
+        conn.timeout = timeout
+        if conn.sock is not None:  # a reused connection: the last reply's deadline is still on its socket
+            conn.sock.settimeout(timeout)
         conn.response_class = functools.partial(_DeadlineResponse, deadline=time.monotonic() + timeout)
+        keep = False
         try:
             conn.request("GET" if body is None else "POST", self._parts.path + path,
                          None if body is None else json.dumps(body).encode(), headers)
             resp = conn.getresponse()
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+            reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+            keep = pool is not None and not resp.will_close
+            return reply
         except TimeoutError:
             raise TimeoutError(f"no complete reply within {timeout:g} s") from None
         finally:
-            conn.close()
+            if keep:
+                pool.give_back(conn)
+            else:
+                conn.close()
 
     def _served_models(self) -> list[str]:
         """Fail now, with what to do, if the server is down or refuses the key; the models it lists.
@@ -186,7 +236,7 @@ class OpenAIWriter:
                 "max_tokens": self.cfg.max_new_tokens, "temperature": self.cfg.temperature,
                 "top_p": self.cfg.top_p, "seed": int(np.random.SeedSequence(pair.seed).generate_state(1)[0])}
 
-    def complete(self, pair: WriterInput) -> Generation:
+    def complete(self, pair: WriterInput, pool: _Connections | None = None) -> Generation:
         """One pair, with retries; raises RequestRejected when the server refuses the run's settings."""
         body, error, wait_s = self._body(pair), "", 0.0
         for attempt in range(self.cfg.retries + 1):
@@ -194,7 +244,7 @@ class OpenAIWriter:
                 time.sleep(self._delay(attempt, wait_s))
             wait_s = 0.0
             try:
-                reply = self._request("/chat/completions", body, self.cfg.timeout_s)
+                reply = self._request("/chat/completions", body, self.cfg.timeout_s, pool)
                 if reply.status == 200:
                     return Generation(text=clean_generation(_content(reply.body)))
             except _Transient as err:
@@ -214,11 +264,13 @@ class OpenAIWriter:
         """Every pair of `batch`, in order; on a refusal, raises BatchInterrupted with the finished ones."""
         if not batch:
             return []
+        connections = _Connections()
         with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batch))) as pool:
-            futures = [pool.submit(self.complete, pair) for pair in batch]
+            futures = [pool.submit(self.complete, pair, connections) for pair in batch]
             wait(futures, return_when=FIRST_EXCEPTION)
             for future in futures:  # a refusal holds for the pairs not started yet; those in flight finish
                 future.cancel()
+        connections.close()
         failures = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         if failures:
             raise BatchInterrupted([_result(f) for f in futures], failures[0])
