@@ -2,12 +2,15 @@
 in seconds naming URL and layout. Never touches the internet: servers are local or unreachable."""
 from __future__ import annotations
 
+import inspect
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from pcclip.dataset_layouts import LAYOUTS
 from pcclip.datasets import DATASETS, DatasetNotFound, downloads
 from pcclip.evaluation import tasks
 from pcclip.profiles import load_profile
@@ -24,7 +27,8 @@ def recorder(monkeypatch):
         calls.append((root, download))
         (Path(root) / "cifar-10-batches-py").mkdir(parents=True)
 
-    monkeypatch.setitem(downloads.TORCHVISION, "cifar10", (fake_cifar10, "http://server"))
+    monkeypatch.setitem(downloads.TORCHVISION, "cifar10", fake_cifar10)
+    monkeypatch.setitem(LAYOUTS, "cifar10", replace(LAYOUTS["cifar10"], server="http://server"))
     return calls
 
 
@@ -37,7 +41,7 @@ def test_torchvision_dataset_is_fetched_into_our_layout(recorder, monkeypatch, t
 
 
 def test_offline_fetch_fails_in_seconds_naming_url_and_layout(recorder, monkeypatch, tmp_path):
-    monkeypatch.setitem(downloads.TORCHVISION, "cifar10", (recorder.append, UNREACHABLE))
+    monkeypatch.setitem(LAYOUTS, "cifar10", replace(LAYOUTS["cifar10"], server=UNREACHABLE))
     t0 = time.perf_counter()
     with pytest.raises(DatasetNotFound, match=f"(?s)CIFAR-10 .*no answer from {UNREACHABLE}.*"
                                               r"cifar-10-batches-py/\{data_batch_1.*kriz/cifar.html"):
@@ -66,3 +70,15 @@ def test_evaluation_fetches_only_when_the_profile_says_so(download, monkeypatch,
     base = SimpleNamespace(preprocess="preprocess")
     assert tasks._load(profile, "dtd", "val", base) == ("dtd", "val", "preprocess")
     assert fetched == ([("dtd", str(tmp_path))] if download else [])
+
+
+def test_download_servers_are_torchvision_s_own():
+    """The preflight probes LAYOUTS[name].server without importing torchvision: it must be the server
+    torchvision's download reads from, and set exactly for the datasets torchvision fetches."""
+    tv = downloads.TORCHVISION
+    assert {n for n, layout in LAYOUTS.items() if layout.server} == set(tv)
+    assert LAYOUTS["cifar10"].server == tv["cifar10"].url and LAYOUTS["cifar100"].server == tv["cifar100"].url
+    assert LAYOUTS["flowers102"].server == tv["flowers102"]._download_url_prefix
+    assert LAYOUTS["food101"].server == tv["food101"]._URL and LAYOUTS["dtd"].server == tv["dtd"]._URL
+    assert LAYOUTS["oxford_pet"].server == tv["oxford_pet"]._RESOURCES[0][0]
+    assert f'"{LAYOUTS["eurosat"].server}/' in inspect.getsource(tv["eurosat"].download)  # inline in torchvision

@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pcclip", "pcclip.atomic", "pcclip.paths", "pcclip.resources", "pcclip.profiles", "pcclip.fingerprint",
               "pcclip.precision", "pcclip.embeddings", "pcclip.results", "pcclip.locking", "pcclip.redact",
               "pcclip.profile_checks", "pcclip.network")),
-    ("data", ("pcclip.world", "pcclip.datasets")),
+    ("data", ("pcclip.world", "pcclip.datasets", "pcclip.dataset_layouts")),
     ("models", ("pcclip.models", "pcclip.clip_tables", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache",
                 "pcclip.export", "pcclip.external")),
     ("training", ("pcclip.training", "pcclip.checkpoints", "pcclip.losses", "pcclip.pretrain", "pcclip.finetune",

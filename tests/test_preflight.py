@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,9 +17,11 @@ import torch
 from PIL import Image
 
 import pcclip.preflight as pf
-from pcclip.datasets import downloads
+from pcclip.dataset_layouts import LAYOUTS
+from pcclip.datasets import DatasetNotFound, load_dataset
 from pcclip.datasets.names import class_table
 from pcclip.profiles import load_profile
+from pcclip.rehearsal.fixtures import FixtureSizes, write_fixtures
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once, never the internet
 
@@ -29,8 +32,9 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr(pf, "_hub_server", lambda: UNREACHABLE)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    for name, (cls, _) in list(downloads.TORCHVISION.items()):
-        monkeypatch.setitem(downloads.TORCHVISION, name, (cls, UNREACHABLE))
+    for name, layout in list(LAYOUTS.items()):
+        if layout.server:
+            monkeypatch.setitem(LAYOUTS, name, replace(layout, server=UNREACHABLE))
 
 
 @pytest.fixture
@@ -106,7 +110,8 @@ def test_present_inputs_are_found(offline, tmp_path, llm_server):
     profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "eurosat",
                                      "synthesis.base_url": url, "synthesis.llm": "served-llm"})
     checks = by_input(pf.preflight(profile))
-    assert checks["dataset eurosat"].found and checks["dataset eurosat"].fix == "10 images in split 'all'"
+    assert checks["dataset eurosat"].found and checks["dataset eurosat"].where == str(tmp_path / "eurosat")
+    assert len(load_dataset("eurosat", tmp_path)) == 10  # what the preflight found, the loader reads
     assert checks["COCO captions"].found and checks["COCO images"].found
     assert checks["LLM served-llm"].found and checks["LLM served-llm"].where == f"{url}/models"
     assert not checks["GPU"].found  # the offline fixture hides any GPU
@@ -160,20 +165,58 @@ def test_require_inputs_raises_listing_every_missing_input(offline, tmp_path, ca
                                                                            "disk >= 1 GB"]
 
 
-def test_preflight_imports_no_model_code(tmp_path):
-    """Without a data root the preflight only looks up tables, caches and servers: it never imports
-    open_clip, torchvision or transformers (seconds of imports, the bulk of its old 12-25 s), and
-    imports torch only to ask a loaded NVIDIA driver for its devices."""
-    heavy = ("open_clip", "torchvision", "transformers", "torch")
-    code = ("import sys; from pcclip.preflight import main; "
-            f"rc = main(['--profile', 'paper', '--set', 'synthesis.base_url={UNREACHABLE}/v1', "
-            "'--set', 'model.download=false']); "
-            f"print(rc, sorted(m for m in {heavy!r} if m in sys.modules))")
+def test_incomplete_dataset_names_the_missing_files_as_the_loader_fails(offline, tmp_path):
+    """Found means the files the loaders read are there: CIFAR-100 without `meta` is missing for both."""
+    write_fixtures(tmp_path, sizes=FixtureSizes(cifar_train=1, cifar_test=1, cifar_group_test=1),
+                   datasets=("cifar100",))
+    profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "cifar100,awa2"})
+    cifar, awa2 = pf.check_datasets(profile)
+    assert cifar.found and cifar.where == str(tmp_path / "cifar-100-python") and not awa2.found
+    (tmp_path / "cifar-100-python" / "meta").unlink()
+    cifar = pf.check_datasets(profile)[0]
+    assert not cifar.found and cifar.where == str(tmp_path)  # present but incomplete: no download offered
+    assert f"is incomplete in {tmp_path / 'cifar-100-python'} (missing meta)" in cifar.fix
+    assert "cifar-100-python/{train, test, meta}" in cifar.fix and "no answer" not in cifar.fix
+    with pytest.raises(DatasetNotFound, match="CIFAR-100 .*incomplete"):
+        load_dataset("cifar100", tmp_path)
+
+
+HEAVY = ("open_clip", "torchvision", "transformers", "torch")
+
+
+def _preflight_modules(tmp_path: Path, args: list[str]) -> tuple[list[str], list[str]]:
+    """The table `main(args)` prints in a fresh interpreter, and which of HEAVY it imported."""
+    code = ("import json, sys; from pcclip.preflight import main; "
+            f"rc = main({args!r}); print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     env = {k: v for k, v in os.environ.items() if k != "PCCLIP_DATA"}
     env.update(PYTHONPATH=str(Path(pf.__file__).parents[1]), HF_HUB_CACHE=str(tmp_path / "hf"))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert lines[0].split()[:2] == ["input", "where"] and lines[-2] == "14 of 15 inputs missing"
-    imported = ["torch"] if pf._nvidia_driver() else []
-    assert lines[-1] == f"1 {imported}"
+    assert lines[0].split()[:2] == ["input", "where"]
+    return lines[:-1], json.loads(lines[-1])
+
+
+def test_preflight_imports_no_model_code(tmp_path):
+    """Without a data root the preflight only looks up tables, caches and servers: it never imports
+    open_clip, torchvision or transformers (seconds of imports, the bulk of its old 12-25 s), and
+    imports torch only to ask a loaded NVIDIA driver for its devices."""
+    lines, imported = _preflight_modules(tmp_path, ["--profile", "paper", "--set",
+                                                    f"synthesis.base_url={UNREACHABLE}/v1", "--set",
+                                                    "model.download=false"])
+    assert lines[-1] == "14 of 15 inputs missing"
+    assert imported == (["torch"] if pf._nvidia_driver() else [])
+
+
+def test_preflight_with_datasets_imports_no_torch(tmp_path):
+    """With a data root holding the rehearsal datasets, each is found by looking at its files: neither
+    torchvision nor torch is imported to read them (they took ~5 s of imports)."""
+    write_fixtures(tmp_path / "data", sizes=FixtureSizes(coco_train=2, coco_val=1, cifar_train=1, cifar_test=1,
+                                                         cifar_group_test=1, flowers_group_test=1, eurosat=1))
+    args = ["--profile", "rehearsal", "--set", f"data_root={tmp_path / 'data'}", "--set",
+            "model.device=cpu", "--set", "model.precision=fp32", "--set", "finetune.precision=fp32"]
+    lines, imported = _preflight_modules(tmp_path, args)
+    rows = {line.split("  ")[0]: line for line in lines}
+    for name in load_profile("rehearsal").eval.datasets:
+        assert f"{tmp_path / 'data'}/" in rows[f"dataset {name}"] and " found " in rows[f"dataset {name}"]
+    assert imported == []

@@ -11,36 +11,29 @@ from pathlib import Path
 
 from torchvision import datasets as tv
 
+from ..dataset_layouts import DatasetNotFound, layout_of, not_found_message
 from ..network import unreachable
-from .registry import DatasetNotFound, _spec, not_found_message
 
-# registry name -> (torchvision class, a URL of the server its download reads from)
-TORCHVISION = {
-    "cifar10": (tv.CIFAR10, tv.CIFAR10.url),
-    "cifar100": (tv.CIFAR100, tv.CIFAR100.url),
-    "flowers102": (tv.Flowers102, tv.Flowers102._download_url_prefix),
-    "food101": (tv.Food101, tv.Food101._URL),
-    "eurosat": (tv.EuroSAT, "https://huggingface.co/datasets/torchgeo/eurosat"),
-    "dtd": (tv.DTD, tv.DTD._URL),
-    "oxford_pet": (tv.OxfordIIITPet, tv.OxfordIIITPet._RESOURCES[0][0]),
-}
+# registry name -> the torchvision class that downloads it (the server it reads from: LAYOUTS[name].server)
+TORCHVISION = {"cifar10": tv.CIFAR10, "cifar100": tv.CIFAR100, "flowers102": tv.Flowers102, "food101": tv.Food101,
+               "eurosat": tv.EuroSAT, "dtd": tv.DTD, "oxford_pet": tv.OxfordIIITPet}
 
 
 def fetch_dataset(name: str, root: str | Path) -> None:
     """Nothing when the dataset's folder exists; else download it with torchvision, or raise
     DatasetNotFound naming the URL and layout when it cannot be fetched automatically."""
-    spec, root = _spec(name), Path(root)
-    folder = root / spec.folder
+    layout, root = layout_of(name), Path(root)
+    folder = root / layout.folder
     if folder.is_dir():
         return
     if name not in TORCHVISION:
-        raise DatasetNotFound(not_found_message(spec, root, f"not found: no folder {folder}; it cannot be "
-                                                            "downloaded automatically (see below)"))
-    cls, url = TORCHVISION[name]
+        raise DatasetNotFound(not_found_message(layout, root, f"not found: no folder {folder}; it cannot be "
+                                                              "downloaded automatically (see below)"))
+    url = layout.server
     if reason := unreachable(url):
-        raise DatasetNotFound(not_found_message(spec, root, f"could not be downloaded (no answer from {url}: "
-                                                            f"{reason})"))
+        raise DatasetNotFound(not_found_message(layout, root, f"could not be downloaded (no answer from {url}: "
+                                                              f"{reason})"))
     try:
-        cls(str(root), download=True)
+        TORCHVISION[name](str(root), download=True)
     except (OSError, RuntimeError) as err:  # network errors, bad checksums
-        raise DatasetNotFound(not_found_message(spec, root, f"could not be downloaded ({err})")) from err
+        raise DatasetNotFound(not_found_message(layout, root, f"could not be downloaded ({err})")) from err

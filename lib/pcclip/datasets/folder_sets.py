@@ -6,10 +6,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..dataset_layouts import AWA2_FOLDER, CUB_FOLDER, SUN_FOLDER
 from .files import ImageFiles, image_files, read_id_table, read_lines, read_numbered_names
 from .torchvision_sets import Read
-
-AWA2_FOLDER, CUB_FOLDER, SUN_FOLDER = "Animals_with_Attributes2", "CUB_200_2011", "SUN397"
 
 
 def read_awa2(root: Path, split: str, transform: Callable | None) -> Read:

@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..dataset_layouts import (LAYOUTS, DatasetNotFound, Layout, layout_of,
+                              not_found_message, require_folder)
 from ..fingerprint import transform_key
 from . import folder_sets as fs
 from . import torchvision_sets as tvs
@@ -26,15 +28,31 @@ from .names import display_names
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    name: str  # registry key, also the name of its data files (classnames/<name>.json, ...)
-    title: str
-    folder: str  # top folder under the data root
-    layout: str  # what must be inside it, for the error message
-    url: str  # download page
+    place: Layout  # name, title, folder, expected files and URL (`pcclip.dataset_layouts`, read without torch)
     splits: tuple[str, ...]
     eval_split: str  # the split zero-shot and difference evaluations use
     read: Callable[[Path, str, Callable | None], tvs.Read]
     scheme: str = ""  # "" for the dataset's own splits; "random10s<seed>" for a seeded random split (`dataset_spec`)
+
+    @property
+    def name(self) -> str:  # registry key, also the name of its data files (classnames/<name>.json, ...)
+        return self.place.name
+
+    @property
+    def title(self) -> str:
+        return self.place.title
+
+    @property
+    def folder(self) -> str:
+        return self.place.folder
+
+    @property
+    def layout(self) -> str:
+        return self.place.layout
+
+    @property
+    def url(self) -> str:
+        return self.place.url
 
     @property
     def val_split(self) -> str | None:
@@ -43,40 +61,17 @@ class DatasetSpec:
         return next((s for s in ("val", "train", "trainval") if s in self.splits and s != self.eval_split), None)
 
 
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
-    DatasetSpec("cifar10", "CIFAR-10", "cifar-10-batches-py",
-                "cifar-10-batches-py/{data_batch_1..data_batch_5, test_batch, batches.meta} (the python version)",
-                "https://www.cs.toronto.edu/~kriz/cifar.html", ("train", "test"), "test", tvs.read_cifar10),
-    DatasetSpec("cifar100", "CIFAR-100", "cifar-100-python",
-                "cifar-100-python/{train, test, meta} (the python version)",
-                "https://www.cs.toronto.edu/~kriz/cifar.html", ("train", "test"), "test", tvs.read_cifar100),
-    DatasetSpec("flowers102", "Flowers-102", "flowers-102",
-                "flowers-102/{jpg/image_00001.jpg ..., imagelabels.mat, setid.mat}",
-                "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/", ("train", "val", "test"), "test",
-                tvs.read_flowers102),
-    DatasetSpec("food101", "Food-101", "food-101",
-                "food-101/{images/<class>/<id>.jpg, meta/train.json, meta/test.json}",
-                "https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/", ("train", "test"), "test",
-                tvs.read_food101),
-    DatasetSpec("eurosat", "EuroSAT", "eurosat", "eurosat/2750/<ClassName>/<ClassName>_<n>.jpg (EuroSAT RGB)",
-                "https://github.com/phelber/EuroSAT", ("all",), "all", tvs.read_eurosat),
-    DatasetSpec("sun397", "SUN397", fs.SUN_FOLDER,
-                "SUN397/{ClassName.txt, Training_01.txt, Testing_01.txt, a/abbey/sun_*.jpg, ...} "
-                "(SUN397.tar.gz and Partitions.zip both unpacked into SUN397/)",
-                "https://vision.princeton.edu/projects/2010/SUN/", ("train", "test", "all"), "test", fs.read_sun397),
-    DatasetSpec("dtd", "DTD", "dtd", "dtd/dtd/{images/<class>/<name>.jpg, labels/train1.txt, val1.txt, test1.txt}",
-                "https://www.robots.ox.ac.uk/~vgg/data/dtd/", ("train", "val", "test"), "test", tvs.read_dtd),
-    DatasetSpec("oxford_pet", "Oxford-IIIT Pet", "oxford-iiit-pet",
-                "oxford-iiit-pet/{images/<Breed>_<n>.jpg, annotations/trainval.txt, annotations/test.txt}",
-                "https://www.robots.ox.ac.uk/~vgg/data/pets/", ("trainval", "test"), "test", tvs.read_oxford_pet),
-    DatasetSpec("awa2", "AwA2", fs.AWA2_FOLDER,
-                "Animals_with_Attributes2/{JPEGImages/<class>/<class>_<n>.jpg, classes.txt, predicates.txt, "
-                "predicate-matrix-binary.txt}", "https://cvml.ista.ac.at/AwA2/", ("all",), "all", fs.read_awa2),
-    DatasetSpec("cub200", "CUB-200-2011", fs.CUB_FOLDER,
-                "CUB_200_2011/{images/<NNN.Class_Name>/<name>.jpg, images.txt, image_class_labels.txt, "
-                "train_test_split.txt, classes.txt}",
-                "https://www.vision.caltech.edu/datasets/cub_200_2011/", ("train", "test", "all"), "test",
-                fs.read_cub200),
+DATASETS: dict[str, DatasetSpec] = {place.name: DatasetSpec(place, *rest) for place, *rest in (
+    (LAYOUTS["cifar10"], ("train", "test"), "test", tvs.read_cifar10),
+    (LAYOUTS["cifar100"], ("train", "test"), "test", tvs.read_cifar100),
+    (LAYOUTS["flowers102"], ("train", "val", "test"), "test", tvs.read_flowers102),
+    (LAYOUTS["food101"], ("train", "test"), "test", tvs.read_food101),
+    (LAYOUTS["eurosat"], ("all",), "all", tvs.read_eurosat),
+    (LAYOUTS["sun397"], ("train", "test", "all"), "test", fs.read_sun397),
+    (LAYOUTS["dtd"], ("train", "val", "test"), "test", tvs.read_dtd),
+    (LAYOUTS["oxford_pet"], ("trainval", "test"), "test", tvs.read_oxford_pet),
+    (LAYOUTS["awa2"], ("all",), "all", fs.read_awa2),
+    (LAYOUTS["cub200"], ("train", "test", "all"), "test", fs.read_cub200),
 )}
 
 
@@ -114,10 +109,6 @@ def dataset_spec(name: str, scheme: str = "ours", split_seed: int = 0) -> Datase
         return spec
     return replace(spec, splits=("train", "test"), eval_split="test", scheme=f"random10s{split_seed}",
                    read=partial(_read_random10, spec.read, split_seed))
-
-
-class DatasetNotFound(FileNotFoundError):
-    """A paper dataset is absent or incomplete under the data root."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,15 +156,7 @@ class LabeledDataset:
 
 
 def _spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-    return DATASETS[name]
-
-
-def not_found_message(spec: DatasetSpec, root: Path, detail: str) -> str:
-    return (f"{spec.title} ({spec.name!r}) {detail}. Expected under the data root {root}:\n  {spec.layout}\n"
-            f"Download it from {spec.url} and unpack it there (data.download=true fetches CIFAR, Flowers, Food, "
-            "EuroSAT, DTD and Pets through torchvision).")
+    return DATASETS[layout_of(name).name]
 
 
 def load_dataset(name: str, root: str | Path, split: str | None = None, transform: Callable | None = None,
@@ -185,17 +168,15 @@ def load_dataset(name: str, root: str | Path, split: str | None = None, transfor
     split = split or spec.eval_split
     if split not in spec.splits:
         raise ValueError(f"{spec.title} has splits {spec.splits}, not {split!r}")
-    folder = root / spec.folder
-    if not folder.is_dir():
-        raise DatasetNotFound(not_found_message(spec, root, f"not found: no folder {folder}"))
+    folder = require_folder(spec.place, root)
     try:
         read = spec.read(root, split, transform)
     except (RuntimeError, FileNotFoundError) as err:  # torchvision says RuntimeError for missing/corrupt files
         detail = str(err).replace(" You can use download=True to download it", "")  # we never download
-        message = not_found_message(spec, root, f"is incomplete or corrupt in {folder} ({detail})")
+        message = not_found_message(spec.place, root, f"is incomplete or corrupt in {folder} ({detail})")
         raise DatasetNotFound(message) from err
     if len(read.labels) == 0:
-        raise DatasetNotFound(not_found_message(spec, root, f"has no images for split {split!r} in {folder}"))
+        raise DatasetNotFound(not_found_message(spec.place, root, f"has no images for split {split!r} in {folder}"))
     classnames = display_names(spec.name, spec.title, read.raw_names)
     return LabeledDataset(spec.name, split, read.dataset, classnames, tuple(read.raw_names), read.labels,
                           folder, transform, scheme=spec.scheme)
