@@ -291,7 +291,7 @@ REHEARSAL_LLM, REHEARSAL_LLM_URL = "rehearsal-llm", "http://127.0.0.1:8642/v1"
 REHEARSAL_CHANGES = (
     "data_root", "model.model_name", "model.pretrained", "model.device", "model.precision", "cache.num_workers",
     "synthesis.llm", "synthesis.base_url", "synthesis.n_pairs", "finetune.lr", "finetune.batch_size",
-    "finetune.epochs", "finetune.caption_epochs",
+    "finetune.epochs", "finetune.caption_epochs", "finetune.precision",
     "eval.datasets",
 )
 
@@ -316,7 +316,8 @@ def _rehearsal() -> Profile:
         # this data over finetune seeds 0-2: CIFAR-100 size 0.50 -> 0.74-0.97, AwA2 size 0.50 -> 0.73-0.85,
         # Flowers-102 colour 0.65 -> 1.00. With 2,000 pairs (20 epochs, the same steps) size reached 0.83 on seed 0
         # and stayed at chance on seeds 1 and 2; README, "Rehearsal".
-        finetune=replace(paper.finetune, lr=1e-3, batch_size=64, epochs=7.0, caption_epochs=3.0),
+        # fp32: bf16 autocast is for GPUs (preflight asks for one when a profile trains in bf16).
+        finetune=replace(paper.finetune, lr=1e-3, batch_size=64, epochs=7.0, caption_epochs=3.0, precision="fp32"),
         eval=replace(paper.eval, datasets=("cifar100", "flowers102", "eurosat", "awa2", "cub200")),
     )
 
