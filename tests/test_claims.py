@@ -55,4 +55,3 @@ def test_rehearsal_pcclip_reads_the_sizes_and_colours_its_data_carries(notebook,
     flowers in those colours; trained with the authors' loss on its COCO drawings, PC-CLIP must read them."""
     acc = _by_model(_rows(notebook, "rehearsal"), task="difference", attribute=attribute, metric="accuracy")
     assert acc["pcclip"] - acc["base"] > 0.15
-    assert acc["pcclip"] > 0.7
