@@ -130,6 +130,6 @@ def test_evaluation_takes_llm_sets_per_model_and_handwritten_by_default(tmp_path
     with pytest.raises(ValueError, match=r"no comparatives of their own for models \['caption_ft'\]"):
         comparative_groups({"base": "b", "caption_ft": "c"}, task)
     with pytest.raises(ValueError, match="comparatives_per_model=true needs eval.comparatives='llm'"):
-        task_comparatives(load_profile("smoke", {"eval.comparatives_per_model": True}), paths, "diffworld", classes)
-    with pytest.raises(ValueError, match="eval.comparatives='chatgpt' must be one of"):
-        task_comparatives(load_profile("smoke", {"eval.comparatives": "chatgpt"}), paths, "diffworld", classes)
+        load_profile("smoke", {"eval.comparatives_per_model": True})  # at load, before any notebook runs
+    with pytest.raises(ValueError, match=r"eval.comparatives='chatgpt' \(choose one of handwritten, llm\)"):
+        load_profile("smoke", {"eval.comparatives": "chatgpt"})

@@ -76,6 +76,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.precision": ("fp32", "bf16"), "finetune.precision": ("fp32", "bf16"),
     "eval.pairs": ("ordered", "unordered"), "eval.awa2_predicates": ("ours", "authors"),
     "eval.split_scheme": ("ours", "paper_random10"),
+    "eval.comparatives": ("handwritten", "llm"), "eval.descriptions": ("handwritten", "llm"),
 }
 
 
@@ -95,6 +96,10 @@ RELATIONS = [
     _steps_or_epochs("finetune.rewritten_steps", "finetune.rewritten_epochs"),
     _divides("finetune.batch_size", "finetune.accum_steps"),
     _divides("finetune.caption_batch_size", "finetune.accum_steps"),
+    (("eval.comparatives_per_model", "eval.comparatives"),
+     lambda get: not get("eval.comparatives_per_model") or get("eval.comparatives") == "llm",
+     "eval.comparatives_per_model=true needs eval.comparatives='llm': the hand-written comparatives are one set "
+     "for every model"),
 ]
 
 

@@ -43,7 +43,6 @@ PAPER_TEMPLATES = "paper"  # data/zeroshot/paper.json: the paper's single prompt
 TECHNICAL = "diffworld_technical"
 DIFFWORLD_SPLITS = ("test", "holdout")
 RANKING_DATASET = "awa2"  # the paper dataset with a continuous attribute per class (data/ranking/awa2.json)
-CLASS_TEXT_SOURCES = ("handwritten", "llm")  # eval.comparatives and eval.descriptions
 
 
 @dataclass
@@ -69,22 +68,12 @@ class ClassificationTask:
     model_comparatives: dict[str, list[Comparative]] = field(default_factory=dict)
 
 
-def _source(profile: Profile, key: str) -> str:
-    value = getattr(profile.eval, key)
-    if value not in CLASS_TEXT_SOURCES:
-        raise ValueError(f"eval.{key}={value!r} must be one of {CLASS_TEXT_SOURCES}")
-    return value
-
-
 def task_comparatives(profile: Profile, paths: RunPaths, dataset: str, classnames: list[str],
                       models: Sequence[str] = ("base",)) -> tuple[list[Comparative], dict[str, list[Comparative]]]:
     """(comparatives, each model's own set) of `dataset`: the shipped ones (eval.comparatives="handwritten"),
     or those the synthesis LLM writes, once for all models or, with eval.comparatives_per_model, one set per
     model of `models` (the first model's set is then the task's own)."""
-    if _source(profile, "comparatives") == "handwritten":
-        if profile.eval.comparatives_per_model:
-            raise ValueError("eval.comparatives_per_model=true needs eval.comparatives='llm': the hand-written "
-                             "comparatives are one set for every model")
+    if profile.eval.comparatives == "handwritten":  # load_profile checked the value and per_model's relation
         return load_comparatives(dataset, classnames), {}
 
     def written(model: str = "") -> list[Comparative]:
@@ -100,7 +89,7 @@ def task_comparatives(profile: Profile, paths: RunPaths, dataset: str, classname
 def task_descriptions(profile: Profile, paths: RunPaths, dataset: str, classnames: list[str]) -> dict[str, str] | None:
     """Extended class descriptions of `dataset`, None where it has none: the shipped ones (DiffWorld only), or
     with eval.descriptions="llm" the synthesis LLM's for DiffWorld and the authors' datasets (DESCRIBED_DATASETS)."""
-    if _source(profile, "descriptions") == "handwritten":
+    if profile.eval.descriptions == "handwritten":
         return load_descriptions(dataset, classnames) if dataset == "diffworld" else None
     if dataset != "diffworld" and dataset not in DESCRIBED_DATASETS:
         return None
