@@ -40,9 +40,9 @@ def load_models(profile: Profile, paths: RunPaths, external: Iterable[str | Mapp
     if "pcclip" in out:
         out["pcclip_wa"] = averaged_bundle(base, out["pcclip"], profile.finetune.wa_alpha)
     with_external = add_external(out, external, profile.model.model_name, profile.model.device)
-    towers = image_tower_fingerprint(base)
-    other = [name for name, bundle in with_external.items()
-             if name not in out and image_tower_fingerprint(bundle) != towers]
+    added = [name for name in with_external if name not in out]  # hash the image towers only when there are any
+    towers = image_tower_fingerprint(base) if added else ""
+    other = [name for name in added if image_tower_fingerprint(with_external[name]) != towers]
     if other:
         raise ValueError(f"external checkpoints {other} have another image tower than profile {profile.name!r}'s "
                          "base model, whose image embeddings the notebooks share: score them with python -m "
