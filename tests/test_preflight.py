@@ -28,8 +28,10 @@ UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: refus
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
-    """An empty Hugging Face cache, an unreachable hub and no GPU."""
+    """An empty Hugging Face cache, an unreachable hub, no GPU and a roomy disk (the counts of missing
+    inputs below must not depend on this machine's free space; the disk check has its own tests)."""
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(pf, "_free_gb", lambda folder: 1e6)
     monkeypatch.setattr(pf, "_hub_server", lambda: UNREACHABLE)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for name, layout in list(LAYOUTS.items()):
@@ -154,6 +156,19 @@ def test_diffworld_needs_nothing_but_disk(tmp_path, capsys):
     assert not pf.check_disk(load_profile("diffworld"), need_gb=1e9).found
 
 
+def test_disk_need_scales_with_the_text_tower(monkeypatch):
+    """The rehearsal writes ~220 MB: it must not ask for the 15 GB of a ViT-L-14 run (a CI machine with
+    10 GB free stopped it there)."""
+    needs = {name: pf.check_disk(load_profile(name)).input for name in ("paper", "paper-b32", "rehearsal",
+                                                                         "diffworld", "smoke")}
+    assert needs == {"paper": "disk >= 15 GB", "paper-b32": "disk >= 8 GB", "rehearsal": "disk >= 1 GB",
+                     "diffworld": "disk >= 1 GB", "smoke": "disk >= 1 GB"}
+    assert pf.disk_need_gb("no-such-architecture") == pf.UNKNOWN_ARCHITECTURE_GB
+    monkeypatch.setattr(pf, "_free_gb", lambda folder: 10.0)
+    assert pf.check_disk(load_profile("rehearsal")).found and not pf.check_disk(load_profile("paper")).found
+    assert "$PCCLIP_RESULTS" in pf.check_disk(load_profile("paper")).fix
+
+
 def test_require_inputs_raises_listing_every_missing_input(offline, tmp_path, capsys):
     profile = load_profile("paper", {"data_root": str(tmp_path), "eval.datasets": "dtd,awa2",
                                      "synthesis.base_url": f"{UNREACHABLE}/v1"})
@@ -204,7 +219,8 @@ def test_preflight_imports_no_model_code(tmp_path):
     lines, imported = _preflight_modules(tmp_path, ["--profile", "paper", "--set",
                                                     f"synthesis.base_url={UNREACHABLE}/v1", "--set",
                                                     "model.download=false"])
-    assert lines[-1] == "14 of 15 inputs missing"
+    short_of_disk = not pf.check_disk(load_profile("paper")).found  # a subprocess: the disk is this machine's
+    assert lines[-1] == f"{14 + short_of_disk} of 15 inputs missing"
     assert imported == (["torch"] if pf._nvidia_driver() else [])
 
 

@@ -24,10 +24,12 @@ from .network import TIMEOUT_S, get_json, unreachable
 from .paths import run_paths
 from .profiles import DATA_ENV, Profile, data_root, load_profile, parse_overrides
 
-# Rough upper bounds of what a run writes under results/<profile>/ (checkpoints, training states,
-# embedding caches, generated data): a paper run keeps several ViT-L text-tower checkpoints and an
-# Adam state of ~1.5 GB each; DiffWorld stays under 200 MB.
-FREE_GB = {"paper": 15.0, "diffworld": 1.0}
+# What a run writes under results/<profile>/ scales with its text tower: the finetuned checkpoints and
+# resumable training states (weights + two Adam moments) of up to three runs, plus embedding caches, stay
+# under 30 fp32 copies of the tower: 15 GB for ViT-L-14, 8 GB for ViT-B-32, the 1 GB floor for diffclip-tiny
+# (the rehearsal writes ~220 MB, DiffWorld ~150 MB).
+TOWER_COPIES = 30
+UNKNOWN_ARCHITECTURE_GB = 15.0
 
 
 @dataclass(frozen=True)
@@ -210,12 +212,29 @@ def _torch_version() -> ModuleType:
     return module
 
 
+def _free_gb(folder: Path) -> float:
+    """Free space on the disk that holds `folder` (or its nearest existing parent)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return shutil.disk_usage(existing).free / 1e9
+
+
+def disk_need_gb(model_name: str) -> float:
+    """Free space a run of this architecture needs, from its text tower's parameter count (transformer
+    blocks, token and position embeddings) read from the architecture's config."""
+    cfg = clip_tables.model_config(model_name)
+    text = (cfg or {}).get("text_cfg", {})
+    if not {"width", "layers", "vocab_size", "context_length"} <= text.keys():  # unknown, or a Hugging Face tower
+        return UNKNOWN_ARCHITECTURE_GB
+    width = text["width"]
+    params = 12 * text["layers"] * width**2 + (text["vocab_size"] + text["context_length"]) * width
+    return max(1.0, float(round(TOWER_COPIES * params * 4 / 1e9)))
+
+
 def check_disk(profile: Profile, need_gb: float | None = None) -> Check:
     """Free space where results/<profile>/ (checkpoints, caches, generated data) will be written."""
-    need = FREE_GB[profile.source] if need_gb is None else need_gb
+    need = disk_need_gb(profile.model.model_name) if need_gb is None else need_gb
     folder = run_paths(profile.name).root
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    free = shutil.disk_usage(existing).free / 1e9
+    free = _free_gb(folder)
     return Check(f"disk >= {need:g} GB", f"{folder} ({free:.1f} GB free)", free >= need,
                  "" if free >= need else "free space there, or move results with $PCCLIP_RESULTS=/bigger/disk")
 
