@@ -17,6 +17,7 @@ from pcclip.synthesis.pairs import PairPlan
 from pcclip.synthesis.rewriting import load_rewritten, rewrite_captions, rewritten_path
 from pcclip.synthesis.sources import ImageSource
 from pcclip.synthesis.store import load_records
+from pcclip.synthesis.writer import Generation, WriterUnavailable
 from pcclip.traindata import TrainData
 
 CAPTIONS = (("A large red circle.", "a big red circle"), ("A small blue ring.", "a tiny blue ring"),
@@ -98,3 +99,30 @@ def test_synthesis_writes_the_rewritten_captions_when_switched_on(tmp_path):
     assert sorted(set(rows.tolist())) == sorted({r[k] for r in pairs for k in ("idx1", "idx2")})
     assert len(rows) == len(set(rows.tolist())) == len(texts)  # one caption per image
     assert load_records(rewritten_path(paths))[0]["model"] == server.model
+
+
+class _FailingWriter:
+    """Answers every caption of a batch with the same failure."""
+
+    name, model, prompt_version = "openai", "m", "v"
+
+    def __init__(self, error: str, deferred: bool) -> None:
+        self.error, self.deferred = error, deferred
+
+    def write(self, batch):
+        return [Generation("", error=self.error, deferred=self.deferred) for _ in batch]
+
+
+@pytest.mark.parametrize("deferred, message", [(True, "failed on every caption of a batch"),
+                                               (False, "refused every caption of a batch")])
+def test_a_batch_that_fails_whole_stops_the_rewriting_and_stores_none_of_it(tmp_path, monkeypatch, deferred,
+                                                                             message):
+    """The same guard as the difference pairs (`batches.write_batch`): a backend or setting fault is not
+    recorded as one rejected caption per request."""
+    monkeypatch.setattr("pcclip.synthesis.rewriting.make_writer",
+                        lambda *a: _FailingWriter("HTTP 400: context too long", deferred))
+    path = tmp_path / "r.jsonl"
+    cfg = SynthesisConfig(writer="openai", llm="m", batch_size=4)
+    with pytest.raises(WriterUnavailable, match=f"{message} \\(HTTP 400.*0 finished captions are safe in {path}"):
+        rewrite_captions(cfg, path, {"source": SOURCE.key}, PLAN, SOURCE)
+    assert load_records(path) == []

@@ -16,10 +16,11 @@ import numpy as np
 from ..paths import RunPaths
 from ..profiles import SynthesisConfig
 from .pairs import PairPlan
+from .batches import write_batch
 from .registry import make_writer
 from .sources import ImageSource
 from .store import DifferenceStore, load_records
-from .writer import BatchInterrupted, Generation, TextRequest, Writer
+from .writer import Generation, TextRequest, Writer
 
 REWRITE_PROMPT = "rewrite_caption_v1"
 EMPTY = "empty"  # a rejection: the writer answered nothing usable
@@ -57,17 +58,9 @@ def rewrite_captions(cfg: SynthesisConfig, path: Path, meta: dict[str, Any], pla
         writer = make_writer(cfg, REWRITE_PROMPT, ("caption",)) if pending else None
         for start in range(0, len(pending), cfg.batch_size):
             chunk = pending[start:start + cfg.batch_size]
-            try:
-                gens: list[Generation | None] = list(writer.write([req for _, _, req in chunk]))
-            except BatchInterrupted as stop:
-                gens, cause = stop.finished, stop.cause
-            else:
-                cause = None
-            for (k, row, req), gen in zip(chunk, gens):
-                if gen is not None and not gen.deferred:
-                    store.append(_record(k, row, req, gen, writer))
-            if cause is not None:
-                raise cause
+            write_batch(writer, [req for _, _, req in chunk], store,
+                        lambda i, gen: store.append(_record(chunk[i][0], chunk[i][1], chunk[i][2], gen, writer)),
+                        noun="caption")
         return sum(req.request_id not in store.finished for _, req in todo)
 
 

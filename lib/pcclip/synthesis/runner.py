@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..paths import RunPaths
 from ..profiles import Profile, SynthesisConfig
+from .batches import write_batch
 from .filtering import WRITER_ERROR, DescriptionFilter, load_rules
 from .pairs import PairPlan, contrast_attribute, sample_pairs
 from .report import mentioned_attributes
@@ -26,7 +27,7 @@ from .sources import ImageSource, image_source
 from .store import DifferenceStore
 from .registry import make_writer
 from .rewriting import rewrite_captions, rewritten_path
-from .writer import BatchInterrupted, Generation, PairInput, Writer, WriterUnavailable
+from .writer import Generation, PairInput, Writer
 
 # Settings that change how fast, not what, a run writes: they may differ between a run and its resume.
 EXECUTION_FIELDS = ("batch_size", "concurrency", "timeout_s", "retries", "backoff_s", "base_url", "api_key_env",
@@ -71,7 +72,7 @@ def _error_kind(error: str) -> str:
 
 
 class _BatchWriter:
-    """Writes batches into the store: each finished generation in pair order, deferred ones left out."""
+    """Writes batches of pairs into the store (`batches.write_batch`), counting the deferred ones."""
 
     def __init__(self, store: DifferenceStore, plan: PairPlan, source: ImageSource, cfg: SynthesisConfig) -> None:
         self.store, self.plan, self.source, self.cfg = store, plan, source, cfg
@@ -81,29 +82,14 @@ class _BatchWriter:
 
     def __call__(self, chunk: list[int]) -> None:
         inputs = [pair_input(self.plan, k, self.source, self.cfg) for k in chunk]
-        try:
-            gens = self.writer.write(inputs)
-        except BatchInterrupted as stop:  # store what finished, then stop
-            self._store(chunk, inputs, stop.finished)
-            raise stop.cause from None
-        name, safe = self.writer.name, f"the {len(self.store.finished)} finished pairs are safe in {self.store.path}"
-        if len(gens) > 1 and all(g.deferred for g in gens):
-            raise WriterUnavailable(f"writer {name!r} failed on every pair of a batch ({gens[0].error}); "
-                                    f"{safe}: check that the backend is up and serves synthesis.llm="
-                                    f"{self.writer.model!r}, then rerun to continue")
-        if len(gens) > 1 and all(g.error and not g.deferred for g in gens):  # a setting, not the pairs
-            raise WriterUnavailable(f"the server refused every pair of a batch ({gens[0].error}); nothing of this "
-                                    f"batch was stored and {safe}: check synthesis.llm, max_new_tokens and the "
-                                    "prompt against the server's limits, then rerun")
-        self._store(chunk, inputs, gens)
 
-    def _store(self, chunk: list[int], inputs: list[PairInput], gens: list[Generation | None]) -> None:
-        for k, pair, gen in zip(chunk, inputs, gens):
-            if gen is None or gen.deferred:
-                self.deferred[_error_kind(gen.error) if gen else "interrupted"] += 1
-                continue
+        def keep(i: int, gen: Generation) -> None:
             reason = WRITER_ERROR if gen.error else self.keep(gen.text)
-            self.store.append(_record(pair, k, self.plan, self.source, gen, reason, self.writer))
+            self.store.append(_record(inputs[i], chunk[i], self.plan, self.source, gen, reason, self.writer))
+
+        for gen in write_batch(self.writer, inputs, self.store, keep):
+            if gen.deferred:
+                self.deferred[_error_kind(gen.error)] += 1
 
 
 def _write_all(store: DifferenceStore, todo: list[int], plan: PairPlan, source: ImageSource, cfg: SynthesisConfig,
