@@ -82,6 +82,18 @@ def baseline_lib(rev: str, into: Path) -> Path:
     return into / "lib"
 
 
+def compare(ours: Path, base: Path, data_path: Path, args: argparse.Namespace) -> list[float]:
+    """Baseline over ours in seconds per step, one ratio per round; rounds alternate which runs first."""
+    ratios = []
+    for r in range(args.rounds):
+        runs = (("ours", ours), ("baseline", base)) if r % 2 == 0 else (("baseline", base), ("ours", ours))
+        seconds = {name: timed(lib, data_path, args.steps, args.threads, {}) for name, lib in runs}
+        ratios.append(seconds["baseline"] / seconds["ours"])
+        print(f"round {r}: ours {seconds['ours']:.3f} s/step, {args.baseline} {seconds['baseline']:.3f} s/step, "
+              f"speed-up {ratios[-1]:.2f}x")
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", default="6e3aa74", help="git revision whose trainer is the baseline")
@@ -106,13 +118,7 @@ def main() -> None:
                 seconds = timed(ours, data_path, args.steps, args.threads, overrides)
                 print(f"{name}: {seconds:.3f} s/step, {1 / seconds:.2f} steps/s")
             return
-        base, ratios = baseline_lib(args.baseline, Path(tmp)), []
-        for r in range(args.rounds):
-            order = (("ours", ours), ("baseline", base))[:: 1 if r % 2 == 0 else -1]
-            seconds = {name: timed(lib, data_path, args.steps, args.threads, {}) for name, lib in order}
-            ratios.append(seconds["baseline"] / seconds["ours"])
-            print(f"round {r}: ours {seconds['ours']:.3f} s/step, {args.baseline} {seconds['baseline']:.3f} s/step, "
-                  f"speed-up {ratios[-1]:.2f}x")
+        ratios = compare(ours, baseline_lib(args.baseline, Path(tmp)), data_path, args)
     ratio = statistics.median(ratios)
     print(f"median speed-up over {args.baseline}: {ratio:.2f}x (target >= {TARGET:.0f}x): "
           f"{'PASS' if ratio >= TARGET else 'FAIL'}")
