@@ -65,11 +65,13 @@ def test_trimmed_batches_give_full_context_embeddings(tiny_bundle):
     torch.testing.assert_close(bucketed, full, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("buckets", [1, 2, 4])
-def test_packed_encoding_matches_encode_text_in_values_and_gradients(tiny_bundle, buckets, monkeypatch):
+@pytest.mark.parametrize("buckets,packed", [(1, True), (2, True), (4, True), (2, False)])
+def test_packed_encoding_matches_encode_text_in_values_and_gradients(tiny_bundle, buckets, packed, monkeypatch):
     # the trainer's packed path (no padding in the projections and MLPs, attention in length groups, one
-    # token-embedding lookup) against open_clip's own encode_text at full context, for every text parameter
+    # token-embedding lookup) against open_clip's own encode_text at full context, for every text parameter;
+    # with gradient checkpointing on, the blocks run through open_clip's transformer group by group instead
     model = copy.deepcopy(tiny_bundle.model)
+    model.transformer.grad_checkpointing = not packed
     params = trainable_parameters(model, "text")
     texts = ["a", "the first object is larger than the second one by far", "a red ring near the top left",
              "two", " ".join(["the second image shows a bigger blue square"] * 4), "a small shape on the right"]
@@ -82,7 +84,8 @@ def test_packed_encoding_matches_encode_text_in_values_and_gradients(tiny_bundle
         return out, torch.autograd.grad((out * weights).sum(), params)
 
     plain, plain_grads = value_and_grads(lambda: model.encode_text(tokens))
-    monkeypatch.setattr(model.transformer, "forward", None)  # the packed path never calls open_clip's blocks
+    if packed:
+        monkeypatch.setattr(model.transformer, "forward", None)  # the packed path never calls open_clip's blocks
     ours, our_grads = value_and_grads(lambda: encode_batch(model, tokens, lengths, buckets))
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-5)
     for (name, _), ours_g, plain_g in zip([(n, p) for n, p in model.named_parameters() if p.requires_grad],
