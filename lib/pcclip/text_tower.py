@@ -79,7 +79,8 @@ class _Packing:
     token_index: torch.Tensor  # (T,) flat index into the (n, context) tokens of each packed row
     position: torch.Tensor  # (T,) position of each packed row in its sequence
     pooled: torch.Tensor  # (n,) packed row of each sequence's pooled (last) token
-    to_padded: torch.Tensor  # (slots,) packed row in each padded slot (a padding slot repeats the last token)
+    to_padded: torch.Tensor  # (slots,) packed row in each slot; padding repeats the last token, which no real
+    # token attends to (causal) and whose output is dropped, so it adds nothing to values or gradients
     to_packed: torch.Tensor  # (T,) padded slot of each packed row
     visible: torch.Tensor  # (slots,) the slot holds a real token
     shapes: tuple[tuple[int, int], ...]  # (sequences, length) of each group
