@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pcclip.embeddings import difference_vectors, normalize
-from pcclip.finetune import finetune
+from pcclip.finetune import _setup, finetune
 from pcclip.loading import load_models
 from pcclip.losses import NonFiniteLoss, difference_loss, symmetric_info_nce
 from pcclip.models import checkpoint_meta, save_clip
@@ -63,6 +63,56 @@ def test_trimmed_batches_give_full_context_embeddings(tiny_bundle):
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(shortest, full[1:2], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(bucketed, full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("buckets,packed", [(1, True), (2, True), (4, True), (2, False)])
+def test_packed_encoding_matches_encode_text_in_values_and_gradients(tiny_bundle, buckets, packed, monkeypatch):
+    # the trainer's packed path (no padding in the projections and MLPs, attention in length groups, one
+    # token-embedding lookup) against open_clip's own encode_text at full context, for every text parameter;
+    # with gradient checkpointing on, the blocks run through open_clip's transformer group by group instead
+    model = copy.deepcopy(tiny_bundle.model)
+    model.transformer.grad_checkpointing = not packed
+    params = trainable_parameters(model, "text")
+    texts = ["a", "the first object is larger than the second one by far", "a red ring near the top left",
+             "two", " ".join(["the second image shows a bigger blue square"] * 4), "a small shape on the right"]
+    tokens, lengths = tokenize(tiny_bundle.tokenizer, model, texts)
+    assert lengths.max() == tokens.shape[1] and lengths.min() == 3  # one truncated at the context, one "a"
+    weights = torch.randn(len(texts), model.text_projection.shape[1], generator=torch.Generator().manual_seed(0))
+
+    def value_and_grads(encode):
+        out = encode()
+        return out, torch.autograd.grad((out * weights).sum(), params)
+
+    plain, plain_grads = value_and_grads(lambda: model.encode_text(tokens))
+    if packed:
+        monkeypatch.setattr(model.transformer, "forward", None)  # the packed path never calls open_clip's blocks
+    ours, our_grads = value_and_grads(lambda: encode_batch(model, tokens, lengths, buckets))
+    torch.testing.assert_close(ours, plain, atol=1e-5, rtol=1e-5)
+    for (name, _), ours_g, plain_g in zip([(n, p) for n, p in model.named_parameters() if p.requires_grad],
+                                          our_grads, plain_grads):
+        torch.testing.assert_close(ours_g, plain_g, rtol=0, atol=1e-5 * float(plain_g.abs().max()), msg=name)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_trainer_optimizer_updates_as_the_for_loop_one(tiny_bundle, optimizer):
+    # the trainer's fused Adam/AdamW against torch's for-loop implementation on the same gradients; rows
+    # without gradient (most of the token embedding each step) still decay their moments and move
+    cfg = replace(CFG, trainable="text", optimizer=optimizer, weight_decay=0.1)
+    _, params, fused, _, _ = _setup(tiny_bundle, cfg, 100)
+    plain_params = [p.detach().clone().requires_grad_(True) for p in params]
+    plain = (torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW)(
+        plain_params, lr=fused.param_groups[0]["lr"], weight_decay=0.1, foreach=False)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        for p, q in zip(params, plain_params):
+            rows = (torch.rand(p.shape[:1], generator=g) < 0.3).view(-1, *[1] * (p.dim() - 1))
+            p.grad = torch.randn(p.shape, generator=g) * rows
+            q.grad = p.grad.clone()
+        fused.step()
+        plain.step()
+    assert not torch.equal(params[0], tiny_bundle.model.token_embedding.weight)
+    for p, q in zip(params, plain_params):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-6)
 
 
 def test_trainable_choices(tiny_bundle):

