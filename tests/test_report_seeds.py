@@ -110,7 +110,22 @@ def test_a_file_of_another_seed_or_a_missing_seed_is_refused(run):
         build_summary(run)
 
 
-def test_the_seeds_come_from_the_manifest_before_the_configs(run):
+def test_the_seeds_come_from_the_manifest_else_from_notebook_02s_files(run):
+    """The pipeline's manifest lists the seeds; notebooks run by hand (nbval: each once, seed 0) are summarised
+    over the seeds notebook 02 ran for, and a later notebook missing one of them is still refused."""
     (run.root / "manifest.json").write_text(json.dumps({"profile": "smoke", "finetune_seeds": [0, 1]}))
     assert build_summary(run).table.n_seeds.max() == 2  # seed 2's files are not part of this run
     assert build_summary(run, seeds=(1,)).table.n_seeds.max() == 1
+    (run.root / "manifest.json").unlink()
+    assert build_summary(run).table.n_seeds.max() == 3
+    (run.metrics / "02_finetune.seed2.json").unlink()
+    (run.metrics / "02_finetune.seed1.json").unlink()
+    summary = build_summary(run)
+    assert summary.table.n_seeds.max() == 1 and set(summary.files.seed) == {"", "0"}
+    (run.metrics / "03_ranking_eval.seed0.json").unlink()
+    with pytest.raises(StaleResults, match="03_ranking_eval.seed0.json is missing"):
+        build_summary(run)
+    for path in run.metrics.glob("02_finetune.*"):
+        path.unlink()
+    with pytest.raises(StaleResults, match=r"no metrics/02_finetune.seed<s>.json and no manifest.json"):
+        build_summary(run)

@@ -90,18 +90,25 @@ def _notebook(stem: str, seed: int | None) -> str:
     return stem if seed is None else stem.removesuffix(f".seed{seed}")
 
 
-def run_seeds(paths: RunPaths, manifest: dict | None) -> tuple[int, ...]:
-    """The finetune seeds of the run in `paths`: the manifest's, else those its shared metrics files' config lists."""
+def run_seeds(paths: RunPaths, manifest: dict | None, expected: tuple[str, ...] = EXPECTED) -> tuple[int, ...]:
+    """The finetune seeds of the run in `paths`: those the pipeline's manifest lists; without one (notebooks run
+    by hand), those the first per-seed notebook of `expected` was run for, read from its files."""
     if manifest and "finetune_seeds" in manifest:
         return tuple(manifest["finetune_seeds"])
-    for path in sorted(paths.metrics.glob("*.json")):
+    first = next((name for name in expected if name in PER_SEED_NOTEBOOKS), None)
+    if first is None:
+        return ()
+    seeds = []
+    for path in sorted(paths.metrics.glob(f"{first}.seed*.json")):
         try:
-            seeds = json.loads(path.read_text())["config"]["finetune"]["seeds"]
+            seeds.append(int(json.loads(path.read_text())["config"]["finetune"]["seed"]))
         except (ValueError, KeyError, TypeError):
-            continue
-        return tuple(seeds)
-    raise StaleResults(f"cannot tell the finetune seeds of {paths.root}: no manifest.json with finetune_seeds and "
-                       f"no metrics file with a config: make reproduce PROFILE={paths.root.name}")
+            continue  # _load names the unreadable file
+    if not seeds:
+        raise StaleResults(f"cannot summarise {paths.root}: no metrics/{first}.seed<s>.json and no manifest.json "
+                           f"that lists the finetune seeds: run notebooks/{first}.ipynb (make reproduce "
+                           f"PROFILE={paths.root.name})")
+    return tuple(sorted(seeds))
 
 
 def _load(paths: RunPaths, files: dict[str, int | None]) -> dict[str, dict]:
@@ -274,7 +281,7 @@ def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED,
     StaleResults naming every missing or stale file."""
     manifest_path = paths.root / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-    expected_files = metrics_files(expected, seeds or run_seeds(paths, manifest))
+    expected_files = metrics_files(expected, seeds or run_seeds(paths, manifest, expected))
     files = _load(paths, expected_files)
     profile = paths.root.name
     problems = stale_problems(files, manifest, profile, expected_files)
