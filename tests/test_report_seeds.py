@@ -129,3 +129,20 @@ def test_the_seeds_come_from_the_manifest_else_from_notebook_02s_files(run):
         path.unlink()
     with pytest.raises(StaleResults, match=r"no metrics/02_finetune.seed<s>.json and no manifest.json"):
         build_summary(run)
+
+
+def test_error_bars_are_the_t_intervals_of_the_table(run):
+    from pcclip.plots.report import mean_heatmap, seed_errorbars
+
+    rows = per_seed(build_summary(run).seeds, "difference accuracy", notebook="03_ranking_eval")
+    fig = seed_errorbars(rows, x="attribute", col="split")
+    ax = fig.axes[0]
+    bars = [[v for v in line.get_ydata() if not math.isnan(v)] for line in ax.lines if len(line.get_ydata()) > 2]
+    spans = {(round(min(ys), 4), round(max(ys), 4)) for ys in bars}  # each bar with its caps
+    assert (round(0.95 - HALF, 4), round(0.95 + HALF, 4)) in spans  # pcclip, size
+    assert (round(0.85 - HALF, 4), round(0.85 + HALF, 4)) in spans  # pcclip, x
+    plt.close(fig)
+    fig = mean_heatmap(rows)
+    cells = sorted(float(t.get_text()) for t in fig.axes[0].texts)
+    assert cells == pytest.approx([0.4, 0.5, 0.85, 0.95])  # base x, base size, pcclip x, pcclip size
+    plt.close(fig)

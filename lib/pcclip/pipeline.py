@@ -118,8 +118,10 @@ def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = N
         return _execute(profile, paths, todo, shown)
 
 
-def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | None]], overrides: dict[str, str]) -> Path:
-    """Run the (notebook, seed) jobs in order with the lock held; `overrides` are the redacted ones (pcclip.redact)."""
+def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | None]],
+             overrides: dict[str, str]) -> Path:
+    """Run the (notebook, seed) jobs in order with the lock held; `overrides` are the redacted ones
+    (pcclip.redact)."""
     import papermill
 
     paths.notebooks.mkdir(parents=True, exist_ok=True)
@@ -150,10 +152,11 @@ def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: lis
     """The base-model study: the whole pipeline again for each of `pretrain_seeds` (a new base model, then
     every finetune seed on it), each in its own results tree `paths.base_study_root`; then the study's table
     beside the main run (`pcclip.report.write_base_study`). The main run's pretrain seed is refused: it is the
-    main run."""
-    from .report import write_base_study
+    main run, which must be complete before the study starts (its table needs it)."""
+    from .report import build_summary, write_base_study
 
     main = load_profile(profile_name, overrides)
+    build_summary(run_paths(main.name))  # StaleResults names what the main run lacks, before an hour of study
     if not pretrain_seeds or len(set(pretrain_seeds)) < len(pretrain_seeds) or main.pretrain.seed in pretrain_seeds:
         raise ValueError(f"--base-study {pretrain_seeds}: give distinct pretrain seeds other than the main run's "
                          f"pretrain.seed={main.pretrain.seed}, e.g. --base-study 1,2")

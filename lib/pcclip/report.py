@@ -234,9 +234,9 @@ def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_seed(seeds: pd.DataFrame, headline: str, **identity: str) -> pd.DataFrame:
-    """The per-seed rows of `seed_table` (not the means) of one headline whose identity fields equal `identity`,
-    e.g. per_seed(summary.seeds, "difference accuracy", notebook="03_ranking_eval", variant="eval")."""
-    mask = (seeds.headline == headline) & (seeds.seed != "mean")
+    """The per-seed rows of `seed_table` (not the means, not the derived pcclip_minus_base) of one headline whose
+    identity fields equal `identity`, e.g. per_seed(summary.seeds, "difference accuracy", variant="eval")."""
+    mask = (seeds.headline == headline) & (seeds.seed != "mean") & (seeds.model != DIFF)
     for field, value in identity.items():
         mask &= seeds[field] == value
     if not mask.any():

@@ -13,14 +13,15 @@ def seed_errorbars(per_seed: pd.DataFrame, x: str = "attribute", col: str = "spl
     """One panel per value of `col`: per `x` (groups) and model (colours) the mean over finetune seeds with its
     95% t-interval as error bars (the table's interval, `pcclip.intervals`), each seed as a small dot; `chance`
     dashed. `per_seed` has columns x, col, model, seed, value (one row per seed)."""
-    panels, models = list(dict.fromkeys(per_seed[col])), per_seed.model.nunique()
-    spread = 0.8 - 0.8 / models  # the pointplot's dodge that puts each mean over its seeds' dots
+    panels, models = list(dict.fromkeys(per_seed[col])), list(dict.fromkeys(per_seed.model))
+    spread = 0.8 - 0.8 / len(models)  # the pointplot's dodge that puts each mean over its seeds' dots
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
         part = per_seed[per_seed[col] == panel]
-        sns.pointplot(part, x=x, y="value", hue="model", errorbar=t_interval, dodge=spread or False,
-                      linestyle="none", capsize=0.1, markersize=4, err_kws={"linewidth": 1.2}, ax=ax, legend=ax is axes[0][-1])
-        sns.stripplot(part, x=x, y="value", hue="model", dodge=True, size=2.5, alpha=0.5, ax=ax, legend=False)
+        sns.pointplot(part, x=x, y="value", hue="model", hue_order=models, errorbar=t_interval, dodge=spread or False,
+                      linestyle="none", capsize=0.1, markersize=4, err_kws={"linewidth": 1.2}, ax=ax,
+                      legend=ax is axes[0][-1])
+        sns.stripplot(part, x=x, y="value", hue="model", hue_order=models, dodge=True, size=2.5, alpha=0.5, ax=ax, legend=False)
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
         ax.set(title=f"{col} {panel}", xlabel=x, ylabel=ylabel, ylim=ylim)
     handles, labels = axes[0][-1].get_legend_handles_labels()
