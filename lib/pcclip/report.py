@@ -80,14 +80,10 @@ class Summary:
     manifest: dict | None
 
 
-def metrics_files(expected: tuple[str, ...], seeds: tuple[int, ...]) -> dict[str, int | None]:
-    """File stem -> finetune seed (None: shared) of every metrics file a run of `expected` writes."""
-    return {seeded(name, seed): seed for name in expected
+def metrics_files(expected: tuple[str, ...], seeds: tuple[int, ...]) -> dict[str, tuple[str, int | None]]:
+    """File stem -> (notebook, finetune seed; None: shared) of every metrics file a run of `expected` writes."""
+    return {seeded(name, seed): (name, seed) for name in expected
             for seed in (seeds if name in PER_SEED_NOTEBOOKS else (None,))}
-
-
-def _notebook(stem: str, seed: int | None) -> str:
-    return stem if seed is None else stem.removesuffix(f".seed{seed}")
 
 
 def run_seeds(paths: RunPaths, manifest: dict | None, expected: tuple[str, ...] = EXPECTED) -> tuple[int, ...]:
@@ -111,15 +107,20 @@ def run_seeds(paths: RunPaths, manifest: dict | None, expected: tuple[str, ...] 
     return tuple(sorted(seeds))
 
 
-def _load(paths: RunPaths, files: dict[str, int | None]) -> dict[str, dict]:
+def _notebook_run(notebook: str, seed: int | None) -> str:
+    """How to (re)write a notebook's metrics: the notebook, and for a per-seed one its seed and pipeline command."""
+    if seed is None:
+        return f"notebooks/{notebook}.ipynb"
+    return (f"notebooks/{notebook}.ipynb with finetune.seed={seed} (python -m pcclip.pipeline --only {notebook[:2]} "
+            f"--seeds {seed})")
+
+
+def _load(paths: RunPaths, files: dict[str, tuple[str, int | None]]) -> dict[str, dict]:
     found, problems = {}, []
-    for stem, seed in files.items():
-        name = _notebook(stem, seed)
+    for stem, (name, seed) in files.items():
         path = paths.metrics / f"{stem}.json"
         if not path.exists():
-            problems.append(f"{path} is missing: run notebooks/{name}.ipynb" + (
-                "" if seed is None else f" with finetune.seed={seed} (python -m pcclip.pipeline --only "
-                                        f"{name[:2]} --seeds {seed})"))
+            problems.append(f"{path} is missing: run {_notebook_run(name, seed)}")
             continue
         try:
             data = json.loads(path.read_text())
@@ -153,26 +154,27 @@ def _shared_config(config: dict) -> dict:
     return {**config, "finetune": finetune} if "finetune" in config else config
 
 
-def _seed_problems(name: str, data: dict, seed: int) -> list[str]:
+def _seed_problems(name: str, notebook: str, data: dict, seed: int) -> list[str]:
     """A per-seed file whose config or rows name another finetune seed than its file name."""
     written = data["config"].get("finetune", {}).get("seed")
     rows = sorted({int(r["seed"]) for r in data["rows"]} - {seed})
     if written == seed and not rows:
         return []
-    return [f"{name}.json holds finetune seed {written if written != seed else rows}, not {seed}: rerun notebooks/"
-            f"{_notebook(name, seed)}.ipynb with finetune.seed={seed} (python -m pcclip.pipeline --seeds {seed})"]
+    return [f"{name}.json holds finetune seed {written if written != seed else rows}, not {seed}: rerun "
+            f"{_notebook_run(notebook, seed)}"]
 
 
 def stale_problems(files: dict[str, dict], manifest: dict | None, profile: str,
-                   seeds: dict[str, int | None] | None = None) -> list[str]:
+                   seeds: dict[str, tuple[str, int | None]] | None = None) -> list[str]:
     """Files whose profile, git commit or config (finetune.seed aside) differ from the folder's profile / the
-    manifest / the others, and per-seed files (`seeds`: stem -> seed, `metrics_files`) of another seed."""
+    manifest / the others, and per-seed files (`seeds`: stem -> (notebook, seed), `metrics_files`) of another seed."""
     problems = []
     for name, data in files.items():
         if data["profile"] != profile:
             problems.append(f"{name}.json was written by profile {data['profile']!r}, this folder is {profile!r}")
-        if (seeds or {}).get(name) is not None:
-            problems += _seed_problems(name, data, seeds[name])
+        notebook, seed = (seeds or {}).get(name, (name, None))
+        if seed is not None:
+            problems += _seed_problems(name, notebook, data, seed)
     if manifest and manifest.get("profile") not in (None, profile):
         problems.append(f"manifest.json is for profile {manifest['profile']!r}, this folder is {profile!r}")
     for field in ("git_commit", "config"):
@@ -289,8 +291,8 @@ def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED,
         raise StaleResults(f"metrics under {paths.metrics} do not come from one run:\n  " + "\n  ".join(problems)
                            + f"\nrerun them together: make reproduce PROFILE={profile}")
     seconds = {Path(nb).stem: v.get("seconds") for nb, v in (manifest or {}).get("notebooks", {}).items()}
-    listing = pd.DataFrame([{"notebook": _notebook(name, expected_files[name]),
-                             "seed": "" if expected_files[name] is None else str(expected_files[name]),
+    listing = pd.DataFrame([{"notebook": expected_files[name][0],
+                             "seed": "" if expected_files[name][1] is None else str(expected_files[name][1]),
                              "file": f"metrics/{name}.json", "metrics": len(data["rows"]),
                              "git_commit": data["git_commit"], "seconds": seconds.get(name, float("nan"))}
                             for name, data in files.items()])
