@@ -219,10 +219,14 @@ def seed_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
-    """Headline order, then notebook order (then models in MODELS order, when a column model exists)."""
+    """Headline order, then notebook order, then each identity where it first appears (then models in MODELS
+    order, when a column model exists; seeds stay in their order)."""
     rank = {nb: i for i, nb in enumerate(EXPECTED)} | {m: i for i, m in enumerate((*MODELS, NO_MODEL, DIFF))}
-    by = ["order", "notebook", *(["model"] if "model" in table else [])]
-    return table.sort_values(by, key=lambda c: c.map(rank) if c.name != "order" else c, kind="stable")
+    table = table.assign(identity=table.groupby(list(KEY[:-1]), sort=False, dropna=False).ngroup())
+    by = ["order", "notebook", "identity", *(["model"] if "model" in table else [])]
+    keys = {"notebook": rank, "model": rank}
+    return table.sort_values(by, key=lambda c: c.map(keys[c.name]) if c.name in keys else c,
+                             kind="stable").drop(columns="identity")
 
 
 def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -232,7 +236,8 @@ def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
     means = over_seeds(per, KEY).rename(columns={"mean": "value"}).assign(seed="mean")
     table = pd.concat([per.astype({"seed": object}), means], ignore_index=True)
     table = _sorted(table).drop(columns="order")
-    return table.reindex(columns=["headline", *WHERE, "model", "seed", "value", "lo", "hi", "n_seeds"])
+    table = table.reindex(columns=["headline", *WHERE, "model", "seed", "value", "lo", "hi", "n_seeds"])
+    return table.astype({"n_seeds": "Int64"}).reset_index(drop=True)
 
 
 def per_seed(seeds: pd.DataFrame, headline: str, **identity: str) -> pd.DataFrame:
