@@ -189,6 +189,9 @@ def test_only_and_seeds_rerun_one_notebook_for_one_seed_keeping_the_others(seede
     assert manifest["03_ranking_eval.seed0.ipynb"] == first["03_ranking_eval.seed0.ipynb"]
     with pytest.raises(ValueError, match=r"--seeds \[7\]: choose among finetune.seeds=\[0, 1\]"):
         pipeline.run("smoke", {}, seeds=[7])
+    pipeline.run("smoke", {"finetune.seeds": "1"}, only=["00"])  # seed 0 dropped: its entries go
+    assert sorted(json.loads((root / "manifest.json").read_text())["notebooks"]) == [
+        "00_base_model.ipynb", "02_finetune.seed1.ipynb", "03_ranking_eval.seed1.ipynb", "06_report.ipynb"]
 
 
 def test_a_notebook_declares_itself_per_seed_in_one_place(tmp_path, monkeypatch):

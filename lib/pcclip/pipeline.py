@@ -91,13 +91,16 @@ def _seeds(profile: Profile, chosen: list[int] | None) -> tuple[int, ...]:
     return tuple(chosen)
 
 
-def _previous_notebooks(path: Path, profile: str) -> dict[str, dict]:
-    """The notebook entries of an earlier manifest of the same profile (kept by a run with --only)."""
+def _previous_notebooks(path: Path, profile: Profile) -> dict[str, dict]:
+    """The notebook entries of an earlier manifest of the same profile (kept by a run with --only or --seeds),
+    of the executed notebooks a run of `profile` writes now (not those of dropped seeds or an older layout)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return old.get("notebooks", {}) if old.get("profile") == profile else {}
+    current = {f"{seeded(nb.stem, seed)}.ipynb" for nb, seed in jobs(notebooks(), profile.finetune.seeds)}
+    entries = old.get("notebooks", {}) if old.get("profile") == profile.name else {}
+    return {name: entry for name, entry in entries.items() if name in current}
 
 
 def _progress(name: str) -> dict | bool:
@@ -129,7 +132,7 @@ def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | Non
     manifest = {"profile": profile.name, **run_info, "seed": profile.seed,
                 "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
                 "finetune_seeds": list(profile.finetune.seeds), "device": _device(), "packages": _versions(),
-                "notebooks": _previous_notebooks(paths.root / "manifest.json", profile.name)}
+                "notebooks": _previous_notebooks(paths.root / "manifest.json", profile)}
     for nb, seed in todo:
         name = f"{seeded(nb.stem, seed)}.ipynb"
         print(f"[pipeline] {name} (profile {profile.name})", flush=True)
