@@ -45,7 +45,7 @@ def run(tmp_path) -> RunPaths:
 
 
 def test_per_seed_paths_name_every_file_after_the_seed(tmp_path):
-    profile, seeded = load_profile("smoke"), RunPaths(tmp_path / "smoke", 2)
+    profile, seeded = load_profile("smoke", {"finetune.seed": 2}), RunPaths(tmp_path / "smoke", 2)
     rows = metric_rows({"steps": 1.0}, ["steps"], task="training")
     assert write_rows(seeded, "02_finetune", rows, profile).name == "02_finetune.seed2.json"
     assert write_table(seeded, "02_runs", pd.DataFrame({"a": [1]})).name == "02_runs.seed2.csv"
@@ -53,6 +53,8 @@ def test_per_seed_paths_name_every_file_after_the_seed(tmp_path):
     assert save_figure(seeded, "02_loss_curves", fig).name == "02_loss_curves.seed2.png"
     plt.close(fig)
     assert write_rows(RunPaths(seeded.root), "00_base_model", rows, profile).name == "00_base_model.json"
+    with pytest.raises(ValueError, match="paths for finetune seed 2, rows of finetune.seed=0"):
+        write_rows(seeded, "02_finetune", rows, load_profile("smoke"))
 
 
 def test_headlines_are_means_with_t_intervals_over_the_seeds(run):

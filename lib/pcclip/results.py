@@ -106,6 +106,9 @@ def write_rows(paths: RunPaths, notebook: str, rows: pd.DataFrame | Sequence[pd.
 
     `info` holds facts about the run that are not metrics (a fingerprint, a file name).
     """
+    if paths.seed not in (None, profile.finetune.seed):
+        raise ValueError(f"metrics {notebook!r}: paths for finetune seed {paths.seed}, rows of finetune.seed="
+                         f"{profile.finetune.seed}; take both from one setup(PROFILE, OVERRIDES, notebook) call")
     table = _complete(rows if isinstance(rows, pd.DataFrame) else pd.concat(list(rows), ignore_index=True),
                       notebook, profile)
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
