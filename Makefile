@@ -8,9 +8,11 @@ PROFILE ?= diffworld
 # Profile overrides for reproduce, e.g. make reproduce PROFILE=smoke SET="finetune.steps=50 pretrain.steps=20"
 SET ?=
 ONLY ?=
+# Pretrain seeds of the base-model study (make base-study): the pipeline again on each of these base models
+BASE_SEEDS ?= 1,2
 STAMP := $(VENV)/.pcclip-installed
 
-.PHONY: setup reproduce test test-fast benchmarks refresh-references clean-results
+.PHONY: setup reproduce base-study test test-fast benchmarks refresh-references clean-results
 
 setup: $(STAMP)
 
@@ -22,6 +24,9 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(PY) -m pcclip.pipeline --profile $(PROFILE) $(foreach o,$(SET),--set $(o)) $(if $(ONLY),--only $(ONLY))
 	if [ "$(PROFILE)" = diffworld ] && [ -z "$(SET)$(ONLY)" ]; then $(PY) -m pcclip.report diffworld; fi
+
+base-study: $(STAMP)
+	$(PY) -m pcclip.pipeline --profile $(PROFILE) --base-study $(BASE_SEEDS) $(foreach o,$(SET),--set $(o))
 
 test: $(STAMP)
 	$(PY) -m pytest tests --nbval-lax --nbval-current-env notebooks -p no:cacheprovider

@@ -80,7 +80,7 @@ def test_sound_files_load_and_verify(trained):
     profile, paths = trained
     models = load_models(profile, paths)
     assert models["base"].fingerprint == load_base_model(profile, paths).fingerprint
-    assert checkpoint_meta(checkpoint_path(paths, "pcclip"))["steps"] == 2
+    assert checkpoint_meta(checkpoint_path(paths, "pcclip", 0))["steps"] == 2
 
 
 def test_flipped_base_is_refused_naming_base_not_pcclip(trained):
@@ -95,15 +95,15 @@ def test_flipped_base_is_refused_naming_base_not_pcclip(trained):
 
 def test_flipped_pcclip_is_refused_naming_it(trained):
     profile, paths = trained
-    ckpt = checkpoint_path(paths, "pcclip")
+    ckpt = checkpoint_path(paths, "pcclip", profile.finetune.seed)
     flip_weight_byte(ckpt)
     with pytest.raises(ValueError, match=f"checkpoint '{_named(ckpt)}' is corrupt: .*delete it and rerun "
                                          "notebooks/02_finetune.ipynb"):
         load_models(profile, paths)
 
 
-@pytest.mark.parametrize("name, notebook", [("base.pt", "00_base_model"), ("pcclip.pt", "02_finetune"),
-                                            ("caption_ft.pt", "02_finetune")])
+@pytest.mark.parametrize("name, notebook", [("base.pt", "00_base_model"), ("seed0/pcclip.pt", "02_finetune"),
+                                            ("seed0/caption_ft.pt", "02_finetune")])
 def test_truncated_checkpoint_names_the_file(trained, name, notebook):
     profile, paths = trained
     ckpt = paths.checkpoints / name
@@ -115,7 +115,7 @@ def test_truncated_checkpoint_names_the_file(trained, name, notebook):
 
 def test_altered_metadata_is_refused(trained):
     _, paths = trained
-    ckpt = checkpoint_path(paths, "pcclip")
+    ckpt = checkpoint_path(paths, "pcclip", 0)
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     saved["meta"]["steps"] = 2000  # what a flipped digit in the pickled metadata does
     torch.save(saved, ckpt)
@@ -148,7 +148,7 @@ def test_damaged_training_state_is_refused_naming_it(tiny_bundle, tmp_path, dama
 
 def test_finished_runs_remove_stale_states(trained):
     profile, paths = trained
-    stale = [paths.checkpoints / "pcclip_state-0123456789abcdef.pt", paths.checkpoints / "pretrain_state-old.pt"]
+    stale = [paths.finetuned(0) / "pcclip_state-0123456789abcdef.pt", paths.checkpoints / "pretrain_state-old.pt"]
     for path in stale:
         path.write_bytes(b"a state of other settings")
     base = load_base_model(profile, paths)
@@ -156,4 +156,5 @@ def test_finished_runs_remove_stale_states(trained):
     train_run(other, paths, "pcclip", base, _data(), progress=False)
     assert not stale[0].exists() and stale[1].exists()  # pcclip's states go once pcclip is saved
     build_base_model(load_profile("smoke", MICRO | {"pretrain.steps": 3}), paths)
-    assert sorted(p.name for p in paths.checkpoints.iterdir()) == ["base.pt", "caption_ft.pt", "pcclip.pt"]
+    assert sorted(p.name for p in paths.checkpoints.iterdir()) == ["base.pt", "seed0"]
+    assert sorted(p.name for p in paths.finetuned(0).iterdir()) == ["caption_ft.pt", "pcclip.pt"]

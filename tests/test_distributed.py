@@ -47,7 +47,7 @@ def test_two_gloo_ranks_match_one_process(tiny_bundle, tmp_path):
     profile = load_profile("smoke", overrides)
     base = load_clip("diffclip-tiny", str(base_file))
     single = finetune(base, data, run_config(profile.finetune, "pcclip"), progress=False)
-    ckpt = tmp_path / "results" / "smoke" / "checkpoints" / "pcclip.pt"
+    ckpt = tmp_path / "results" / "smoke" / "checkpoints" / f"seed{profile.finetune.seed}" / "pcclip.pt"
     two = load_clip("diffclip-tiny", str(ckpt))
     meta = torch.load(ckpt, weights_only=True)["meta"]
     assert [r["loss"] for r in meta["history"]] == pytest.approx([r["loss"] for r in single.history], rel=1e-4)
@@ -55,6 +55,6 @@ def test_two_gloo_ranks_match_one_process(tiny_bundle, tmp_path):
     torch.testing.assert_close(two.encode_text(texts), single.bundle.encode_text(texts), atol=2e-5, rtol=1e-4)
     moved = (single.bundle.encode_text(texts) - base.encode_text(texts)).abs().max()
     assert moved > 1e-2  # training changed the model far beyond the tolerance
-    metrics = json.loads((tmp_path / "results" / "smoke" / "metrics" / "finetune_pcclip.json").read_text())
+    metrics = json.loads((tmp_path / "results" / "smoke" / "metrics" / "finetune_pcclip.seed0.json").read_text())
     steps = [r["value"] for r in metrics["rows"] if r["metric"] == "steps" and r["model"] == "pcclip"]
     assert metrics["info"]["world_size"] == 2 and steps == [4]

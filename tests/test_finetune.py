@@ -302,7 +302,7 @@ def test_finetune_precision_reaches_the_trainer_and_model_precision_does_not(tin
         seen.clear()
         summary = train_run(profile, paths, "pcclip", load_base_model(profile, paths), data, progress=False)
         assert not summary.reused and set(seen) == {ft} and len(seen) == 2  # one autocast per micro-batch
-        trained[ft] = torch.load(paths.checkpoints / "pcclip.pt", weights_only=False)
+        trained[ft] = torch.load(paths.finetuned(0) / "pcclip.pt", weights_only=False)
     assert trained["fp32"]["meta"]["recipe"]["finetune"]["precision"] == "fp32"
     assert trained["bf16"]["meta"]["recipe"]["finetune"]["precision"] == "bf16"
     fp32, bf16 = (trained[k]["state_dict"] for k in ("fp32", "bf16"))
@@ -336,6 +336,6 @@ def test_rewritten_caption_run_trains_through_the_same_trainer(tiny_bundle, tmp_
     base = load_base_model(profile, paths)
     summaries = {run: train_run(profile, paths, run, base, data, progress=False) for run in profile_runs(profile)}
     assert summaries["rewritten_ft"].steps == 3 and summaries["caption_ft"].steps == 2
-    meta = checkpoint_meta(paths.checkpoints / "rewritten_ft.pt")
+    meta = checkpoint_meta(paths.finetuned(0) / "rewritten_ft.pt")
     assert meta["recipe"]["finetune"]["objective"] == "caption" and meta["recipe"]["data"] != data.key()
     assert set(load_models(profile, paths)) == {"base", "pcclip", "caption_ft", "rewritten_ft", "pcclip_wa"}

@@ -186,6 +186,6 @@ def test_distributed_trains_the_paper_source(rehearsal, profile, tiny_bundle, tm
     summary = distributed.main(["--profile", "rehearsal", "--finetune", "caption_ft", "--set", *sets])
     assert summary.steps == math.ceil(5 * SIZES.coco_train / profile.finetune.caption_batch_size) and not summary.reused
     paths = run_paths("rehearsal")
-    recipe = checkpoint_meta(paths.checkpoints / "caption_ft.pt")["recipe"]
+    recipe = checkpoint_meta(paths.finetuned(0) / "caption_ft.pt")["recipe"]
     assert recipe["data"] == prepare_data(profile, paths, tiny_bundle).key()
-    assert (paths.metrics / "finetune_caption_ft.json").is_file()
+    assert (paths.metrics / "finetune_caption_ft.seed0.json").is_file()

@@ -141,3 +141,115 @@ def test_kernels_inherit_the_lock_and_the_secrets(executed, monkeypatch):
 def test_no_notebooks_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
         pipeline.notebooks(tmp_path)
+
+
+@pytest.fixture
+def seeded_run(monkeypatch, tmp_path) -> list[dict]:
+    """Fake notebooks 00, 02, 03 and 06 (02 and 03 per seed); papermill replaced by a recorder."""
+    calls: list[dict] = []
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in ("00_base_model", "02_finetune", "03_ranking_eval", "06_report"):
+        (folder / f"{name}.ipynb").write_text("{}")
+    monkeypatch.setattr(pipeline, "notebooks", lambda: sorted(folder.glob("[0-9][0-9]_*.ipynb")))
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda src, dst, parameters, **kw: calls.append({"src": src, "dst": dst, **parameters}))
+    return calls
+
+
+def _ran(calls: list[dict]) -> list[tuple[str, str | None]]:
+    """(executed notebook file, finetune.seed override) of each call."""
+    return [(c["dst"].rsplit("/", 1)[1], c["OVERRIDES"].get("finetune.seed")) for c in calls]
+
+
+def test_per_seed_notebooks_run_once_per_finetune_seed_under_their_own_names(seeded_run):
+    root = pipeline.run("smoke", {"finetune.seeds": "0,2,5", "pretrain.steps": "5"})
+    assert _ran(seeded_run) == [("00_base_model.ipynb", None),
+                                ("02_finetune.seed0.ipynb", "0"), ("02_finetune.seed2.ipynb", "2"),
+                                ("02_finetune.seed5.ipynb", "5"), ("03_ranking_eval.seed0.ipynb", "0"),
+                                ("03_ranking_eval.seed2.ipynb", "2"), ("03_ranking_eval.seed5.ipynb", "5"),
+                                ("06_report.ipynb", None)]
+    assert all(c["OVERRIDES"]["pretrain.steps"] == "5" for c in seeded_run)  # the user's overrides go to every run
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["finetune_seeds"] == [0, 2, 5]
+    assert manifest["notebooks"]["02_finetune.seed2.ipynb"]["finetune_seed"] == 2
+    assert "finetune_seed" not in manifest["notebooks"]["00_base_model.ipynb"]
+    assert len(manifest["notebooks"]) == 8
+
+
+def test_only_and_seeds_rerun_one_notebook_for_one_seed_keeping_the_others(seeded_run, monkeypatch):
+    root = pipeline.run("smoke", {})  # smoke: seeds 0 and 1
+    first = json.loads((root / "manifest.json").read_text())["notebooks"]
+    seeded_run.clear()
+    monkeypatch.setattr(pipeline, "git_commit", lambda: "abc123")
+    pipeline.main(["--profile", "smoke", "--only", "03", "--seeds", "1"])
+    assert _ran(seeded_run) == [("03_ranking_eval.seed1.ipynb", "1")]
+    manifest = json.loads((root / "manifest.json").read_text())["notebooks"]
+    assert manifest["03_ranking_eval.seed1.ipynb"]["git_commit"] == "abc123"
+    assert manifest["03_ranking_eval.seed0.ipynb"] == first["03_ranking_eval.seed0.ipynb"]
+    with pytest.raises(ValueError, match=r"--seeds \[7\]: choose among finetune.seeds=\[0, 1\]"):
+        pipeline.run("smoke", {}, seeds=[7])
+    pipeline.run("smoke", {"finetune.seeds": "1"}, only=["00"])  # seed 0 dropped: its entries go
+    assert sorted(json.loads((root / "manifest.json").read_text())["notebooks"]) == [
+        "00_base_model.ipynb", "02_finetune.seed1.ipynb", "03_ranking_eval.seed1.ipynb", "06_report.ipynb"]
+
+
+def test_a_notebook_declares_itself_per_seed_in_one_place(tmp_path, monkeypatch):
+    """setup() names a per-seed notebook's files after finetune.seed; a shared notebook's stay unsuffixed."""
+    from pcclip.notebook import setup
+    from pcclip.paths import PER_SEED_NOTEBOOKS
+
+    assert set(PER_SEED_NOTEBOOKS) == {"02_finetune", "03_ranking_eval", "04_comparative_prompting",
+                                       "05_embedding_geometry"}
+    _, paths = setup("smoke", {"finetune.seed": 1}, "03_ranking_eval")
+    _, shared = setup("smoke", {"finetune.seed": 1}, "00_base_model")
+    assert (paths.named("03_difference"), shared.named("00_zero_shot_per_class")) == (
+        "03_difference.seed1", "00_zero_shot_per_class")
+    assert paths.finetuned(1) == shared.checkpoints / "seed1" and paths.checkpoints == shared.checkpoints
+
+
+def _fake_notebook(src, dst, parameters, **kw):
+    """A kernel that writes metric rows as the real notebooks do, in the results tree it is given: 03 a held-out
+    size accuracy of 0.5 + 0.1 * pretrain seed + 0.01 * finetune seed, 06 the summary."""
+    import pandas as pd
+
+    from pcclip.notebook import setup
+    from pcclip.report import build_summary, write_summary
+    from pcclip.results import metric_rows, write_rows
+
+    name = os.path.basename(src).removesuffix(".ipynb")
+    profile, paths = setup(parameters["PROFILE"], parameters["OVERRIDES"], name)
+    if name == "06_report":
+        write_summary(paths, build_summary(paths))
+        return
+    value = 0.5 + 0.1 * profile.pretrain.seed + 0.01 * profile.finetune.seed
+    table = pd.DataFrame([{"model": "pcclip", "attribute": "size", "split": "holdout", "accuracy": value}])
+    write_rows(paths, name, metric_rows(table, ["accuracy"], task="difference" if name == "03_ranking_eval" else "x"),
+               profile)
+
+
+def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them(tmp_path, monkeypatch):
+    from pcclip.paths import base_study_root, run_paths
+    from pcclip.profiles import load_profile
+    from pcclip.report import EXPECTED, base_study_table
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in (*EXPECTED, "06_report"):
+        (folder / f"{name}.ipynb").write_text("{}")
+    monkeypatch.setattr(pipeline, "notebooks", lambda: sorted(folder.glob("*.ipynb")))
+    monkeypatch.setattr(papermill, "execute_notebook", _fake_notebook)
+    assert base_study_table(load_profile("smoke")).empty  # no study yet
+    pipeline.run("smoke", {})
+    roots = pipeline.base_study("smoke", {}, [3, 1])
+    assert roots == [base_study_root("smoke", 3) / "smoke", base_study_root("smoke", 1) / "smoke"]
+    assert (roots[0] / "metrics" / "03_ranking_eval.seed1.json").is_file() and (roots[0] / "summary.md").is_file()
+    assert json.loads((roots[0] / "manifest.json").read_text())["seeds"]["pretrain"] == 3
+    assert not (run_paths("smoke").root / "pretrain3").exists()
+    table = base_study_table(load_profile("smoke"))
+    assert table.pretrain_seed.tolist() == [0, 1, 3]
+    assert table.pcclip.tolist() == pytest.approx([0.505, 0.605, 0.805])  # mean over finetune seeds 0 and 1
+    assert table.n_seeds.tolist() == [2, 2, 2]
+    assert "| 0.805 [0.741, 0.869] |" in (base_study_root("smoke", None) / "summary.md").read_text()
+    with pytest.raises(ValueError, match=r"--base-study \[0\]: give distinct pretrain seeds other than"):
+        pipeline.base_study("smoke", {}, [0])

@@ -144,6 +144,28 @@ def test_valid_edges_pass():
     assert p.finetune.steps == 0 and p.finetune.accum_steps == 4
 
 
+def test_finetune_seeds_per_profile_and_from_the_cli():
+    assert load_profile("diffworld").finetune.seeds == (0, 1, 2)
+    assert load_profile("smoke").finetune.seeds == (0, 1)  # make test's smoke pipeline runs two seeds
+    assert {load_profile(n).finetune.seeds for n in ("paper", "paper-b32", "rehearsal")} == {(0,)}
+    p = load_profile("smoke", {"finetune.seeds": " 3, 1,2 "})
+    assert p.finetune.seeds == (3, 1, 2) and all(isinstance(s, int) for s in p.finetune.seeds)
+    assert load_profile("smoke", {"finetune.seeds": [4]}).finetune.seeds == (4,)
+    assert load_profile("smoke", {"finetune.seeds": "5"}).finetune.seed == 0  # the seed of one run stays apart
+
+
+@pytest.mark.parametrize("value, match", [
+    ("", r"finetune.seeds=\(\) \(list at least one seed"),
+    ("0,1,0", r"finetune.seeds=\(0, 1, 0\) \(seed \[0\] repeated"),
+    ("2,-1", r"finetune.seeds=\(2, -1\) \(seeds must be >= 0; \[-1\] are not\)"),
+    ("0,x", r"override finetune.seeds='0,x': expected comma-separated tuple\[int, ...\]"),
+    ("0.5", r"expected comma-separated tuple\[int, ...\]"),
+])
+def test_bad_finetune_seeds_fail_at_load(value, match):
+    with pytest.raises(ValueError, match=match):
+        load_profile("smoke", {"finetune.seeds": value})
+
+
 def test_every_numeric_setting_has_a_range_rule():
     from pcclip.profile_checks import RULES
     from pcclip.profiles import _leaf_fields

@@ -121,3 +121,20 @@ def test_untagged_lists_measured_looking_numbers_without_a_source() -> None:
     assert [u.split(" in ")[0] for u in untagged(text, "## A")] == ["0.93", "12%"]
     with pytest.raises(ValueError, match="no line '## C'"):
         untagged(text, "## C")
+
+
+def test_a_tag_reads_the_mean_over_finetune_seeds_unless_it_names_one(tmp_path) -> None:
+    """Per-seed files (notebooks 02-05) hold one row per seed: a tag quotes their mean, as the summary's headline
+    does, or one seed with seed=; a shared file's single row is read as before."""
+    metrics = tmp_path / "results" / "diffworld" / "metrics"
+    metrics.mkdir(parents=True)
+    for seed, value in ((0, 0.90), (1, 0.95), (2, 0.97)):
+        rows = [_row(seed=seed, value=value), _row(seed=seed, attribute="x", value=value - 0.2)]
+        (metrics / f"03_ranking_eval.seed{seed}.json").write_text(json.dumps({"rows": rows}))
+    results = Results(tmp_path / "results")
+    text = (f"mean 0.940{SIZE}, seed 1 0.950<!-- row task=difference attribute=size model=pcclip seed=1 -->, "
+            "lowest mean 0.740<!-- row task=difference model=pcclip agg=min -->")
+    assert [(q.written, q.expected) for q in quotes(text, results)] == [("0.940", "0.940"), ("0.950", "0.950"),
+                                                                       ("0.740", "0.740")]
+    with pytest.raises(ValueError, match=r"2 rows match; name one with the fields \['attribute'\]"):
+        quotes("says 0.5<!-- row model=pcclip -->", results)  # seeds are averaged, attributes are not

@@ -12,10 +12,9 @@ import json
 
 import pytest
 
-from pcclip.paths import RunPaths
+from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths, seeded
 from pcclip.profiles import load_profile
-from pcclip.report import EXPECTED
-from pcclip.results import rows_frame
+from pcclip.report import EXPECTED, notebook_rows
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +25,16 @@ def rehearsal(rehearsal_run) -> RunPaths:
 
 
 def _rows(paths: RunPaths, notebook: str):
-    return rows_frame(json.loads((paths.metrics / f"{notebook}.json").read_text())["rows"])
+    return notebook_rows(paths, notebook)  # the rehearsal, as the paper profile, finetunes one seed
 
 
 def test_every_notebook_ran_through_the_paper_source(rehearsal):
     manifest = json.loads((rehearsal.root / "manifest.json").read_text())
-    assert sorted(manifest["notebooks"]) == sorted(f"{n}.ipynb" for n in (*EXPECTED, "06_report"))
-    for notebook in EXPECTED:
-        data = json.loads((rehearsal.metrics / f"{notebook}.json").read_text())
+    names = [seeded(n, 0 if n in PER_SEED_NOTEBOOKS else None) for n in (*EXPECTED, "06_report")]
+    assert sorted(manifest["notebooks"]) == sorted(f"{n}.ipynb" for n in names)
+    assert manifest["finetune_seeds"] == [0]
+    for name in names[:-1]:
+        data = json.loads((rehearsal.metrics / f"{name}.json").read_text())
         assert data["profile"] == "rehearsal" and data["config"]["source"] == "paper"
     assert (rehearsal.root / "summary.md").is_file()
 

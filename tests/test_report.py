@@ -9,11 +9,15 @@ import pandas as pd
 import pytest
 
 from pcclip.atomic import write_json
-from pcclip.paths import RunPaths
+from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
+from pcclip.profiles import load_profile
 from pcclip.report import (
-    EXPECTED, HEADLINES, StaleResults, build_summary, headline_table, run_rows, summary_markdown, write_summary,
+    EXPECTED, HEADLINES, StaleResults, build_summary, headline_table, notebook_rows, run_rows, summary_markdown,
+    write_summary,
 )
-from pcclip.results import COLUMNS, IDENTITY, rows_frame
+from pcclip.results import COLUMNS, IDENTITY
+
+SEEDS = load_profile("smoke").finetune.seeds  # (0, 1): the smoke pipeline runs notebooks 02-05 once per seed
 
 pytestmark = pytest.mark.slow  # the smoke pipeline runs once per session (smoke_run)
 
@@ -24,8 +28,9 @@ def run(smoke_run, tmp_path) -> RunPaths:
     return RunPaths(shutil.copytree(smoke_run, tmp_path / "smoke"))
 
 
-def _rows(paths: RunPaths, notebook: str) -> pd.DataFrame:
-    return rows_frame(json.loads((paths.metrics / f"{notebook}.json").read_text())["rows"])
+def _rows(paths: RunPaths, notebook: str, seed: int = 0) -> pd.DataFrame:
+    rows = notebook_rows(paths, notebook)
+    return rows[rows.seed == seed].reset_index(drop=True) if notebook in PER_SEED_NOTEBOOKS else rows
 
 
 def _value(rows: pd.DataFrame, **identity) -> float:
@@ -39,28 +44,30 @@ def _value(rows: pd.DataFrame, **identity) -> float:
 def test_every_notebook_writes_rows_with_complete_unique_identity(smoke_run):
     paths = RunPaths(smoke_run)
     for notebook in EXPECTED:
-        rows = _rows(paths, notebook)
+        rows = notebook_rows(paths, notebook)
         assert list(rows.columns) == list(COLUMNS) and len(rows) > 0
         assert set(rows.notebook) == {notebook}
+        assert set(rows.seed) == (set(SEEDS) if notebook in PER_SEED_NOTEBOOKS else {0})
         assert not rows.duplicated(list(IDENTITY)).any()
         assert rows.task.ne("").all() and rows.metric.ne("").all()
 
 
-def test_rows_equal_the_notebooks_own_tables(smoke_run):
+@pytest.mark.parametrize("seed", SEEDS)
+def test_rows_equal_the_notebooks_own_tables(smoke_run, seed):
     paths = RunPaths(smoke_run)
-    diff = pd.read_csv(paths.metrics / "03_difference.csv", keep_default_na=False)
-    rows = _rows(paths, "03_ranking_eval")
+    diff = pd.read_csv(paths.metrics / f"03_difference.seed{seed}.csv", keep_default_na=False)
+    rows = _rows(paths, "03_ranking_eval", seed)
     for r in diff.itertuples():
         got = _value(rows, task="difference", split=r.split, variant=r.phrasing, attribute=r.attribute,
                      model=r.model, metric="accuracy")
         assert got == pytest.approx(r.accuracy, abs=1e-6)
-    comp = pd.read_csv(paths.metrics / "04_comparative.csv")
-    rows = _rows(paths, "04_comparative_prompting")
+    comp = pd.read_csv(paths.metrics / f"04_comparative.seed{seed}.csv")
+    rows = _rows(paths, "04_comparative_prompting", seed)
     for r in comp.itertuples():
         got = _value(rows, task="comparative", dataset=r.dataset, variant="", model=r.model, metric="gain_acc1")
         assert got == pytest.approx(r.gain_acc1, abs=1e-6)
-    models = pd.read_csv(paths.metrics / "02_models.csv")
-    rows = _rows(paths, "02_finetune")
+    models = pd.read_csv(paths.metrics / f"02_models.seed{seed}.csv")
+    rows = _rows(paths, "02_finetune", seed)
     for r in models.itertuples():
         assert _value(rows, task="difference", attribute="size", model=r.model) == pytest.approx(r.diff_size, abs=1e-6)
         assert _value(rows, task="zero_shot", model=r.model, metric="acc1") == pytest.approx(r.zero_shot_acc1,
@@ -81,18 +88,39 @@ def test_headlines_hold_only_the_rows_their_identity_names(smoke_run):
     base00 = zero[(zero.notebook == "00_base_model") & (zero.split == "test") & (zero.attribute == "shape")]
     rows = _rows(RunPaths(smoke_run), "00_base_model")
     assert base00.base.item() == _value(rows, task="zero_shot", split="test", attribute="shape", metric="acc1")
-    assert (table.pcclip_minus_base.dropna() == (table.pcclip - table.base).dropna()).all()
-    assert summary.files.notebook.tolist() == list(EXPECTED)
+    assert table.pcclip_minus_base.dropna().to_numpy() == pytest.approx((table.pcclip - table.base).dropna().to_numpy())
+    assert summary.files.notebook.tolist() == [n for n in EXPECTED for _ in (SEEDS if n in PER_SEED_NOTEBOOKS else [0])]
+    assert set(table.n_seeds[table.notebook.isin(PER_SEED_NOTEBOOKS)]) == {len(SEEDS)}
+
+
+def test_headline_means_and_intervals_are_those_of_the_seeds(smoke_run):
+    """Held-out size-difference accuracy of PC-CLIP: the mean of the two seeds' rows, the t-interval with
+    t(0.975, 1) = 12.706, and both seeds' rows in summary.csv."""
+    summary = build_summary(RunPaths(smoke_run))
+    per_seed = [_value(_rows(RunPaths(smoke_run), "03_ranking_eval", s), task="difference", split="holdout",
+                       variant="eval", attribute="size", model="pcclip", metric="accuracy") for s in SEEDS]
+    t = summary.table
+    row = t[(t.notebook == "03_ranking_eval") & (t.split == "holdout") & (t.variant == "eval")
+            & (t.attribute == "size")]
+    mean, sd = sum(per_seed) / 2, abs(per_seed[0] - per_seed[1]) / 2 ** 0.5
+    assert row.pcclip.item() == pytest.approx(mean)
+    assert (row.pcclip_lo.item(), row.pcclip_hi.item()) == pytest.approx((mean - 12.706 * sd / 2 ** 0.5,
+                                                                          mean + 12.706 * sd / 2 ** 0.5), abs=1e-4)
+    s = summary.seeds
+    mine = s[(s.notebook == "03_ranking_eval") & (s.split == "holdout") & (s.variant == "eval")
+             & (s.attribute == "size") & (s.model == "pcclip")]
+    assert mine.seed.tolist() == [*SEEDS, "mean"] and mine.value.tolist()[:2] == pytest.approx(per_seed)
 
 
 def test_summary_files_are_written(run):
     md, csv = write_summary(run, build_summary(run))
     text = md.read_text()
     assert md == run.root / "summary.md" and "| headline | notebook | task |" in text
-    assert "metrics/04_comparative_prompting.json" in text
+    assert "metrics/04_comparative_prompting.seed1.json" in text
+    assert " [" in text  # means with their intervals
     lines = csv.read_text().splitlines()
-    assert lines[0].startswith("headline,notebook,task,dataset,split")
-    assert len(lines) == 1 + len(build_summary(run).table)
+    assert lines[0] == "headline,notebook,task,dataset,split,variant,attribute,metric,model,seed,value,lo,hi,n_seeds"
+    assert len(lines) == 1 + len(build_summary(run).seeds)
 
 
 def _edit(paths, name, **changes):
@@ -103,28 +131,38 @@ def _edit(paths, name, **changes):
 
 
 def test_missing_metrics_are_refused_by_name(run):
-    (run.metrics / "03_ranking_eval.json").unlink()
-    (run.metrics / "05_embedding_geometry.json").unlink()
+    (run.metrics / "03_ranking_eval.seed1.json").unlink()
+    (run.metrics / "05_embedding_geometry.seed0.json").unlink()
     with pytest.raises(StaleResults) as err:
         build_summary(run)
-    assert "03_ranking_eval.json is missing" in str(err.value)
-    assert "05_embedding_geometry.json is missing" in str(err.value)
-    assert "02_finetune" not in str(err.value)
+    assert "03_ranking_eval.seed1.json is missing" in str(err.value)
+    assert "05_embedding_geometry.seed0.json is missing" in str(err.value)
+    assert "02_finetune" not in str(err.value) and "03_ranking_eval.seed0" not in str(err.value)
 
 
 def test_a_metrics_file_of_the_old_flat_format_is_refused(run):
-    data = json.loads((run.metrics / "02_finetune.json").read_text())
+    data = json.loads((run.metrics / "02_finetune.seed0.json").read_text())
     del data["rows"]
-    (run.metrics / "02_finetune.json").write_text(json.dumps({**data, "metrics": {"pcclip_diff_size": 0.9}}))
-    with pytest.raises(StaleResults, match=r"02_finetune.json lacks \['rows'\].*rerun notebooks/02_finetune"):
+    (run.metrics / "02_finetune.seed0.json").write_text(json.dumps({**data, "metrics": {"pcclip_diff_size": 0.9}}))
+    with pytest.raises(StaleResults, match=r"02_finetune.seed0.json lacks \['rows'\].*rerun notebooks/02_finetune"):
         build_summary(run)
 
 
 def test_a_metrics_file_from_another_commit_is_refused(run):
-    _edit(run, "02_finetune", git_commit="0123abc")
-    with pytest.raises(StaleResults, match=r"02_finetune.json is from commit 0123abc") as err:
+    _edit(run, "02_finetune.seed1", git_commit="0123abc")
+    with pytest.raises(StaleResults, match=r"02_finetune.seed1.json is from commit 0123abc") as err:
         build_summary(run)
-    assert "03_ranking_eval" not in str(err.value)
+    assert "03_ranking_eval" not in str(err.value) and "02_finetune.seed0" not in str(err.value)
+
+
+def test_a_per_seed_file_of_another_seed_is_refused(run):
+    """A seed-1 file overwritten by seed 0's (a notebook run by hand without finetune.seed) is caught, although
+    its config is otherwise the run's."""
+    (run.metrics / "03_ranking_eval.seed1.json").write_text((run.metrics / "03_ranking_eval.seed0.json").read_text())
+    with pytest.raises(StaleResults, match=r"03_ranking_eval.seed1.json holds finetune seed 0, not 1: rerun "
+                                           r"notebooks/03_ranking_eval.ipynb with finetune.seed=1") as err:
+        build_summary(run)
+    assert "03_ranking_eval.seed0" not in str(err.value)
 
 
 def test_a_manifest_from_another_commit_makes_every_file_stale(run):
@@ -132,29 +170,31 @@ def test_a_manifest_from_another_commit_makes_every_file_stale(run):
     write_json(run.root / "manifest.json", {**manifest, "git_commit": "feedbee"})
     with pytest.raises(StaleResults) as err:
         build_summary(run)
-    assert all(f"{name}.json is from commit" in str(err.value) for name in EXPECTED)
+    assert all(f"{name}.json is from commit" in str(err.value)
+               for name in ("00_base_model", *[f"{n}.seed{s}" for n in PER_SEED_NOTEBOOKS for s in SEEDS]))
 
 
 def test_without_a_manifest_the_odd_file_out_is_stale(run):
-    commit = json.loads((run.metrics / "04_comparative_prompting.json").read_text())["git_commit"]
+    commit = json.loads((run.metrics / "04_comparative_prompting.seed0.json").read_text())["git_commit"]
     (run.root / "manifest.json").unlink()
-    _edit(run, "04_comparative_prompting", git_commit="0123abc")
-    with pytest.raises(StaleResults, match="04_comparative_prompting.json is from commit 0123abc"):
+    _edit(run, "04_comparative_prompting.seed0", git_commit="0123abc")
+    with pytest.raises(StaleResults, match="04_comparative_prompting.seed0.json is from commit 0123abc"):
         build_summary(run)
-    _edit(run, "04_comparative_prompting", git_commit=commit)
+    _edit(run, "04_comparative_prompting.seed0", git_commit=commit)
     assert "no manifest.json" in summary_markdown(build_summary(run))
 
 
 def test_other_profile_or_config_is_refused(run):
     _edit(run, "01_data_synthesis", profile="diffworld")
-    data = json.loads((run.metrics / "05_embedding_geometry.json").read_text())
+    data = json.loads((run.metrics / "05_embedding_geometry.seed1.json").read_text())
     data["config"]["geometry"]["n_objects"] = 99
-    (run.metrics / "05_embedding_geometry.json").write_text(json.dumps(data))
+    (run.metrics / "05_embedding_geometry.seed1.json").write_text(json.dumps(data))
     with pytest.raises(StaleResults) as err:
         build_summary(run)
     msg = str(err.value)
     assert "01_data_synthesis.json was written by profile 'diffworld'" in msg
-    assert "05_embedding_geometry.json ran with another config than most files (sections ['geometry'])" in msg
+    assert "05_embedding_geometry.seed1.json ran with another config than most files (sections ['geometry'])" in msg
+    assert "seed0" not in msg  # finetune.seed is the one setting the seeds' files differ in
 
 
 def test_headline_table_of_no_rows_is_empty():

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pcclip.paths import repo_root
-from pcclip.results import rows_frame
+from pcclip.paths import RunPaths, repo_root
+from pcclip.report import notebook_rows
 
 SNAPSHOT = Path(__file__).parent / "data" / "diffworld_flat_metrics_fc78c25.json"
 MODELS = ("base", "pcclip", "pcclip_wa", "caption_ft")
@@ -80,10 +80,11 @@ def old_identity(notebook: str, key: str) -> dict | None:
 
 def test_every_old_metric_keeps_its_value_in_the_rows():
     old = json.loads(SNAPSHOT.read_text())["metrics"]
-    folder = repo_root() / "results" / "diffworld" / "metrics"
+    run = RunPaths(repo_root() / "results" / "diffworld")
     compared = 0
     for notebook, metrics in old.items():
-        rows = rows_frame(json.loads((folder / f"{notebook}.json").read_text())["rows"])
+        rows = notebook_rows(run, notebook)
+        rows = rows[rows.seed == 0]  # the snapshot is of finetune seed 0
         index = rows.set_index(["task", "dataset", "split", "variant", "attribute", "model", "metric"]).value
         for key, value in metrics.items():
             ident = old_identity(notebook, key)

@@ -68,7 +68,7 @@ def _train(args: argparse.Namespace) -> RunSummary:
     try:
         overrides = parse_overrides(args.overrides) | ({"model.device": device} if device else {})
         profile = load_profile(args.profile, overrides)
-        paths = run_paths(profile.name)
+        paths = run_paths(profile.name, profile.finetune.seed)  # its metrics and history are per finetune seed
         base = load_base_model(profile, paths)
         if args.data is not None:
             data = load_data(args.data)

@@ -45,7 +45,7 @@ def export_open_clip(bundle: ClipBundle, folder: str | os.PathLike) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pcclip.export", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a pcclip checkpoint file (e.g. results/<profile>/checkpoints/*.pt)")
+    parser.add_argument("checkpoint", help="a pcclip checkpoint file (e.g. results/<profile>/checkpoints/seed0/pcclip.pt)")
     parser.add_argument("--model", required=True, help="its open_clip architecture, e.g. ViT-L-14")
     parser.add_argument("--out", required=True, help="folder to write")
     args = parser.parse_args(argv)

@@ -25,7 +25,7 @@ def load_models(profile: Profile, paths: RunPaths, external: Iterable[str | Mapp
     base = load_base_model(profile, paths)
     out = {"base": base}
     for run in profile_runs(profile, trained=True):
-        ckpt = checkpoint_path(paths, run)
+        ckpt = checkpoint_path(paths, run, profile.finetune.seed)
         if not ckpt.exists() and not require_trained:
             continue
         if not ckpt.exists():

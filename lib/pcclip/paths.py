@@ -3,6 +3,10 @@
 Checkpoints, embedding caches and generated data sit under the same folder but are
 git-ignored; `make reproduce` rebuilds them. $PCCLIP_RESULTS moves the whole tree
 (the tests point it at a temp folder).
+
+The notebooks that use the finetuned models (PER_SEED_NOTEBOOKS) run once per finetune seed; each run's
+files are named `<name>.seed<s>` (RunPaths with `seed` set), and its finetuned checkpoints sit in
+checkpoints/seed<s>/ beside the shared base.pt, so the seeds of one profile never overwrite each other.
 """
 from __future__ import annotations
 
@@ -11,6 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS_ENV = "PCCLIP_RESULTS"
+# The one declaration of which notebooks depend on the finetuned models: the pipeline runs these once per
+# seed of finetune.seeds; the others (base model, data, report) once.
+PER_SEED_NOTEBOOKS: tuple[str, ...] = ("02_finetune", "03_ranking_eval", "04_comparative_prompting",
+                                       "05_embedding_geometry")
+
+
+def seeded(name: str, seed: int | None) -> str:
+    """The file stem of `name` for finetune seed `seed` (None: a file shared by every seed)."""
+    return name if seed is None else f"{name}.seed{seed}"
 
 
 def repo_root() -> Path:
@@ -21,6 +34,14 @@ def repo_root() -> Path:
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
+    seed: int | None = None  # the finetune seed of a per-seed notebook; None: its files are shared
+
+    def named(self, name: str) -> str:
+        """The stem of a metrics file, table, figure or executed notebook called `name` (`seeded`)."""
+        return seeded(name, self.seed)
+
+    def finetuned(self, seed: int) -> Path:  # ignored: the finetuned checkpoints of one finetune seed
+        return self.checkpoints / f"seed{seed}"
 
     @property
     def metrics(self) -> Path:  # committed: metrics JSON/CSV
@@ -35,7 +56,7 @@ class RunPaths:
         return self.root / "notebooks"
 
     @property
-    def checkpoints(self) -> Path:  # ignored
+    def checkpoints(self) -> Path:  # ignored: base.pt (shared by every finetune seed), seed<s>/
         return self.root / "checkpoints"
 
     @property
@@ -47,6 +68,17 @@ class RunPaths:
         return self.root / "data"
 
 
-def run_paths(profile_name: str) -> RunPaths:
-    base = Path(os.environ.get(RESULTS_ENV) or repo_root() / "results")
-    return RunPaths(base / profile_name)
+def results_base() -> Path:
+    """results/ of the checkout, or $PCCLIP_RESULTS."""
+    return Path(os.environ.get(RESULTS_ENV) or repo_root() / "results")
+
+
+def run_paths(profile_name: str, seed: int | None = None) -> RunPaths:
+    return RunPaths(results_base() / profile_name, seed)
+
+
+def base_study_root(profile_name: str, pretrain_seed: int | None) -> Path:
+    """The base-model study's folder results/<profile>-base-seeds/ (its table), and with `pretrain_seed` the
+    results tree of that base model's run: its run folder is pretrain<seed>/<profile>/."""
+    root = results_base() / f"{profile_name}-base-seeds"
+    return root if pretrain_seed is None else root / f"pretrain{pretrain_seed}"

@@ -1,11 +1,14 @@
 """Run every numbered notebook with papermill, in order, for one profile.
 
-    python -m pcclip.pipeline --profile diffworld [--set finetune.steps=100 ...] [--only 00 02]
+    python -m pcclip.pipeline --profile diffworld [--set finetune.steps=100 ...] [--only 00 02] [--seeds 1]
+    python -m pcclip.pipeline --profile diffworld --base-study 1,2   # the base-model study (pretrain seeds)
     python -m pcclip.pipeline --refresh-references   # re-record the nbval reference outputs
 
-Executed notebooks land in results/<profile>/notebooks/, with a manifest.json that
-records commit, package versions, profile, seeds, device and wall time per notebook; a run
-with --only updates its notebooks' entries and keeps the others'. The run holds the folder's
+The notebooks of PER_SEED_NOTEBOOKS (those that use the finetuned models) run once per seed of finetune.seeds,
+each with the override finetune.seed=<s>, as <name>.seed<s>.ipynb; the others run once. Executed notebooks
+land in results/<profile>/notebooks/, with a manifest.json that records commit, package versions, profile,
+seeds (finetune_seeds: the seeds the report expects), device and wall time per executed notebook; a run
+with --only (and --seeds) updates its notebooks' entries and keeps the others'. The run holds the folder's
 lock (`pcclip.locking`), so a second pipeline, trainer or synthesis on the profile fails at once;
 the notebook kernels it starts inherit the lock. Secrets in overrides never reach the manifest
 or the notebooks' parameters (`pcclip.redact`).
@@ -19,14 +22,16 @@ import os
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 from .atomic import write_json
 from .locking import run_lock
 from .notebook import QUIET_ENV
-from .paths import RunPaths, repo_root, run_paths
+from .paths import PER_SEED_NOTEBOOKS, RESULTS_ENV, RunPaths, base_study_root, repo_root, run_paths, seeded
 from .profiles import FORCE_ENV, Profile, load_profile, parse_overrides
 from .redact import secrets_for_children
 from .results import git_commit
@@ -70,13 +75,32 @@ def _select(only: list[str] | None) -> list[Path]:
     return [nb for nb in found if not only or nb.name[:2] in only]
 
 
-def _previous_notebooks(path: Path, profile: str) -> dict[str, dict]:
-    """The notebook entries of an earlier manifest of the same profile (kept by a run with --only)."""
+def jobs(selected: list[Path], seeds: tuple[int, ...]) -> list[tuple[Path, int | None]]:
+    """(notebook, finetune seed) in run order: a per-seed notebook once per seed, the others once (None)."""
+    return [(nb, seed) for nb in selected for seed in (seeds if nb.stem in PER_SEED_NOTEBOOKS else (None,))]
+
+
+def _seeds(profile: Profile, chosen: list[int] | None) -> tuple[int, ...]:
+    """The finetune seeds to run: `chosen` (--seeds) when given, which must be seeds of the profile."""
+    if chosen is None:
+        return profile.finetune.seeds
+    unknown = [s for s in chosen if s not in profile.finetune.seeds]
+    if unknown or not chosen:
+        raise ValueError(f"--seeds {chosen}: choose among finetune.seeds={list(profile.finetune.seeds)} "
+                         "(or change them with --set finetune.seeds=...)")
+    return tuple(chosen)
+
+
+def _previous_notebooks(path: Path, profile: Profile) -> dict[str, dict]:
+    """The notebook entries of an earlier manifest of the same profile (kept by a run with --only or --seeds),
+    of the executed notebooks a run of `profile` writes now (not those of dropped seeds or an older layout)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return old.get("notebooks", {}) if old.get("profile") == profile else {}
+    current = {f"{seeded(nb.stem, seed)}.ipynb" for nb, seed in jobs(notebooks(), profile.finetune.seeds)}
+    entries = old.get("notebooks", {}) if old.get("profile") == profile.name else {}
+    return {name: entry for name, entry in entries.items() if name in current}
 
 
 def _progress(name: str) -> dict | bool:
@@ -86,37 +110,89 @@ def _progress(name: str) -> dict | bool:
     return {"desc": name, "unit": "cell", "file": sys.stderr, "dynamic_ncols": True}
 
 
-def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = None) -> Path:
-    """Execute the notebooks; raises on the first failing one (its partial output is kept)."""
+def run(profile_name: str, overrides: dict[str, str], only: list[str] | None = None,
+        seeds: list[int] | None = None) -> Path:
+    """Execute the notebooks (the per-seed ones for `seeds`, default every seed of finetune.seeds); raises on
+    the first failing one (its partial output is kept)."""
     profile = load_profile(profile_name, overrides)  # fail before starting a kernel
     paths = run_paths(profile.name)
-    selected = _select(only)
+    todo = jobs(_select(only), _seeds(profile, seeds))
     with run_lock(paths.root, "the pipeline"), secrets_for_children(overrides) as shown:
-        return _execute(profile, paths, selected, shown)
+        return _execute(profile, paths, todo, shown)
 
 
-def _execute(profile: Profile, paths: RunPaths, selected: list[Path], overrides: dict[str, str]) -> Path:
-    """Run `selected` in order with the lock held; `overrides` are the redacted ones (pcclip.redact)."""
+def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | None]],
+             overrides: dict[str, str]) -> Path:
+    """Run the (notebook, seed) jobs in order with the lock held; `overrides` are the redacted ones
+    (pcclip.redact)."""
     import papermill
 
     paths.notebooks.mkdir(parents=True, exist_ok=True)
     run_info = {"git_commit": git_commit(), "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     manifest = {"profile": profile.name, **run_info, "seed": profile.seed,
                 "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
-                "device": _device(), "packages": _versions(),
-                "notebooks": _previous_notebooks(paths.root / "manifest.json", profile.name)}
-    for nb in selected:
-        print(f"[pipeline] {nb.name} (profile {profile.name})", flush=True)
+                "finetune_seeds": list(profile.finetune.seeds), "device": _device(), "packages": _versions(),
+                "notebooks": _previous_notebooks(paths.root / "manifest.json", profile)}
+    for nb, seed in todo:
+        name = f"{seeded(nb.stem, seed)}.ipynb"
+        print(f"[pipeline] {name} (profile {profile.name})", flush=True)
         t0 = time.perf_counter()
-        papermill.execute_notebook(str(nb), str(paths.notebooks / nb.name), cwd=str(nb.parent),
-                                   parameters={"PROFILE": profile.name, "OVERRIDES": overrides},
-                                   kernel_name="python3", progress_bar=_progress(nb.name))
-        manifest["notebooks"][nb.name] = {"seconds": round(time.perf_counter() - t0, 1), **run_info}
+        given = overrides if seed is None else overrides | {"finetune.seed": str(seed)}
+        papermill.execute_notebook(str(nb), str(paths.notebooks / name), cwd=str(nb.parent),
+                                   parameters={"PROFILE": profile.name, "OVERRIDES": given},
+                                   kernel_name="python3", progress_bar=_progress(name))
+        manifest["notebooks"][name] = {"seconds": round(time.perf_counter() - t0, 1), **run_info,
+                                       **({} if seed is None else {"finetune_seed": seed})}
         write_json(paths.root / "manifest.json", manifest)
     manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
     write_json(paths.root / "manifest.json", manifest)
     print(f"[pipeline] done in {manifest['total_seconds']} s -> {paths.root}", flush=True)
     return paths.root
+
+
+def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: list[int],
+               only: list[str] | None = None) -> list[Path]:
+    """The base-model study: the whole pipeline again for each of `pretrain_seeds` (a new base model, then
+    every finetune seed on it), each in its own results tree `paths.base_study_root`; then the study's table
+    beside the main run (`pcclip.report.write_base_study`). The main run's pretrain seed is refused: it is the
+    main run, which must be complete before the study starts (its table needs it)."""
+    from .report import build_summary, write_base_study
+
+    main = load_profile(profile_name, overrides)
+    build_summary(run_paths(main.name))  # StaleResults names what the main run lacks, before an hour of study
+    if not pretrain_seeds or len(set(pretrain_seeds)) < len(pretrain_seeds) or main.pretrain.seed in pretrain_seeds:
+        raise ValueError(f"--base-study {pretrain_seeds}: give distinct pretrain seeds other than the main run's "
+                         f"pretrain.seed={main.pretrain.seed}, e.g. --base-study 1,2")
+    for seed in pretrain_seeds:  # fail before any kernel on a bad seed
+        load_profile(profile_name, overrides | {"pretrain.seed": str(seed)})
+    roots = []
+    for seed in pretrain_seeds:
+        with _results_tree(base_study_root(main.name, seed)):
+            roots.append(run(profile_name, overrides | {"pretrain.seed": str(seed)}, only))
+    table = write_base_study(main)
+    print(f"[pipeline] base-model study: {len(table)} rows -> {base_study_root(main.name, None)}", flush=True)
+    return roots
+
+
+@contextmanager
+def _results_tree(root: Path) -> Iterator[None]:
+    """$PCCLIP_RESULTS pointed at `root` for the runs (and the kernels they start) inside the block."""
+    before = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RESULTS_ENV)
+        else:
+            os.environ[RESULTS_ENV] = before
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated seeds, e.g. 1,2") from None
 
 
 def refresh_references(profile_name: str = "smoke") -> None:
@@ -148,12 +224,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="profile override, e.g. finetune.steps=100 (repeatable)")
     parser.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 00 01")
+    parser.add_argument("--seeds", type=_seed_list, help="finetune seeds to run the per-seed notebooks for, e.g. 1,2 "
+                        "(default: all of finetune.seeds)")
+    parser.add_argument("--base-study", type=_seed_list, metavar="PRETRAIN_SEEDS",
+                        help="run the base-model study with these pretrain seeds, e.g. 1,2")
     parser.add_argument("--refresh-references", action="store_true")
     args = parser.parse_args(argv)
     if args.refresh_references:
         refresh_references()
         return 0
-    run(args.profile, parse_overrides(args.set), args.only)
+    if args.base_study is not None:
+        base_study(args.profile, parse_overrides(args.set), args.base_study, args.only)
+        return 0
+    run(args.profile, parse_overrides(args.set), args.only, args.seeds)
     return 0
 
 

@@ -103,6 +103,19 @@ RELATIONS = [
 ]
 
 
+# Settings that list seeds: at least one, none repeated (a repeat would run the same finetune twice), each >= 0.
+SEED_LISTS: tuple[str, ...] = ("finetune.seeds",)
+
+
+def _seed_list_problems(key: str, seeds: tuple[int, ...]) -> list[str]:
+    if not seeds:
+        return [f"{key}=() (list at least one seed, e.g. {key}=0,1,2)"]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    negative = [s for s in seeds if s < 0]
+    return ([f"{key}={seeds!r} (seed {repeated} repeated: each seed once)"] if repeated else []) + (
+        [f"{key}={seeds!r} (seeds must be >= 0; {negative} are not)"] if negative else [])
+
+
 def check(config: Any, name: str) -> None:
     """Raise ValueError listing every setting of `config` (a Profile) outside its range, choices or relation."""
     def get(dotted: str) -> Any:
@@ -114,6 +127,7 @@ def check(config: Any, name: str) -> None:
     problems = [f"{key}={get(key)!r} (allowed: {rule})" for key, rule in RULES.items() if not rule.allows(get(key))]
     problems += [f"{key}={get(key)!r} (choose one of {', '.join(options)})" for key, options in CHOICES.items()
                  if get(key) not in options]
+    problems += [p for key in SEED_LISTS for p in _seed_list_problems(key, get(key))]
     problems += [f"{', '.join(f'{k}={get(k)!r}' for k in keys)}: {why}"
                  for keys, holds, why in RELATIONS if not problems and not holds(get)]
     if problems:

@@ -12,11 +12,12 @@ carries `<!-- unchecked: where it comes from -->` instead; `untagged` lists the 
 neither (two or more decimals, or a percent, in prose outside tables and code).
 
 `row` selects metric rows of results/<profile>/metrics/*.json by identity (any field of
-`pcclip.results.IDENTITY`; `a|b` for either value, `field=` for blank); it must match one row unless `agg`
-(min, max, absmax) combines several. `manifest` reads a key of results/<profile>/manifest.json (`a/b` for
-nested keys). `profile` defaults to diffworld, `scale` (a number or fraction) multiplies the value. The written
-number sets the rounding: its decimals, a leading `+` (sign always shown), a trailing `%` (percent) and thousands
-commas are kept when the number is rewritten.
+`pcclip.results.IDENTITY`; `a|b` for either value, `field=` for blank). A tag without `seed=` reads the mean
+over the finetune seeds (the per-seed files of notebooks 02-05; the summary's headline mean), `seed=1` one seed.
+After that it must match one number unless `agg` (min, max, absmax) combines several. `manifest` reads a key of
+results/<profile>/manifest.json (`a/b` for nested keys). `profile` defaults to diffworld, `scale` (a number or
+fraction) multiplies the value. The written number sets the rounding: its decimals, a leading `+` (sign always
+shown), a trailing `%` (percent) and thousands commas are kept when the number is rewritten.
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def _select(rows: pd.DataFrame, args: dict[str, str], where: str) -> float:
     chosen = rows[mask]
     if chosen.empty:
         raise ValueError(f"{where}: no metric row matches; check the fields against the rows of the metrics files")
+    if "seed" not in args:  # the mean over the finetune seeds of each identity
+        others = [f for f in IDENTITY if f != "seed"]
+        chosen = chosen.groupby(others, sort=False, as_index=False)["value"].mean().assign(seed=-1)
     if "agg" in args:
         if args["agg"] not in AGGREGATES:
             raise ValueError(f"{where}: agg={args['agg']} is not one of {sorted(AGGREGATES)}")

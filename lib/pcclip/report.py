@@ -2,10 +2,14 @@
 
 Every number is a metric row written by `pcclip.results.write_rows`; headlines are chosen by
 the rows' identity (task, metric, attribute), never by parsing names, and nothing is typed.
-The report refuses a folder whose metrics are missing or stale (another git commit, profile
-or config than the rest of the run / its manifest) and names the files to rebuild, so a
-summary never mixes two runs. `python -m pcclip.report` copies the headline table into the README and
-rewrites the numbers its prose quotes (`pcclip.readme_numbers`).
+The notebooks of `PER_SEED_NOTEBOOKS` wrote one metrics file per finetune seed (<name>.seed<s>.json);
+each headline is reported per seed and as the mean with its 95% t-interval over the seeds
+(`pcclip.intervals`; blank with one seed). The report refuses a folder whose metrics are missing or
+stale (another git commit, profile or config than the rest of the run / its manifest, a per-seed file
+written for another seed) and names the files to rebuild, so a summary never mixes two runs.
+`python -m pcclip.report` copies the headline table into the README and rewrites the numbers its prose
+quotes (`pcclip.readme_numbers`). `base_study_table` sets the base-model study (the pipeline's
+--base-study: the same run on other pretrain seeds) beside the main run.
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from typing import Any
 import pandas as pd
 
 from .atomic import write_text
-from .paths import RunPaths
+from .intervals import over_seeds
+from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, run_paths, seeded
+from .profiles import Profile
 from .readme_numbers import refresh_readme
 from .results import rows_frame
 
@@ -26,7 +32,9 @@ EXPECTED: tuple[str, ...] = ("00_base_model", "01_data_synthesis", "02_finetune"
                              "04_comparative_prompting", "05_embedding_geometry")
 MODELS: tuple[str, ...] = ("base", "pcclip", "pcclip_wa", "caption_ft")  # columns, in this order
 NO_MODEL = "value"  # column of metrics that belong to no model (data sizes, image-only geometry)
+DIFF = "pcclip_minus_base"  # PC-CLIP minus base CLIP, per seed, then averaged like a model
 WHERE: tuple[str, ...] = ("notebook", "task", "dataset", "split", "variant", "attribute", "metric")
+KEY: tuple[str, ...] = ("order", "headline", *WHERE, "model")  # a headline number, all but its seed
 
 
 @dataclass(frozen=True)
@@ -64,17 +72,55 @@ class StaleResults(ValueError):
 class Summary:
     profile: str
     git_commit: str
-    table: pd.DataFrame  # headline, identity of the rows, one column per model, value, pcclip_minus_base
-    files: pd.DataFrame  # notebook, file, metrics, git_commit, seconds
+    # headline, identity of the rows, per model (and value, pcclip_minus_base) the mean over seeds and its
+    # 95% interval (<model>_lo, <model>_hi; blank with one seed), n_seeds
+    table: pd.DataFrame
+    seeds: pd.DataFrame  # summary.csv: every headline number per seed, and its mean/lo/hi/n_seeds (seed "mean")
+    files: pd.DataFrame  # notebook, seed, file, metrics, git_commit, seconds
     manifest: dict | None
 
 
-def _load(paths: RunPaths, expected: tuple[str, ...]) -> dict[str, dict]:
+def metrics_files(expected: tuple[str, ...], seeds: tuple[int, ...]) -> dict[str, tuple[str, int | None]]:
+    """File stem -> (notebook, finetune seed; None: shared) of every metrics file a run of `expected` writes."""
+    return {seeded(name, seed): (name, seed) for name in expected
+            for seed in (seeds if name in PER_SEED_NOTEBOOKS else (None,))}
+
+
+def run_seeds(paths: RunPaths, manifest: dict | None, expected: tuple[str, ...] = EXPECTED) -> tuple[int, ...]:
+    """The finetune seeds of the run in `paths`: those the pipeline's manifest lists; without one (notebooks run
+    by hand), those the first per-seed notebook of `expected` was run for, read from its files."""
+    if manifest and "finetune_seeds" in manifest:
+        return tuple(manifest["finetune_seeds"])
+    first = next((name for name in expected if name in PER_SEED_NOTEBOOKS), None)
+    if first is None:
+        return ()
+    seeds = []
+    for path in sorted(paths.metrics.glob(f"{first}.seed*.json")):
+        try:
+            seeds.append(int(json.loads(path.read_text())["config"]["finetune"]["seed"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # _load names the unreadable file
+    if not seeds:
+        raise StaleResults(f"cannot summarise {paths.root}: no metrics/{first}.seed<s>.json and no manifest.json "
+                           f"that lists the finetune seeds: run notebooks/{first}.ipynb (make reproduce "
+                           f"PROFILE={paths.root.name})")
+    return tuple(sorted(seeds))
+
+
+def _notebook_run(notebook: str, seed: int | None) -> str:
+    """How to (re)write a notebook's metrics: the notebook, and for a per-seed one its seed and pipeline command."""
+    if seed is None:
+        return f"notebooks/{notebook}.ipynb"
+    return (f"notebooks/{notebook}.ipynb with finetune.seed={seed} (python -m pcclip.pipeline --only {notebook[:2]} "
+            f"--seeds {seed})")
+
+
+def _load(paths: RunPaths, files: dict[str, tuple[str, int | None]]) -> dict[str, dict]:
     found, problems = {}, []
-    for name in expected:
-        path = paths.metrics / f"{name}.json"
+    for stem, (name, seed) in files.items():
+        path = paths.metrics / f"{stem}.json"
         if not path.exists():
-            problems.append(f"{path} is missing: run notebooks/{name}.ipynb")
+            problems.append(f"{path} is missing: run {_notebook_run(name, seed)}")
             continue
         try:
             data = json.loads(path.read_text())
@@ -86,7 +132,7 @@ def _load(paths: RunPaths, expected: tuple[str, ...]) -> dict[str, dict]:
             problems.append(f"{path} lacks {lacking}: it was not written by pcclip.results.write_rows "
                             f"(rerun notebooks/{name}.ipynb)")
             continue
-        found[name] = data
+        found[stem] = data
     if problems:
         raise StaleResults(f"cannot summarise {paths.root}:\n  " + "\n  ".join(problems))
     return found
@@ -102,16 +148,38 @@ def _reference(values: dict[str, Any], manifest_value: Any) -> Any:
     return json.loads(latest[-1])
 
 
-def stale_problems(files: dict[str, dict], manifest: dict | None, profile: str) -> list[str]:
-    """Files whose profile, git commit or config differ from the folder's profile / the manifest / the others."""
+def _shared_config(config: dict) -> dict:
+    """A file's config without finetune.seed, the one setting in which the runs of one profile differ."""
+    finetune = {k: v for k, v in config.get("finetune", {}).items() if k != "seed"}
+    return {**config, "finetune": finetune} if "finetune" in config else config
+
+
+def _seed_problems(name: str, notebook: str, data: dict, seed: int) -> list[str]:
+    """A per-seed file whose config or rows name another finetune seed than its file name."""
+    written = data["config"].get("finetune", {}).get("seed")
+    rows = sorted({int(r["seed"]) for r in data["rows"]} - {seed})
+    if written == seed and not rows:
+        return []
+    return [f"{name}.json holds finetune seed {written if written != seed else rows}, not {seed}: rerun "
+            f"{_notebook_run(notebook, seed)}"]
+
+
+def stale_problems(files: dict[str, dict], manifest: dict | None, profile: str,
+                   seeds: dict[str, tuple[str, int | None]] | None = None) -> list[str]:
+    """Files whose profile, git commit or config (finetune.seed aside) differ from the folder's profile / the
+    manifest / the others, and per-seed files (`seeds`: stem -> (notebook, seed), `metrics_files`) of another seed."""
     problems = []
     for name, data in files.items():
         if data["profile"] != profile:
             problems.append(f"{name}.json was written by profile {data['profile']!r}, this folder is {profile!r}")
+        notebook, seed = (seeds or {}).get(name, (name, None))
+        if seed is not None:
+            problems += _seed_problems(name, notebook, data, seed)
     if manifest and manifest.get("profile") not in (None, profile):
         problems.append(f"manifest.json is for profile {manifest['profile']!r}, this folder is {profile!r}")
     for field in ("git_commit", "config"):
-        values = {name: data[field] for name, data in files.items()}
+        values = {name: _shared_config(data[field]) if field == "config" else data[field]
+                  for name, data in files.items()}
         ref = _reference(values, (manifest or {}).get(field))
         source = "the manifest" if manifest and field in manifest else "most files"
         for name, value in values.items():
@@ -137,24 +205,76 @@ def headline_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(chosen, ignore_index=True)
 
 
-def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (headline, identity), one column per model, from the rows HEADLINES select."""
-    columns = ["headline", *WHERE, *MODELS, NO_MODEL, "pcclip_minus_base"]
+def seed_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The headline numbers per seed, long (KEY, seed, value): the rows HEADLINES select, model "" as NO_MODEL,
+    and PC-CLIP minus base of each seed as model DIFF."""
     long = headline_rows(rows)
-    if long.empty:
+    long = long.assign(model=long.model.replace("", NO_MODEL))[[*KEY, "seed", "value"]]
+    both = long[long.model.isin(["pcclip", "base"])].pivot_table(
+        index=[*KEY[:-1], "seed"], columns="model", values="value", aggfunc="first", sort=False)
+    if {"pcclip", "base"} <= set(both.columns):
+        diff = (both["pcclip"] - both["base"]).dropna().rename("value").reset_index().assign(model=DIFF)
+        long = pd.concat([long, diff[[*KEY, "seed", "value"]]], ignore_index=True)
+    return long
+
+
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    """Headline order, then notebook order, then each identity where it first appears (then models in MODELS
+    order, when a column model exists; seeds stay in their order)."""
+    rank = {nb: i for i, nb in enumerate(EXPECTED)} | {m: i for i, m in enumerate((*MODELS, NO_MODEL, DIFF))}
+    table = table.assign(identity=table.groupby(list(KEY[:-1]), sort=False, dropna=False).ngroup())
+    by = ["order", "notebook", "identity", *(["model"] if "model" in table else [])]
+    keys = {"notebook": rank, "model": rank}
+    return table.sort_values(by, key=lambda c: c.map(keys[c.name]) if c.name in keys else c,
+                             kind="stable").drop(columns="identity")
+
+
+def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv: each headline number of each model per seed (seed = the seed), then its mean over the seeds
+    (seed "mean") with the 95% interval lo, hi and n_seeds (lo, hi blank with one seed and on per-seed rows)."""
+    per = seed_rows(rows)
+    means = over_seeds(per, KEY).rename(columns={"mean": "value"}).assign(seed="mean")
+    table = pd.concat([per.astype({"seed": object}), means], ignore_index=True)
+    table = _sorted(table).drop(columns="order")
+    table = table.reindex(columns=["headline", *WHERE, "model", "seed", "value", "lo", "hi", "n_seeds"])
+    return table.astype({"n_seeds": "Int64"}).reset_index(drop=True)
+
+
+def per_seed(seeds: pd.DataFrame, headline: str, **identity: str) -> pd.DataFrame:
+    """The per-seed rows of `seed_table` (not the means, not the derived pcclip_minus_base) of one headline whose
+    identity fields equal `identity`, e.g. per_seed(summary.seeds, "difference accuracy", variant="eval")."""
+    mask = (seeds.headline == headline) & (seeds.seed != "mean") & (seeds.model != DIFF)
+    for field, value in identity.items():
+        mask &= seeds[field] == value
+    if not mask.any():
+        raise ValueError(f"no per-seed rows of headline {headline!r} with {identity}; headlines: "
+                         f"{list(dict.fromkeys(seeds.headline))}")
+    return seeds[mask].astype({"seed": int}).reset_index(drop=True)
+
+
+def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (headline, identity): per model the mean over seeds (column <model>) and its 95% interval
+    (<model>_lo, <model>_hi), from the rows HEADLINES select; n_seeds seeds. Columns empty for every row are
+    left out."""
+    models = (*MODELS, NO_MODEL, DIFF)
+    columns = ["headline", *WHERE, *[f"{m}{s}" for m in models for s in ("", "_lo", "_hi")], "n_seeds"]
+    means = over_seeds(seed_rows(rows), KEY)
+    if means.empty:
         return pd.DataFrame(columns=columns)
-    long = long.assign(model=long.model.replace("", NO_MODEL))
-    index = ["order", "headline", *WHERE]
-    wide = long.pivot_table(index=index, columns="model", values="value", aggfunc="first",
-                            sort=False).reset_index()
-    order = {nb: i for i, nb in enumerate(EXPECTED)}
-    wide = wide.sort_values(["order", "notebook"], key=lambda c: c.map(order) if c.name == "notebook" else c,
-                            kind="stable")
-    wide = wide.reindex(columns=["headline", *WHERE, *MODELS, NO_MODEL])
-    wide["pcclip_minus_base"] = wide["pcclip"] - wide["base"]
-    wide.columns.name = None
+    index = list(KEY[:-1])
+    wide = means.pivot_table(index=index, columns="model", values=["mean", "lo", "hi"], aggfunc="first", sort=False)
+    wide.columns = [m if stat == "mean" else f"{m}_{stat}" for stat, m in wide.columns]
+    wide["n_seeds"] = means.groupby(index, sort=False)["n_seeds"].max()
+    wide = _sorted(wide.reset_index()).reindex(columns=columns)
     empty = [c for c in wide.columns if wide[c].isna().all() or (wide[c] == "").all()]
     return wide.drop(columns=empty).reset_index(drop=True)
+
+
+def notebook_rows(paths: RunPaths, notebook: str) -> pd.DataFrame:
+    """Every metric row `notebook` wrote under `paths`: of all its finetune seeds (<notebook>.seed<s>.json, told
+    apart by the seed column), or of its one shared file."""
+    files = sorted(paths.metrics.glob(f"{notebook}.seed*.json")) or [paths.metrics / f"{notebook}.json"]
+    return pd.concat([rows_frame(json.loads(f.read_text())["rows"]) for f in files], ignore_index=True)
 
 
 def run_rows(files: dict[str, dict]) -> pd.DataFrame:
@@ -162,22 +282,28 @@ def run_rows(files: dict[str, dict]) -> pd.DataFrame:
     return pd.concat([rows_frame(data["rows"]) for data in files.values()], ignore_index=True)
 
 
-def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED) -> Summary:
-    """Load, check and tabulate one run; raises StaleResults naming every missing or stale file."""
-    files = _load(paths, expected)
+def build_summary(paths: RunPaths, expected: tuple[str, ...] = EXPECTED,
+                  seeds: tuple[int, ...] | None = None) -> Summary:
+    """Load, check and tabulate one run over its finetune seeds (`seeds`, default `run_seeds`); raises
+    StaleResults naming every missing or stale file."""
     manifest_path = paths.root / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    expected_files = metrics_files(expected, seeds or run_seeds(paths, manifest, expected))
+    files = _load(paths, expected_files)
     profile = paths.root.name
-    problems = stale_problems(files, manifest, profile)
+    problems = stale_problems(files, manifest, profile, expected_files)
     if problems:
         raise StaleResults(f"metrics under {paths.metrics} do not come from one run:\n  " + "\n  ".join(problems)
                            + f"\nrerun them together: make reproduce PROFILE={profile}")
     seconds = {Path(nb).stem: v.get("seconds") for nb, v in (manifest or {}).get("notebooks", {}).items()}
-    listing = pd.DataFrame([{"notebook": name, "file": f"metrics/{name}.json", "metrics": len(data["rows"]),
+    listing = pd.DataFrame([{"notebook": expected_files[name][0],
+                             "seed": "" if expected_files[name][1] is None else str(expected_files[name][1]),
+                             "file": f"metrics/{name}.json", "metrics": len(data["rows"]),
                              "git_commit": data["git_commit"], "seconds": seconds.get(name, float("nan"))}
                             for name, data in files.items()])
     commit = next(iter(files.values()))["git_commit"]
-    return Summary(profile, commit, headline_table(run_rows(files)), listing, manifest)
+    rows = run_rows(files)
+    return Summary(profile, commit, headline_table(rows), seed_table(rows), listing, manifest)
 
 
 def _cell(value: Any) -> str:
@@ -194,6 +320,19 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def with_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """The headline table for reading: each mean beside its 95% interval in one cell, "0.987 [0.962, 1.000]"
+    (the mean alone where there is no interval), the _lo/_hi columns folded in."""
+    out = table.drop(columns=[c for c in table if c.endswith(("_lo", "_hi"))])
+    if "n_seeds" in out:
+        out["n_seeds"] = ["" if pd.isna(n) else str(int(n)) for n in out["n_seeds"]]
+    for column in out.columns:
+        if f"{column}_lo" in table:
+            out[column] = [_cell(m) if pd.isna(lo) else f"{_cell(m)} [{_cell(lo)}, {_cell(hi)}]"
+                           for m, lo, hi in zip(table[column], table[f"{column}_lo"], table[f"{column}_hi"])]
+    return out
+
+
 def summary_markdown(summary: Summary) -> str:
     m = summary.manifest
     if m:  # written while the pipeline runs: the report's own notebook is not timed yet
@@ -207,17 +346,57 @@ def summary_markdown(summary: Summary) -> str:
     return "\n\n".join([
         f"# Results summary: profile `{summary.profile}`", run,
         "Built by `pcclip.report` from the metrics files below; `pcclip_minus_base` is PC-CLIP minus base CLIP, "
-        "`value` holds metrics that belong to no single model.",
-        "## Headline metrics", markdown_table(summary.table),
+        "`value` holds metrics that belong to no single model. Each cell is the mean over the finetune seeds with "
+        "its 95% t-interval in brackets (none for a single seed, e.g. the base model's own notebook 00); the "
+        "numbers of each seed are in summary.csv.",
+        "## Headline metrics", markdown_table(with_intervals(summary.table)),
         "## Metrics files", markdown_table(summary.files), ""])
 
 
 def write_summary(paths: RunPaths, summary: Summary) -> tuple[Path, Path]:
-    """results/<profile>/summary.md and summary.csv (atomic)."""
+    """results/<profile>/summary.md and summary.csv (per-seed rows and means, `seed_table`; atomic)."""
     md, csv = paths.root / "summary.md", paths.root / "summary.csv"
     write_text(md, summary_markdown(summary))
-    write_text(csv, summary.table.round(6).to_csv(index=False))
+    write_text(csv, summary.seeds.round(6).to_csv(index=False))
     return md, csv
+
+
+def base_study_runs(profile: str) -> dict[int, RunPaths]:
+    """pretrain seed -> run folder of each base-model study run found under results/<profile>-base-seeds/."""
+    found = sorted(base_study_root(profile, None).glob(f"pretrain*/{profile}"))
+    return {int(p.parent.name.removeprefix("pretrain")): RunPaths(p) for p in found
+            if p.parent.name.removeprefix("pretrain").isdigit()}
+
+
+def base_study_table(profile: Profile, headline: str = "difference accuracy") -> pd.DataFrame:
+    """The main run of `profile` and its base-model study side by side: for each identity of `headline`, one
+    row per pretrain seed, per model the mean over that base model's finetune seeds with its 95% interval;
+    empty while the study has not run."""
+    study = base_study_runs(profile.name)
+    if not study:
+        return pd.DataFrame(columns=["headline", "pretrain_seed"])
+    runs = {profile.pretrain.seed: run_paths(profile.name)} | study
+    parts = []
+    for seed, paths in sorted(runs.items()):
+        table = build_summary(paths).table
+        table = table[table.headline == headline].reset_index(drop=True)
+        parts.append(table.assign(pretrain_seed=seed, row=table.index))
+    table = pd.concat(parts, ignore_index=True).sort_values(["row", "pretrain_seed"], kind="stable")
+    first = ["headline", *[c for c in WHERE if c in table], "pretrain_seed"]
+    return table.reindex(columns=[*first, *[c for c in table if c not in (*first, "row")]]).reset_index(drop=True)
+
+
+def write_base_study(profile: Profile) -> pd.DataFrame:
+    """results/<profile>-base-seeds/summary.md and summary.csv: `base_study_table` of the difference accuracy."""
+    table = base_study_table(profile)
+    root = base_study_root(profile.name, None)
+    write_text(root / "summary.csv", table.round(6).to_csv(index=False))
+    write_text(root / "summary.md", "\n\n".join([
+        f"# Base-model study: profile `{profile.name}`",
+        "Difference accuracy of the main run and of the same pipeline on other base models (pretrain.seed), "
+        "each the mean over its finetune seeds with the 95% t-interval; written by "
+        "`python -m pcclip.pipeline --base-study`.", markdown_table(with_intervals(table)), ""]))
+    return table
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -245,7 +424,7 @@ def sync_readme(readme: Path, summary_md: Path) -> bool:
 if __name__ == "__main__":
     import sys
 
-    from .paths import repo_root, run_paths
+    from .paths import repo_root
 
     profile = sys.argv[1] if len(sys.argv) > 1 else "diffworld"
     readme = repo_root() / "README.md"

@@ -101,15 +101,19 @@ def _complete(rows: pd.DataFrame, notebook: str, profile: Profile) -> pd.DataFra
 
 def write_rows(paths: RunPaths, notebook: str, rows: pd.DataFrame | Sequence[pd.DataFrame], profile: Profile,
                info: Mapping[str, Any] | None = None) -> Path:
-    """results/<profile>/metrics/<notebook>.json: metric rows with their provenance.
+    """results/<profile>/metrics/<notebook>.json (<notebook>.seed<s>.json for a per-seed notebook's `paths`):
+    metric rows with their provenance.
 
     `info` holds facts about the run that are not metrics (a fingerprint, a file name).
     """
+    if paths.seed not in (None, profile.finetune.seed):
+        raise ValueError(f"metrics {notebook!r}: paths for finetune seed {paths.seed}, rows of finetune.seed="
+                         f"{profile.finetune.seed}; take both from one setup(PROFILE, OVERRIDES, notebook) call")
     table = _complete(rows if isinstance(rows, pd.DataFrame) else pd.concat(list(rows), ignore_index=True),
                       notebook, profile)
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                for r in table.to_dict("records")]
-    path = paths.metrics / f"{notebook}.json"
+    path = paths.metrics / f"{paths.named(notebook)}.json"
     write_json(path, {"name": notebook, "profile": profile.name, "git_commit": git_commit(),
                       "config": redact(asdict(profile)), "info": dict(info or {}), "rows": records})
     return path
@@ -122,16 +126,16 @@ def rows_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def write_table(paths: RunPaths, name: str, table: Any) -> Path:
-    """A pandas DataFrame as results/<profile>/metrics/<name>.csv (floats rounded to 6 places)."""
-    path = paths.metrics / f"{name}.csv"
+    """A pandas DataFrame as results/<profile>/metrics/<name>.csv (floats rounded to 6 places; `RunPaths.named`)."""
+    path = paths.metrics / f"{paths.named(name)}.csv"
     write_text(path, table.round(6).to_csv(index=False))
     return path
 
 
 def save_figure(paths: RunPaths, name: str, fig: Any) -> Path:
-    """A matplotlib Figure as results/<profile>/figures/<name>.png (fixed dpi, no timestamp)."""
+    """A matplotlib Figure as results/<profile>/figures/<name>.png (fixed dpi, no timestamp; `RunPaths.named`)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    path = paths.figures / f"{name}.png"
+    path = paths.figures / f"{paths.named(name)}.png"
     write_bytes(path, buf.getvalue())
     return path

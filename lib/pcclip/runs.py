@@ -3,8 +3,9 @@
 Runs: "pcclip" (difference descriptions), "caption_ft" (the paper's caption-only baseline: CLIP
 loss on captions), "rewritten_ft" (the paper's second baseline, the same loss on LLM-rewritten captions;
 only with finetune.rewritten_captions) and "base" (no finetuning, zero steps). A trained run is saved as
-results/<profile>/checkpoints/<run>.pt with its recipe (settings, base model, data), and reused
-while the recipe holds; its training state is named after the recipe's fingerprint.
+results/<profile>/checkpoints/seed<s>/<run>.pt (s = finetune.seed; every seed finetunes the same base.pt) with
+its recipe (settings, base model, data), and reused while the recipe holds; its training state, beside it, is
+named after the recipe's fingerprint.
 """
 from __future__ import annotations
 
@@ -73,24 +74,27 @@ class RunSummary:
     reused: bool  # True: a checkpoint with the same recipe existed, nothing was trained
 
 
-def checkpoint_path(paths: RunPaths, run: str) -> Path:
+def checkpoint_path(paths: RunPaths, run: str, seed: int) -> Path:
+    """The checkpoint of trained run `run` finetuned with finetune seed `seed`."""
     if run not in TRAINED_RUNS:
         raise ValueError(f"run {run!r} has no checkpoint; trained runs are {TRAINED_RUNS}")
-    return paths.checkpoints / f"{run}.pt"
+    return paths.finetuned(seed) / f"{run}.pt"
 
 
 def run_settings(profile: Profile, run: str, base: ClipBundle) -> dict:
     """Everything that determines a finetuned model except the data (checked via its key separately). The
     rewritten_* fields are left out: `run_config` has copied what they set into the trainer's own fields, and
-    checkpoints trained before they existed keep their recipe."""
+    checkpoints trained before they existed keep their recipe; so is `seeds` (which seeds the pipeline runs:
+    a model is determined by its own `seed`, and adding a seed must not make the others stale)."""
     cfg = asdict(run_config(profile.finetune, run))
-    return {"run": run, "finetune": {k: v for k, v in cfg.items() if not k.startswith("rewritten_")},
+    kept = {k: v for k, v in cfg.items() if not k.startswith("rewritten_") and k != "seeds"}
+    return {"run": run, "finetune": kept,
             "model": base.model_name, "base": base.fingerprint}
 
 
 def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, data: TrainData,
               progress: bool = True) -> RunSummary:
-    """Train one run and save it as results/<profile>/checkpoints/<run>.pt (rank 0), or reuse that file
+    """Train one run and save it as results/<profile>/checkpoints/seed<s>/<run>.pt (rank 0), or reuse that file
     when it holds the same recipe and data. A crash resumes from the run's training state; once the
     run is saved, its training states (this recipe's and those of earlier settings) are removed."""
     cfg = run_config(profile.finetune, run)
@@ -100,18 +104,18 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
         result = finetune(base, data, cfg, progress=False)
         return RunSummary(run, result.history, 0, 0, 0.0, 0.0, reused=False)
     recipe = {**run_settings(profile, run, base), "data": data.key()}
-    ckpt = checkpoint_path(paths, run)
+    ckpt = checkpoint_path(paths, run, profile.finetune.seed)
     if ckpt.exists() and (meta := checkpoint_meta(ckpt, RERUN_02)).get("recipe") == recipe:
         return RunSummary(run, meta["history"], meta["steps"], meta["skipped"], meta["seconds"],
                           meta["samples_per_s"], reused=True)
-    state = paths.checkpoints / f"{run}_state-{fingerprint(recipe)}.pt"
+    state = ckpt.parent / f"{run}_state-{fingerprint(recipe)}.pt"
     result = finetune(base, data, cfg, state_path=state, progress=progress)
     summary = RunSummary(run, result.history, result.steps, result.skipped, result.seconds, result.samples_per_s,
                          reused=False)
     if world()[0] == 0:
         save_clip(result.bundle, base.model_name, ckpt,
                   meta={"recipe": recipe, **{k: v for k, v in asdict(summary).items() if k not in ("run", "reused")}})
-        remove_states(paths.checkpoints, f"{run}_state-*.pt")
+        remove_states(ckpt.parent, f"{run}_state-*.pt")
     return summary
 
 

@@ -1,0 +1,40 @@
+"""Figures of the report: headline numbers per model across finetune seeds (seaborn)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from ..intervals import t_interval
+
+
+def seed_errorbars(per_seed: pd.DataFrame, x: str = "attribute", col: str = "split", ylabel: str = "accuracy",
+                   chance: float = 0.5, ylim: tuple[float, float] = (0.0, 1.05)):
+    """One panel per value of `col`: per `x` (groups) and model (colours) the mean over finetune seeds with its
+    95% t-interval as error bars (the table's interval, `pcclip.intervals`), each seed as a small dot; `chance`
+    dashed. `per_seed` has columns x, col, model, seed, value (one row per seed)."""
+    panels, models = list(dict.fromkeys(per_seed[col])), list(dict.fromkeys(per_seed.model))
+    spread = 0.8 - 0.8 / len(models)  # the pointplot's dodge that puts each mean over its seeds' dots
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        part = per_seed[per_seed[col] == panel]
+        sns.pointplot(part, x=x, y="value", hue="model", hue_order=models, errorbar=t_interval, dodge=spread or False,
+                      linestyle="none", capsize=0.1, markersize=4, err_kws={"linewidth": 1.2}, ax=ax,
+                      legend=ax is axes[0][-1])
+        sns.stripplot(part, x=x, y="value", hue="model", hue_order=models, dodge=True, size=2.5, alpha=0.5, ax=ax, legend=False)
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
+        ax.set(title=f"{col} {panel}", xlabel=x, ylabel=ylabel, ylim=ylim)
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    axes[0][-1].legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def mean_heatmap(per_seed: pd.DataFrame, index: str = "model", columns: str = "attribute", title: str = ""):
+    """Heatmap of the mean over finetune seeds of `value`, `index` by `columns` (first-seen order), annotated."""
+    means = per_seed.pivot_table(index=index, columns=columns, values="value", aggfunc="mean", sort=False)
+    fig, ax = plt.subplots(figsize=(1.1 * means.shape[1] + 2.5, 0.5 * means.shape[0] + 1.5))
+    sns.heatmap(means, annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", cbar_kws={"shrink": 0.8}, ax=ax)
+    ax.set(title=title, xlabel=columns, ylabel=index)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,150 @@
+"""The report over finetune seeds, on a synthetic run written through the real writers: per-seed file names,
+means and 95% t-intervals in summary.md/summary.csv and the README table, refusal of a file of another seed."""
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
+from pcclip.profiles import load_profile
+from pcclip.report import (
+    EXPECTED, StaleResults, build_summary, per_seed, summary_markdown, sync_readme, with_intervals, write_summary,
+)
+from pcclip.results import metric_rows, save_figure, write_rows, write_table
+
+SEEDS = (0, 1, 2)
+PCCLIP_SIZE = {0: 0.9, 1: 0.95, 2: 1.0}  # mean 0.95, sd 0.05: interval 0.95 -+ 4.3027 * 0.05 / sqrt(3)
+HALF = 4.3027 * 0.05 / math.sqrt(3)
+
+
+def _write(paths: RunPaths, name: str, seed: int | None) -> None:
+    profile = load_profile("smoke", {"finetune.seeds": "0,1,2", "finetune.seed": seed or 0})
+    if name == "03_ranking_eval":
+        table = pd.DataFrame([{"model": m, "attribute": a, "split": "holdout", "variant": "eval",
+                               "accuracy": v - (a == "x") * 0.1}
+                              for a in ("size", "x") for m, v in (("base", 0.5), ("pcclip", PCCLIP_SIZE[seed]))])
+        rows = metric_rows(table, ["accuracy"], task="difference")
+    elif name == "00_base_model":
+        rows = metric_rows({"acc1": 0.8}, ["acc1"], task="zero_shot", model="base", split="test")
+    else:
+        rows = metric_rows({"steps": 10.0}, ["steps"], task="training", model="pcclip")
+    write_rows(RunPaths(paths.root, seed), name, rows, profile)
+
+
+@pytest.fixture
+def run(tmp_path) -> RunPaths:
+    paths = RunPaths(tmp_path / "smoke")
+    for name in EXPECTED:
+        for seed in (SEEDS if name in PER_SEED_NOTEBOOKS else (None,)):
+            _write(paths, name, seed)
+    return paths
+
+
+def test_per_seed_paths_name_every_file_after_the_seed(tmp_path):
+    profile, seeded = load_profile("smoke", {"finetune.seed": 2}), RunPaths(tmp_path / "smoke", 2)
+    rows = metric_rows({"steps": 1.0}, ["steps"], task="training")
+    assert write_rows(seeded, "02_finetune", rows, profile).name == "02_finetune.seed2.json"
+    assert write_table(seeded, "02_runs", pd.DataFrame({"a": [1]})).name == "02_runs.seed2.csv"
+    fig = plt.figure()
+    assert save_figure(seeded, "02_loss_curves", fig).name == "02_loss_curves.seed2.png"
+    plt.close(fig)
+    assert write_rows(RunPaths(seeded.root), "00_base_model", rows, profile).name == "00_base_model.json"
+    with pytest.raises(ValueError, match="paths for finetune seed 2, rows of finetune.seed=0"):
+        write_rows(seeded, "02_finetune", rows, load_profile("smoke"))
+
+
+def test_headlines_are_means_with_t_intervals_over_the_seeds(run):
+    summary = build_summary(run)
+    t = summary.table
+    size = t[(t.notebook == "03_ranking_eval") & (t.attribute == "size")].iloc[0]
+    assert (size.pcclip, size.pcclip_lo, size.pcclip_hi) == pytest.approx((0.95, 0.95 - HALF, 0.95 + HALF), abs=1e-4)
+    assert (size.base, size.base_lo, size.base_hi) == pytest.approx((0.5, 0.5, 0.5))
+    assert size.pcclip_minus_base == pytest.approx(0.45) and size.n_seeds == 3
+    x = t[(t.notebook == "03_ranking_eval") & (t.attribute == "x")].iloc[0]
+    assert x.pcclip == pytest.approx(0.85)
+    zero = t[t.notebook == "00_base_model"].iloc[0]  # the base model's own notebook: one run, no interval
+    assert zero.base == 0.8 and math.isnan(zero.base_lo) and zero.n_seeds == 1
+    assert summary.files.seed.tolist() == ["", "", *[str(s) for _ in range(4) for s in SEEDS]]
+
+
+def test_summary_shows_mean_and_interval_and_csv_keeps_every_seed(run, tmp_path):
+    summary = build_summary(run)
+    shown = with_intervals(summary.table)
+    size = shown[(shown.notebook == "03_ranking_eval") & (shown.attribute == "size")].iloc[0]
+    assert size.pcclip == f"0.950 [{0.95 - HALF:.3f}, {0.95 + HALF:.3f}]" == "0.950 [0.826, 1.074]"
+    assert shown[shown.notebook == "00_base_model"].base.item() == "0.800"  # blank interval, not [0.800, 0.800]
+    assert "_lo" not in " ".join(shown.columns) and size.n_seeds == "3"
+    md, csv = write_summary(run, summary)
+    table = pd.read_csv(csv, keep_default_na=False)
+    mine = table[(table.notebook == "03_ranking_eval") & (table.attribute == "size") & (table.model == "pcclip")]
+    assert mine.seed.tolist() == ["0", "1", "2", "mean"]
+    assert mine.value.astype(float).tolist() == pytest.approx([0.9, 0.95, 1.0, 0.95])
+    assert mine.lo.tolist()[:3] == ["", "", ""] and float(mine.lo.iloc[3]) == pytest.approx(0.95 - HALF, abs=1e-5)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    assert sync_readme(readme, md)
+    assert "| 0.950 [0.826, 1.074] |" in readme.read_text() and "n_seeds" in readme.read_text()
+    assert "mean over the finetune seeds" in summary_markdown(summary)
+
+
+def test_per_seed_picks_the_rows_of_one_headline(run):
+    rows = per_seed(build_summary(run).seeds, "difference accuracy", attribute="size", model="pcclip")
+    assert rows.seed.tolist() == list(SEEDS) and rows.value.tolist() == pytest.approx([0.9, 0.95, 1.0])
+    with pytest.raises(ValueError, match="no per-seed rows of headline 'ranking tau'"):
+        per_seed(build_summary(run).seeds, "ranking tau")
+
+
+def test_a_file_of_another_seed_or_a_missing_seed_is_refused(run):
+    (run.metrics / "03_ranking_eval.seed2.json").write_text((run.metrics / "03_ranking_eval.seed1.json").read_text())
+    with pytest.raises(StaleResults) as err:
+        build_summary(run)
+    msg = str(err.value)
+    assert "03_ranking_eval.seed2.json holds finetune seed 1, not 2: rerun notebooks/03_ranking_eval.ipynb" in msg
+    assert "another config" not in msg and "seed1.json" not in msg  # seeds may differ in finetune.seed only
+    (run.metrics / "04_comparative_prompting.seed0.json").unlink()
+    with pytest.raises(StaleResults, match=r"04_comparative_prompting.seed0.json is missing: run notebooks/"
+                                           r"04_comparative_prompting.ipynb with finetune.seed=0 \(python -m "
+                                           r"pcclip.pipeline --only 04 --seeds 0\)"):
+        build_summary(run)
+
+
+def test_the_seeds_come_from_the_manifest_else_from_notebook_02s_files(run):
+    """The pipeline's manifest lists the seeds; notebooks run by hand (nbval: each once, seed 0) are summarised
+    over the seeds notebook 02 ran for, and a later notebook missing one of them is still refused."""
+    (run.root / "manifest.json").write_text(json.dumps({"profile": "smoke", "finetune_seeds": [0, 1]}))
+    assert build_summary(run).table.n_seeds.max() == 2  # seed 2's files are not part of this run
+    assert build_summary(run, seeds=(1,)).table.n_seeds.max() == 1
+    (run.root / "manifest.json").unlink()
+    assert build_summary(run).table.n_seeds.max() == 3
+    (run.metrics / "02_finetune.seed2.json").unlink()
+    (run.metrics / "02_finetune.seed1.json").unlink()
+    summary = build_summary(run)
+    assert summary.table.n_seeds.max() == 1 and set(summary.files.seed) == {"", "0"}
+    (run.metrics / "03_ranking_eval.seed0.json").unlink()
+    with pytest.raises(StaleResults, match="03_ranking_eval.seed0.json is missing"):
+        build_summary(run)
+    for path in run.metrics.glob("02_finetune.*"):
+        path.unlink()
+    with pytest.raises(StaleResults, match=r"no metrics/02_finetune.seed<s>.json and no manifest.json"):
+        build_summary(run)
+
+
+def test_error_bars_are_the_t_intervals_of_the_table(run):
+    from pcclip.plots.report import mean_heatmap, seed_errorbars
+
+    rows = per_seed(build_summary(run).seeds, "difference accuracy", notebook="03_ranking_eval")
+    fig = seed_errorbars(rows, x="attribute", col="split")
+    ax = fig.axes[0]
+    bars = [[v for v in line.get_ydata() if not math.isnan(v)] for line in ax.lines if len(line.get_ydata()) > 2]
+    spans = {(round(min(ys), 4), round(max(ys), 4)) for ys in bars}  # each bar with its caps
+    assert (round(0.95 - HALF, 4), round(0.95 + HALF, 4)) in spans  # pcclip, size
+    assert (round(0.85 - HALF, 4), round(0.85 + HALF, 4)) in spans  # pcclip, x
+    plt.close(fig)
+    fig = mean_heatmap(rows)
+    cells = sorted(float(t.get_text()) for t in fig.axes[0].texts)
+    assert cells == pytest.approx([0.4, 0.5, 0.85, 0.95])  # base x, base size, pcclip x, pcclip size
+    plt.close(fig)
