@@ -66,6 +66,51 @@ def _check_config(cfg: FinetuneConfig, size: int) -> None:
         raise ValueError(f"finetune.length_buckets={cfg.length_buckets}: use 1 (trim to the longest) or more")
     if cfg.temperature <= 0 or cfg.caption_temperature <= 0:
         raise ValueError("finetune.temperature and caption_temperature must be > 0 (paper: 1.0)")
+    if cfg.hard_negatives and cfg.loss != "contrastive":
+        raise ValueError(f"finetune.hard_negatives needs finetune.loss='contrastive' (got {cfg.loss!r}): a hard "
+                         "negative is one more text a difference is contrasted with")
+
+
+@dataclass
+class _Negatives:
+    """Each description's hard negatives, tokenised once: those of text i are rows first[i]:first[i]+count[i]
+    of `tokens`. A micro-batch gives each of its texts `per_text` slots, empty where a text has fewer, so
+    every rank gathers a block of the same shape."""
+
+    tokens: torch.Tensor  # on the device
+    lengths: torch.Tensor  # CPU, as first and count
+    first: torch.Tensor
+    count: torch.Tensor
+    per_text: int
+
+    def _valid(self, ids: torch.Tensor) -> torch.Tensor:
+        return torch.arange(self.per_text)[None, :] < self.count[ids][:, None]
+
+    def slots(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows of `tokens` to encode, their slots): slot i * per_text + k holds negative k of text ids[i]."""
+        valid = self._valid(ids)
+        rows = (self.first[ids][:, None] + torch.arange(self.per_text)[None, :])[valid]
+        return rows, valid.flatten().nonzero().squeeze(1)
+
+    def owner(self, ids: torch.Tensor) -> torch.Tensor:
+        """The position in `ids` of each slot's pair, -1 for an empty slot (the loss's `owner`)."""
+        owner = torch.arange(len(ids)).repeat_interleave(self.per_text)
+        return owner.masked_fill(~self._valid(ids).flatten(), -1)
+
+
+def _negatives(bundle: ClipBundle, data: TrainData, per_text: int) -> _Negatives:
+    """The first `per_text` negatives of each pair (the writer lists the role swap first, then the negation)."""
+    if data.negatives is None:
+        raise ValueError("finetune.hard_negatives needs each pair's false descriptions: pass TrainData(negatives=...) "
+                         "(pcclip.runs.prepare_data reads them from the synthesis store)")
+    used = [n[:per_text] for n in data.negatives]
+    flat = [t for n in used for t in n]
+    if not flat:
+        raise ValueError("finetune.hard_negatives is on but no pair has a negative description: regenerate the "
+                         "difference data with the template writer (notebook 01)")
+    count = torch.tensor([len(n) for n in used])
+    tokens, lengths = tokenize(bundle.tokenizer, bundle.model, flat)
+    return _Negatives(tokens.to(bundle.device), lengths, torch.cumsum(count, 0) - count, count, per_text)
 
 
 @dataclass
@@ -77,6 +122,7 @@ class _Stream:
     targets: torch.Tensor
     kind: str  # "difference" or "caption"
     weight: float
+    negatives: _Negatives | None = None  # difference stream with finetune.hard_negatives
 
 
 def _streams(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig) -> list[_Stream]:
@@ -97,7 +143,8 @@ def _streams(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig) -> list[_
         raise ValueError("TrainData has no difference pairs: run the synthesis notebook (01) first")
     tokens, lengths = tokenize(bundle.tokenizer, model, data.texts)
     targets = difference_targets(data.image_emb[data.idx1], data.image_emb[data.idx2], cfg.loss)
-    out = [_Stream(tokens.to(device), lengths, targets.to(device), "difference", 1.0)]
+    negatives = _negatives(bundle, data, cfg.negatives_per_text) if cfg.hard_negatives else None
+    out = [_Stream(tokens.to(device), lengths, targets.to(device), "difference", 1.0, negatives)]
     return out + ([captions(cfg.caption_weight)] if cfg.caption_weight > 0 else [])
 
 
@@ -117,21 +164,31 @@ class _Trainee(torch.nn.Module):
 
 def _micro_loss(net: torch.nn.Module, streams: list[_Stream], step_ids: list[torch.Tensor],
                 cfg: FinetuneConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of one micro-batch: this rank encodes its slice (under cfg.precision), the loss sees the whole
-    micro-batch in fp32."""
+    """Loss of one micro-batch: this rank encodes its slice (under cfg.precision), with its texts' hard
+    negatives in the same forward; the loss sees the whole micro-batch in fp32."""
     rank, size = world()
     local = [ids.chunk(size)[rank] for ids in step_ids]
-    lengths = torch.cat([s.lengths[ids] for s, ids in zip(streams, local)])
+    pieces = [(s.tokens, s.lengths, ids) for s, ids in zip(streams, local)]
+    hard = streams[0].negatives
+    if hard is not None:
+        rows, slots = hard.slots(local[0])
+        pieces.append((hard.tokens, hard.lengths, rows))
+    lengths = torch.cat([lens[ids] for _, lens, ids in pieces])
     device, length = streams[0].tokens.device, int(lengths.max())
-    tokens = torch.cat([s.tokens[ids.to(device), :length] for s, ids in zip(streams, local)])
+    tokens = torch.cat([tok[ids.to(device), :length] for tok, _, ids in pieces])
     with autocast(device, cfg.precision):
         features, scale = net(tokens, lengths)
-    parts = features.float().split([len(ids) for ids in local])
+    parts = features.float().split([len(ids) for *_, ids in pieces])
+    negatives = owner = None
+    if hard is not None:  # every rank gathers a block of len(slice) * per_text rows, zeros in empty slots
+        block = parts[-1].new_zeros(len(local[0]) * hard.per_text, parts[-1].shape[1])
+        negatives = gather(block.index_copy(0, slots.to(device), parts[-1]), size)
+        owner = hard.owner(step_ids[0]).to(device)
     loss = torch.zeros((), device=device)
     for s, part, ids in zip(streams, parts, step_ids):
         text, targets = gather(part, size), s.targets[ids.to(device)]
         if s.kind == "difference":
-            loss = loss + s.weight * difference_loss(text, targets, 1.0 / scale, cfg.loss)
+            loss = loss + s.weight * difference_loss(text, targets, 1.0 / scale, cfg.loss, negatives, owner)
         else:
             loss = loss + s.weight * symmetric_info_nce(text, targets, 1.0 / cfg.caption_temperature)
     return loss, scale.detach()

@@ -36,6 +36,24 @@ def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tens
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
+def hard_negative_info_nce(text: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, owner: torch.Tensor,
+                           logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """`symmetric_info_nce(text, targets)` where target i's logits over the texts also hold its own hard negatives:
+    the rows of `negatives` with owner == i (false descriptions of pair i: its role swap, its negation). A row
+    whose owner matches no target (-1) is padding and counts nowhere. Text -> target is unchanged.
+
+    Own negatives only, not every negative of the batch: another pair's role swap is often a true description
+    of this pair (two pairs with the second image larger share "the second is larger"), so sharing them would
+    add false negatives; a pair's own negatives are false by construction. It is also the contrast the paper's
+    loss rarely meets in a batch: a description against its own mirror sentence.
+    """
+    text, targets, negatives = (F.normalize(x, dim=-1) for x in (text, targets, negatives))
+    logits = logit_scale * text @ targets.T
+    labels = torch.arange(len(text), device=text.device)
+    hard = (logit_scale * targets @ negatives.T).masked_fill(owner[None, :] != labels[:, None], float("-inf"))
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(torch.cat([logits.T, hard], dim=1), labels))
+
+
 def difference_targets(e1: torch.Tensor, e2: torch.Tensor, loss: str = "contrastive") -> torch.Tensor:
     """What the text embedding of "how image 1 differs from image 2" is trained towards.
 
@@ -51,14 +69,21 @@ def difference_targets(e1: torch.Tensor, e2: torch.Tensor, loss: str = "contrast
 
 
 def difference_loss(text_emb: torch.Tensor, targets: torch.Tensor, temperature: torch.Tensor | float,
-                    loss: str = "contrastive") -> torch.Tensor:
+                    loss: str = "contrastive", negatives: torch.Tensor | None = None,
+                    owner: torch.Tensor | None = None) -> torch.Tensor:
     """PC-CLIP loss between text embeddings and `difference_targets` (row i describes pair i).
 
-    contrastive: symmetric InfoNCE over cosines divided by `temperature` (paper: 1.0);
-    mse: mean squared error between normalize(text) and the raw difference (temperature unused).
+    contrastive: symmetric InfoNCE over cosines divided by `temperature` (paper: 1.0); with `negatives`
+    (embeddings of false descriptions, negative k belonging to pair owner[k]) `hard_negative_info_nce`, an
+    extension (finetune.hard_negatives); mse: mean squared error between normalize(text) and the raw
+    difference (temperature unused).
     """
-    if loss == "contrastive":
+    if loss == "contrastive" and negatives is None:
         return symmetric_info_nce(text_emb.float(), targets, 1.0 / temperature)
+    if loss == "contrastive":
+        return hard_negative_info_nce(text_emb.float(), targets, negatives.float(), owner, 1.0 / temperature)
+    if negatives is not None:
+        raise ValueError(f"hard negatives need the contrastive loss, not {loss!r}: set finetune.loss=contrastive")
     if loss == "mse":
         return F.mse_loss(normalize(text_emb), targets)
     raise ValueError(f"unknown difference loss {loss!r}; choose one of {DIFFERENCE_LOSSES}")

@@ -63,6 +63,7 @@ RULES: dict[str, Range] = {
     "finetune.caption_steps": NON_NEGATIVE, "finetune.caption_epochs": NON_NEGATIVE,
     "finetune.caption_batch_size": Range(2), "finetune.wa_alpha": FRACTION, "finetune.wa_points": Range(2),
     "finetune.rewritten_lr": POSITIVE, "finetune.rewritten_steps": NON_NEGATIVE, "finetune.rewritten_epochs": NON_NEGATIVE,
+    "finetune.negatives_per_text": COUNT,
     "eval.n_images": COUNT, "eval.seeds": COUNT, "eval.phrasings": COUNT, "eval.direction_texts": COUNT,
     "eval.alpha": FRACTION, "eval.alpha_steps": Range(2), "eval.val_images": NON_NEGATIVE, "eval.se_ddof": Range(0, 1),
     "eval.awa2_max_attributes": NON_NEGATIVE, "eval.split_seed": NON_NEGATIVE,
@@ -96,6 +97,10 @@ RELATIONS = [
     _steps_or_epochs("finetune.rewritten_steps", "finetune.rewritten_epochs"),
     _divides("finetune.batch_size", "finetune.accum_steps"),
     _divides("finetune.caption_batch_size", "finetune.accum_steps"),
+    (("finetune.hard_negatives", "finetune.loss"),
+     lambda get: not get("finetune.hard_negatives") or get("finetune.loss") == "contrastive",
+     "finetune.hard_negatives=true needs finetune.loss='contrastive': a hard negative is one more text each "
+     "difference is contrasted with"),
     (("eval.comparatives_per_model", "eval.comparatives"),
      lambda get: not get("eval.comparatives_per_model") or get("eval.comparatives") == "llm",
      "eval.comparatives_per_model=true needs eval.comparatives='llm': the hand-written comparatives are one set "

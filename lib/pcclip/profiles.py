@@ -173,6 +173,11 @@ class FinetuneConfig:
     rewritten_lr: float = 3e-5
     rewritten_steps: int = 150
     rewritten_epochs: float = 0.0
+    # An extension (NegCLIP-like, not in the paper): also train "pcclip_hn", PC-CLIP whose loss contrasts each image
+    # difference with its own false descriptions as well (the synthesis store's `negatives`: the role swap, the
+    # negation; template writer). "pcclip" keeps the paper's loss. Costs forward/backward time (README, "Finetuning")
+    hard_negatives: bool = False
+    negatives_per_text: int = 2  # the first N of each pair's negatives (the writer lists the role swap first)
 
 
 @dataclass(frozen=True)

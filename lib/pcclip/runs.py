@@ -2,7 +2,8 @@
 
 Runs: "pcclip" (difference descriptions), "caption_ft" (the paper's caption-only baseline: CLIP
 loss on captions), "rewritten_ft" (the paper's second baseline, the same loss on LLM-rewritten captions;
-only with finetune.rewritten_captions) and "base" (no finetuning, zero steps). A trained run is saved as
+only with finetune.rewritten_captions), "pcclip_hn" (PC-CLIP with hard negatives, an extension; only with
+finetune.hard_negatives) and "base" (no finetuning, zero steps). A trained run is saved as
 results/<profile>/checkpoints/seed<s>/<run>.pt (s = finetune.seed; every seed finetunes the same base.pt) with
 its recipe (settings, base model, data), and reused while the recipe holds; its training state, beside it, is
 named after the recipe's fingerprint.
@@ -31,9 +32,11 @@ from .traindata import TrainData
 from .training import CAPTION_VARIANTS, world
 from .world import build_split
 
-RUNS = ("base", "pcclip", "caption_ft", "rewritten_ft")
-TRAINED_RUNS = ("pcclip", "caption_ft", "rewritten_ft")
-OPTIONAL_RUNS = {"rewritten_ft": "rewritten_captions"}  # run -> the finetune switch that turns it on
+RUNS = ("base", "pcclip", "pcclip_hn", "caption_ft", "rewritten_ft")
+TRAINED_RUNS = ("pcclip", "pcclip_hn", "caption_ft", "rewritten_ft")
+# run -> the finetune switch that turns it on
+OPTIONAL_RUNS = {"rewritten_ft": "rewritten_captions", "pcclip_hn": "hard_negatives"}
+HARD_NEGATIVE_FIELDS = ("hard_negatives", "negatives_per_text")
 RERUN_02 = "rerun notebooks/02_finetune.ipynb"
 RERUN_01 = "rerun notebooks/01_data_synthesis.ipynb for this profile"
 COCO_HELP = ("README 'Paper profile: weights and data' gives the layout; the rehearsal profile's data root is "
@@ -47,7 +50,11 @@ def profile_runs(profile: Profile, trained: bool = False) -> tuple[str, ...]:
 
 
 def run_config(cfg: FinetuneConfig, run: str) -> FinetuneConfig:
-    """The trainer settings of one run: PC-CLIP as configured, or a baseline derived from it."""
+    """The trainer settings of one run: PC-CLIP as configured, or a variant or baseline derived from it. Only
+    pcclip_hn trains with hard negatives: finetune.hard_negatives adds that run beside the paper's loss."""
+    if run == "pcclip_hn":
+        return replace(cfg, objective="pcclip", hard_negatives=True)
+    cfg = replace(cfg, hard_negatives=False)
     if run == "pcclip":
         return replace(cfg, objective="pcclip")
     if run == "caption_ft":
@@ -84,11 +91,13 @@ def checkpoint_path(paths: RunPaths, run: str, seed: int) -> Path:
 def run_settings(profile: Profile, run: str, base: ClipBundle) -> dict:
     """Everything that determines a finetuned model except the data (checked via its key separately). The
     rewritten_* fields are left out: `run_config` has copied what they set into the trainer's own fields, and
-    checkpoints trained before they existed keep their recipe; so is `seeds` (which seeds the pipeline runs:
-    a model is determined by its own `seed`, and adding a seed must not make the others stale)."""
+    checkpoints trained before they existed keep their recipe; so are the hard-negative fields of a run without
+    them, and `seeds` (which seeds the pipeline runs: a model is determined by its own `seed`, and adding a seed
+    must not make the others stale)."""
     cfg = asdict(run_config(profile.finetune, run))
-    kept = {k: v for k, v in cfg.items() if not k.startswith("rewritten_") and k != "seeds"}
-    return {"run": run, "finetune": kept,
+    drop = {k for k in cfg if k.startswith("rewritten_") or k == "seeds"
+            or (k in HARD_NEGATIVE_FIELDS and not cfg["hard_negatives"])}
+    return {"run": run, "finetune": {k: v for k, v in cfg.items() if k not in drop},
             "model": base.model_name, "base": base.fingerprint}
 
 
@@ -100,6 +109,7 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
     cfg = run_config(profile.finetune, run)
     if run == "rewritten_ft":
         data = rewritten_data(data, rewritten_path(paths))
+    data = hard_negative_data(data, differences_path(paths)) if cfg.hard_negatives else replace(data, negatives=None)
     if run == "base":  # no finetuning: the same trainer with zero steps
         result = finetune(base, data, cfg, progress=False)
         return RunSummary(run, result.history, 0, 0, 0.0, 0.0, reused=False)
@@ -117,6 +127,15 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
                   meta={"recipe": recipe, **{k: v for k, v in asdict(summary).items() if k not in ("run", "reused")}})
         remove_states(ckpt.parent, f"{run}_state-*.pt")
     return summary
+
+
+def hard_negative_data(data: TrainData, store: Path) -> TrainData:
+    """`data`, checked to carry each pair's hard negatives (the `negatives` field of the records at `store`)."""
+    if data.negatives is None:
+        raise ValueError(f"finetune.hard_negatives needs false descriptions of each pair, but the records of {store} "
+                         "have no 'negatives' field: regenerate the difference data with the template writer "
+                         "(synthesis.writer='template'), which records them: rerun notebooks/01_data_synthesis.ipynb")
+    return data
 
 
 def rewritten_data(data: TrainData, path: Path) -> TrainData:
@@ -138,7 +157,7 @@ def prepare_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainDa
     pairs = load_accepted(differences_path(paths))
     captions = [c for v in range(CAPTION_VARIANTS) for c in train.captions(seed=1000 + v)]
     return TrainData(image_emb, torch.as_tensor(pairs.idx1), torch.as_tensor(pairs.idx2), list(pairs.texts),
-                     torch.arange(len(train)).repeat(CAPTION_VARIANTS), captions)
+                     torch.arange(len(train)).repeat(CAPTION_VARIANTS), captions, pairs.negatives)
 
 
 def _coco_pairs(paths: RunPaths) -> tuple[DifferencePairs, str | None]:
@@ -176,4 +195,4 @@ def _coco_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainData
                              profile.cache, profile.model.precision)
     caption_idx = torch.arange(len(coco)).repeat_interleave(torch.tensor([len(c) for c in coco.captions]))
     return TrainData(image_emb, torch.as_tensor(pairs.idx1), torch.as_tensor(pairs.idx2), list(pairs.texts),
-                     caption_idx, [c for captions in coco.captions for c in captions])
+                     caption_idx, [c for captions in coco.captions for c in captions], pairs.negatives)

@@ -33,6 +33,7 @@ class DifferencePairs:
     idx1: np.ndarray  # int64
     idx2: np.ndarray  # int64
     texts: list[str]
+    negatives: list[list[str]] | None = None  # false descriptions per pair; None unless every record has them
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -119,11 +120,13 @@ def load_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def load_accepted(path: str | os.PathLike) -> DifferencePairs:
-    """The pairs whose description passed the filter, in pair order."""
+    """The pairs whose description passed the filter, in pair order, with their `negatives` (hard negatives)
+    when every one of them carries that field."""
     kept = [r for r in load_records(path) if r["accepted"]]
+    negatives = [list(r["negatives"]) for r in kept] if all("negatives" in r for r in kept) else None
     return DifferencePairs(idx1=np.array([r["idx1"] for r in kept], dtype=np.int64),
                            idx2=np.array([r["idx2"] for r in kept], dtype=np.int64),
-                           texts=[r["text"] for r in kept])
+                           texts=[r["text"] for r in kept], negatives=negatives)
 
 
 class DifferenceStore:
