@@ -15,7 +15,7 @@ from pcclip.losses import difference_loss, hard_negative_info_nce, symmetric_inf
 from pcclip.models import checkpoint_meta, save_clip
 from pcclip.paths import run_paths
 from pcclip.profiles import FinetuneConfig, load_profile
-from pcclip.runs import profile_runs, run_config, run_settings, train_run
+from pcclip.runs import checkpoint_path, profile_runs, run_config, run_settings, train_run
 from pcclip.synthesis.store import DifferenceStore, load_accepted
 from pcclip.traindata import TrainData, load_data, save_data
 from pcclip.training import batch_indices
@@ -242,12 +242,12 @@ def test_pcclip_hn_trains_beside_pcclip_whose_recipe_is_unchanged(tiny_bundle, t
     recipe = run_settings(on, "pcclip", base)
     assert recipe == run_settings(off, "pcclip", base)  # the switch leaves pcclip's recipe (and checkpoint) alone
     assert recipe["finetune"] == {k: v for k, v in fields.items()
-                                  if not k.startswith("rewritten_") and k not in ("hard_negatives", "negatives_per_text")}
+                                  if not k.startswith("rewritten_") and k not in ("hard_negatives", "negatives_per_text", "seeds")}
     summaries = {run: train_run(on, paths, run, base, data, progress=False) for run in profile_runs(on)}
     assert summaries["pcclip_hn"].steps == 2 and not summaries["pcclip_hn"].reused
-    hn = checkpoint_meta(paths.checkpoints / "pcclip_hn.pt")["recipe"]
+    hn = checkpoint_meta(checkpoint_path(paths, "pcclip_hn", on.finetune.seed))["recipe"]
     assert hn["finetune"]["hard_negatives"] and hn["finetune"]["negatives_per_text"] == 1 and hn["data"] == data.key()
-    plain = checkpoint_meta(paths.checkpoints / "pcclip.pt")["recipe"]
+    plain = checkpoint_meta(checkpoint_path(paths, "pcclip", on.finetune.seed))["recipe"]
     assert plain["data"] == replace(data, negatives=None).key()  # pcclip never saw the negatives
     assert train_run(off, paths, "pcclip", base, data, progress=False).reused
     models = load_models(on, paths)
