@@ -20,15 +20,16 @@ from ..world import ATTRIBUTES, COLORS, CONTINUOUS, SHAPES, WorldSplit
 from ..world.phrasing import STRUCTURES, attribute_sentence, category_sentence
 
 MIN_GAP = 1.0 / 3.0  # continuous pairs differ by at least one caption-bucket width: a nameable difference
-PHRASING_SPLITS = ("eval", "train", *STRUCTURES)  # this order seeds the draws (its index): new names go last
+PHRASING_SPLITS = ("eval", "train")
+PHRASINGS = (*PHRASING_SPLITS, *STRUCTURES)  # this order seeds the draws (its index): new names go last
 NAMES = {"shape": SHAPES, "color": COLORS}
 
 
 def _check_attribute_and_phrasing(attribute: str, phrasing_split: str) -> None:
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; DiffWorld has {ATTRIBUTES}")
-    if phrasing_split not in PHRASING_SPLITS:
-        raise ValueError(f"phrasing_split must be one of {PHRASING_SPLITS}, got {phrasing_split!r}")
+    if phrasing_split not in PHRASINGS:
+        raise ValueError(f"phrasing_split must be one of {PHRASINGS}, got {phrasing_split!r}")
     if phrasing_split in STRUCTURES and attribute not in CONTINUOUS:
         raise ValueError(f"phrasing_split {phrasing_split!r} is a frame family of continuous attributes {CONTINUOUS}; "
                          f"{attribute!r} has only 'eval' and 'train' phrasings")
@@ -55,7 +56,7 @@ def _pool(attribute: str, phrasing_split: str, key: int | tuple[int, int], phras
     """
     write = _writer(attribute, phrasing_split)
     unordered = [1] if attribute in CONTINUOUS else sorted(key)
-    ids = [ATTRIBUTES.index(attribute), PHRASING_SPLITS.index(phrasing_split), *unordered]
+    ids = [ATTRIBUTES.index(attribute), PHRASINGS.index(phrasing_split), *unordered]
     return [(write(key, np.random.default_rng([*ids, p]), False), write(key, np.random.default_rng([*ids, p]), True))
             for p in range(phrasings)]
 
@@ -95,7 +96,7 @@ def attribute_pairs(split: WorldSplit, attribute: str, n_images: int, seed: int,
         keep = values[a] != values[b]
         sign = np.zeros(int(keep.sum()), dtype=np.int64)
         keys = list(zip(values[a][keep].tolist(), values[b][keep].tolist()))
-    rng = np.random.default_rng([seed, ATTRIBUTES.index(attribute), PHRASING_SPLITS.index(phrasing_split)])
+    rng = np.random.default_rng([seed, ATTRIBUTES.index(attribute), PHRASINGS.index(phrasing_split)])
     texts, twins = _describe(keys, attribute, phrasing_split, phrasings, rng)
     return PairSet(idx1=images[a[keep]].astype(np.int64), idx2=images[b[keep]].astype(np.int64), texts=texts,
                    sign=sign, reversed_texts=twins, attribute=attribute)
