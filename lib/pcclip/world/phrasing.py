@@ -95,8 +95,10 @@ def selection(phrasing: str, attribute: str) -> tuple[tuple[Frame, ...], str]:
     if phrasing not in PHRASINGS:
         raise ValueError(f"phrasing split {phrasing!r} must be one of {PHRASINGS}")
     fits = [f for f in frames() if attribute in f.attributes]
-    if phrasing in ("train", "seen_frames", "heldout_words"):
+    if phrasing in ("train", "seen_frames"):
         chosen = [f for f in fits if not f.heldout]
+    elif phrasing == "heldout_words":  # frames with a word slot (not the passive ones), so each sentence has one
+        chosen = [f for f in fits if not f.heldout and f.slots & set(_WORD_SLOTS)]
     elif phrasing in ("eval", "heldout_frames"):
         chosen = [f for f in fits if f.heldout]
     else:
