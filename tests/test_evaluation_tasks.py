@@ -12,11 +12,12 @@ from PIL import Image
 from pcclip.datasets import PAIR_SETS, DatasetNotFound, class_table
 from pcclip.evaluation import tasks
 from pcclip.evaluation.task_tables import comparative_tables, variant_tables
-from pcclip.evaluation.tasks import classification_tasks, difference_tasks
+from pcclip.evaluation.tasks import classification_tasks, difference_tasks, structure_tasks
 from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
 from pcclip.rehearsal import chat_server, layouts
-from pcclip.world import SHAPES, build_split
+from pcclip.world import CONTINUOUS, SHAPES, build_split
+from pcclip.world.phrasing import STRUCTURES
 
 LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "shrew", "squirrel"]
 
@@ -57,6 +58,10 @@ def test_diffworld_tasks(tiny_bundle):
     assert {k[:2] for k in sets} == {("test", "eval"), ("holdout", "eval"), ("test", "train")}
     assert len(sets) == 3 * 6 and all(len(draws) == profile.eval.seeds for draws in sets.values())
     assert {k: tuple(v.shape) for k, v in emb.items()} == {"test": (40, 128), "holdout": (20, 128)}
+    structures = structure_tasks(profile)  # the test pairs in every family of the grammar
+    assert {k[1] for k in structures} == set(STRUCTURES) and {k[0] for k in structures} == {"test"}
+    assert {k[2] for k in structures} == set(CONTINUOUS)
+    assert np.array_equal(structures[("test", "negation", "size")][0].idx1, sets[("test", "eval", "size")][0].idx1)
 
 
 def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):

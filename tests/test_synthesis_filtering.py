@@ -6,7 +6,7 @@ import pytest
 
 from pcclip.synthesis.filtering import REASONS, DescriptionFilter, check, duplicate_key, load_rules
 from pcclip.synthesis.report import filter_report, mentioned_attributes, synthesis_rows
-from pcclip.world.phrasing import attribute_sentence, category_sentence
+from pcclip.world.phrasing import PHRASINGS, attribute_sentence, category_sentence
 
 RULES = load_rules()
 # 100 distinct made-up words: long without tripping the repetition rules
@@ -40,7 +40,7 @@ def test_each_degenerate_text_gets_its_reason(text: str, reason: str) -> None:
 def test_good_descriptions_pass() -> None:
     rng = np.random.default_rng(0)
     texts = [attribute_sentence(a, d, rng, s) for a in ("size", "x", "y", "brightness") for d in (1, -1)
-             for s in ("train", "eval") for _ in range(20)]
+             for s in PHRASINGS for _ in range(20)]
     texts += [category_sentence("shape", "ring", "star", rng) for _ in range(20)]
     texts += ["The first image shows two people on a beach, while the second shows a busy city street.",
               "Unlike the second image, the first one was taken at night."]

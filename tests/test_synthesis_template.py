@@ -22,31 +22,43 @@ from pcclip.synthesis.sources import diffworld_source
 from pcclip.synthesis.registry import make_writer
 from pcclip.synthesis.template import describe_facts
 from pcclip.world import COLORS, SHAPES
-from pcclip.world.phrasing import attribute_sentence, category_sentence, phrasings
+from pcclip.world.phrasing import PHRASINGS, attribute_sentence, category_sentence, frames, phrasings
 
 KEYWORDS = [
-    (r"\b(larger|bigger)\b|\bmore (of the frame|area)\b", "size", 1),
-    (r"\bsmaller\b|\bless (of the frame|area)\b", "size", -1),
-    (r"\bright\b", "x", 1), (r"\bleft\b", "x", -1),
-    (r"\b(lower|down|bottom|below)\b", "y", 1), (r"\b(higher|up|top|above)\b", "y", -1),
-    (r"\b(brighter|lighter)\b", "brightness", 1), (r"\b(darker|dimmer)\b", "brightness", -1),
+    (r"\b(larger|bigger|large|big|grows|massive)\b", "size", 1),
+    (r"\b(smaller|small|little|shrinks|tinier|tiny|exceeded)\b", "size", -1),
+    (r"\b(right|east)\b", "x", 1), (r"\b(left|west)\b", "x", -1),
+    (r"\b(lower|low|down|bottom|below|drops|sinks|south)\b", "y", 1),
+    (r"\b(higher|high|up|top|above|rises|climbs|north)\b", "y", -1),
+    (r"\b(brighter|lighter|bright|light|brightens|pale|paler)\b", "brightness", 1),
+    (r"\b(darker|dark|darkens|dimmer|dim|dims|outshone)\b", "brightness", -1),
 ]
-CLAUSE_END = r";|\.\s|, and |, while |, whereas |, but "
+CLAUSE_END = r";|\.\s|, | but "
 STANDARD = r"\b(than|compared with|unlike)\b.*?\b(first|second)\b"
+ROLES = [(r"\b(picture a|image 1|image one)\b", "the first image"), (r"\b(picture b|image 2|image two)\b", "the second image")]
+# a change over time ('from the first image to the second, the shape grows') states the end image's attribute
+CHANGE = r"\b(?:from|between) the (first|second)\b.*?\b(?:to|and) the (first|second)\b( image)?"
 
 
 def claims(text: str) -> list[tuple[str, str, object]]:
-    """(subject, attribute, value) per statement: value is a sign (+1: subject has more) or a name."""
-    out = []
-    for clause in re.split(CLAUSE_END, text.lower().rstrip(".")):
+    """(subject, attribute, value) per statement: value is a sign (+1: subject has more) or a name. A clause
+    without an image of its own speaks of the last one named ('..., its shape is larger'); 'not'/'no' flips."""
+    out, last = [], None
+    text = text.lower().rstrip(".")
+    for pattern, role in ROLES:
+        text = re.sub(pattern, role, text)
+    text = re.sub(CHANGE, r"in the \2 image", text)
+    for clause in re.split(CLAUSE_END, text):
         subject_part = re.sub(STANDARD, " ", clause)
         ordinals = re.findall(r"\b(first|second|both|each)\b", subject_part)
-        found = [(attr, sign) for pattern, attr, sign in KEYWORDS if re.search(pattern, clause)]
+        flip = -1 if re.search(r"\b(not|no)\b", clause) else 1
+        found = [(attr, sign * flip) for pattern, attr, sign in KEYWORDS if re.search(pattern, clause)]
         found += [("shape", s) for s in SHAPES if re.search(rf"\b{s}\b", clause)]
         found += [("color", c) for c in COLORS if re.search(rf"\b{c}\b", clause)]
+        last = ordinals[0] if ordinals else last
         if found:
-            assert ordinals, f"clause {clause!r} of {text!r} states something without naming an image"
-            subject = "both" if ordinals[0] in ("both", "each") else ordinals[0]
+            assert last, f"clause {clause!r} of {text!r} states something without naming an image"
+            subject = "both" if last in ("both", "each") else last
             out += [(subject, attr, value) for attr, value in found]
     return out
 
@@ -96,8 +108,8 @@ def _vocab_words(attr: str) -> set[str]:
     centre = {t.split()[-1] for t in v["where"]["centre"]}
     words = {"size": {w for ws in v["size_words"].values() for w in ws if w},
              "brightness": {w for ws in v["brightness_words"].values() for w in ws if w},
-             "x": {w for w in v["x_words"].values() if w} | centre,
-             "y": {w for w in v["y_words"].values() if w} | centre,
+             "x": {w for w in [*v["x_words"].values(), *v["compass"]["x"].values()] if w} | centre,
+             "y": {w for w in [*v["y_words"].values(), *v["compass"]["y"].values()] if w} | centre,
              "color": set(COLORS), "shape": set(SHAPES)}
     return words[attr]
 
@@ -151,12 +163,11 @@ def test_oracle_facts_hand_computed() -> None:
 
 
 @pytest.mark.parametrize("attr", ["size", "x", "y", "brightness"])
-@pytest.mark.parametrize("split", ["train", "eval"])
+@pytest.mark.parametrize("split", PHRASINGS)
 def test_attribute_sentence_direction_and_both_orders(attr: str, split: str) -> None:
     rng = np.random.default_rng(0)
-    low, high = {attr: 0.1}, {attr: 0.9}
     subjects = set()
-    for direction, (row1, row2) in ((1, (high, low)), (-1, (low, high))):
+    for direction in (1, -1):
         for _ in range(60):
             text = attribute_sentence(attr, direction, rng, split)
             assert text[0].isupper() and text.endswith(".")
@@ -174,10 +185,10 @@ def test_eval_phrasings_never_appear_in_training() -> None:
         train = {attribute_sentence(attr, d, rng, "train") for d in (1, -1) for _ in range(300)}
         held = {attribute_sentence(attr, d, rng, "eval") for d in (1, -1) for _ in range(300)}
         assert not train & held and len(held) >= 16
-    train_templates = json.dumps(phrasings()["attribute"]["train"]) + json.dumps(phrasings()["category"]["train"])
-    for group in ("attribute", "category"):
-        for templates in phrasings()[group]["eval"].values():
-            assert not any(json.dumps(t) in train_templates for t in templates)
+    train_templates = json.dumps([f.text for f in frames() if not f.heldout]) + json.dumps(phrasings()["category"]["train"])
+    assert not any(json.dumps(f.text) in train_templates for f in frames() if f.heldout)
+    for templates in phrasings()["category"]["eval"].values():
+        assert not any(json.dumps(t) in train_templates for t in templates)
     with pytest.raises(ValueError, match="phrasing split"):
         attribute_sentence("size", 1, rng, "test")
     with pytest.raises(ValueError, match="direction"):

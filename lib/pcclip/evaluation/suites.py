@@ -15,18 +15,22 @@ from .difference import difference_table
 from .ranking import ranking_table
 from .tables import classification_rows, difference_rows, ranking_rows
 from .task_tables import comparative_tables, extended_tables, headroom_tables, variant_tables, zero_shot_tables
-from .tasks import classification_tasks, difference_places, difference_tasks, ranking_tasks
+from .tasks import classification_tasks, difference_places, difference_tasks, ranking_tasks, structure_tasks
 
 Models = dict[str, ClipBundle]
 
 
 def ranking_eval_rows(profile: Profile, paths: RunPaths, models: Models, images: ClipBundle) -> pd.DataFrame:
-    """Notebook 03: difference classification on the profile's sets and attribute ranking."""
+    """Notebook 03: difference classification on the profile's sets, attribute ranking and (DiffWorld) the
+    grammar's held-out structures."""
     sets, image_emb = difference_tasks(profile, paths, images)
     diff = difference_table(models, image_emb, sets, se_ddof=profile.eval.se_ddof)
     ranking, _ = ranking_table(models, ranking_tasks(profile, paths, images))
-    return pd.concat([difference_rows(diff, difference_places(profile, sets)), ranking_rows(ranking)],
-                     ignore_index=True)
+    rows = [difference_rows(diff, difference_places(profile, sets)), ranking_rows(ranking)]
+    if structures := structure_tasks(profile):
+        struct = difference_table(models, image_emb, structures, se_ddof=profile.eval.se_ddof)
+        rows.append(difference_rows(struct, difference_places(profile, structures), task="structures"))
+    return pd.concat(rows, ignore_index=True)
 
 
 def classification_eval_rows(profile: Profile, paths: RunPaths, models: Models, images: ClipBundle) -> pd.DataFrame:

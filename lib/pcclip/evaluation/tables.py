@@ -35,16 +35,24 @@ def accuracy_by_set(diff: pd.DataFrame) -> pd.DataFrame:
     return wide.pivot_table(index="attribute", columns=["set", "model"], values="accuracy", sort=False)
 
 
-def difference_rows(diff: pd.DataFrame, places: dict[str, tuple[str, str]]) -> pd.DataFrame:
+def difference_rows(diff: pd.DataFrame, places: dict[str, tuple[str, str]], task: str = "difference") -> pd.DataFrame:
     """Rows of `difference_table` (mean and se over the evaluation draws; the phrasing is the variant), each
     with the dataset and split its images come from (`places`: `tasks.difference_places`), so that a set
-    scored here and in notebook 02's check carries the same identity."""
+    scored here and in notebook 02's check carries the same identity. task "structures": the grammar's
+    evaluation families (`tasks.structure_tasks`), one row per (attribute, model, family)."""
     missing = sorted(set(diff.split) - set(places))
     if missing:
         raise KeyError(f"difference table splits {missing} have no (dataset, split) in places {sorted(places)}")
     dataset, split = (diff.split.map(lambda key, i=i: places[key][i]) for i in (0, 1))
     return metric_rows(diff.assign(dataset=dataset, split=split), ["accuracy", "two_way"],
-                       columns={"phrasing": "variant", "pairs": "n"}, task="difference")
+                       columns={"phrasing": "variant", "pairs": "n"}, task=task)
+
+
+def structures_by_family(diff: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
+    """`value` per (attribute, family) (rows, families in the grammar's order) and model (columns): every
+    family on its own row, so a weak one cannot hide in an attribute's average."""
+    return diff.pivot_table(index=["attribute", "phrasing"], columns="model", values=value, sort=False
+                            ).rename_axis(index=["attribute", "family"])
 
 
 def ranking_rows(ranking: pd.DataFrame) -> pd.DataFrame:

@@ -38,8 +38,8 @@ def _caption_lexicon() -> dict[str, tuple[str, str]]:
     for attr, key in (("size", "size_words"), ("brightness", "brightness_words")):
         for bucket, words in v[key].items():
             lex.update({w: (attr, bucket) for w in words if w})
-    for attr, key in (("x", "x_words"), ("y", "y_words")):
-        lex.update({w: (attr, bucket) for bucket, w in v[key].items() if w})
+    for attr, words in (("x", v["x_words"]), ("y", v["y_words"]), ("x", v["compass"]["x"]), ("y", v["compass"]["y"])):
+        lex.update({w: (attr, bucket) for bucket, w in words.items() if w})
     lex.update({t.split()[-1]: ("centre", "mid") for t in v["where"]["centre"]})
     lex.update({s: ("shape", s) for s in SHAPES})
     lex.update({c: ("color", c) for c in COLORS})

@@ -62,7 +62,8 @@ def _record(pair: PairInput, k: int, plan: PairPlan, source: ImageSource, gen: G
             "image_id1": int(source.image_ids[pair.idx1]), "image_id2": int(source.image_ids[pair.idx2]),
             "captions1": list(pair.captions1), "captions2": list(pair.captions2), "text": gen.text,
             "accepted": not reason, "reason": reason, "error": gen.error, "attributes": list(attributes),
-            "phrasings": list(gen.phrasings), "writer": writer.name, "model": writer.model,
+            "phrasings": list(gen.phrasings), "words": list(gen.words),
+            "negatives": list(gen.negatives), "writer": writer.name, "model": writer.model,
             "prompt_version": writer.prompt_version}
 
 

@@ -57,6 +57,8 @@ class Generation:
     text: str
     attributes: tuple[str, ...] | None = None  # known to the template writer; None: detect from the text
     phrasings: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()  # template writer: attribute words and values used
+    negatives: tuple[str, ...] = ()  # template writer: false descriptions of the same pair (hard negatives)
     error: str = ""  # why no usable text came back (recorded as a rejection unless deferred)
     deferred: bool = False  # transient failure: leave the pair unwritten so a rerun retries it
 

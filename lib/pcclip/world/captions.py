@@ -1,7 +1,9 @@
 """Coarse captions for DiffWorld records, from the vocabulary in data/diffworld_captions.json.
 
 Captions are what a human (or the synthesis LLM) sees: shape and colour by name,
-continuous attributes bucketed into words, some attributes left out at random.
+continuous attributes bucketed into words (several synonyms each, positions by side or by compass),
+some attributes left out at random. Some of these words are the difference grammar's held-out
+words: pretraining teaches them, difference training data never uses them.
 """
 from __future__ import annotations
 
@@ -29,8 +31,11 @@ def _article(word: str) -> str:
 
 
 def _where(x: float, y: float, rng: np.random.Generator) -> str:
+    """Where the object sits, by side ('top left') or, with probability 'compass', by compass ('north west')."""
     v = vocabulary()
-    xw, yw = v["x_words"][bucket(x)], v["y_words"][bucket(y)]
+    compass = rng.random() < v["probabilities"]["compass"]
+    words = (v["compass"]["x"], v["compass"]["y"]) if compass else (v["x_words"], v["y_words"])
+    xw, yw = words[0][bucket(x)], words[1][bucket(y)]
     key = "both" if xw and yw else "x_only" if xw else "y_only" if yw else "centre"
     return str(rng.choice(v["where"][key])).format(x=xw, y=yw)
 

@@ -1,0 +1,178 @@
+"""The difference grammar: frame families, held-out frames and words, hard negatives, structure sets and rows.
+
+Truth is read back from the text with the independent parser of test_synthesis_template (`claims`), which
+knows negation, change over time, marked roles and two-clause contrasts, never from the writer's own record.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from test_synthesis_template import assert_true_of, claims
+
+from pcclip.evaluation.difference import difference_table
+from pcclip.evaluation.diffworld_sets import attribute_pairs, structure_sets
+from pcclip.evaluation.tables import difference_rows, structures_by_family
+from pcclip.profiles import EvalConfig, WorldConfig, load_profile
+from pcclip.paths import run_paths
+from pcclip.synthesis.facts import Facts
+from pcclip.synthesis.runner import synthesize
+from pcclip.synthesis.store import load_records
+from pcclip.synthesis.template import describe_facts
+from pcclip.world import CONTINUOUS, WorldSplit, build_split, make_records
+from pcclip.world.phrasing import (FAMILIES, STRUCTURES, attribute_phrase, attribute_words, frames, heldout_words,
+                                   selection, sentence)
+
+ROWS = ({"size": 0.9, "x": 0.9, "y": 0.9, "brightness": 0.9}, {"size": 0.1, "x": 0.1, "y": 0.1, "brightness": 0.1})
+
+
+def tokens(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def roles_blanked(text: str) -> list[str]:
+    return sorted(re.sub(r"^(first|second|a|b|1|2|one|two)$", "ROLE", w) for w in re.findall(r"\w+", text.lower()))
+
+
+def is_false(text: str, row1: dict, row2: dict) -> bool:
+    try:
+        assert_true_of(text, row1, row2)
+    except AssertionError:
+        return True
+    return False
+
+
+def test_every_family_has_training_and_held_out_frames_for_every_attribute() -> None:
+    assert {f.family for f in frames()} == set(FAMILIES)
+    for attr in CONTINUOUS:
+        train, _ = selection("train", attr)
+        for family in FAMILIES:
+            held, words = selection(family, attr)
+            assert held and all(f.heldout and f.family == family for f in held) and words == "train"
+            assert any(f.family == family for f in train), (attr, family)
+        words, split = selection("heldout_words", attr)
+        assert split == "heldout" and set(words) <= set(train) and all(f.slots & {"c", "co", "p", "po", "vo"} for f in words)
+
+
+@pytest.mark.parametrize("phrasing", STRUCTURES)
+def test_each_frame_states_its_direction_and_twins_say_the_opposite(phrasing: str) -> None:
+    seen = set()
+    for attr in CONTINUOUS:
+        for k in range(80):
+            for direction in (1, -1):
+                p = attribute_phrase(attr, direction, np.random.default_rng(k), phrasing)
+                twin = attribute_phrase(attr, -direction, np.random.default_rng(k), phrasing)
+                assert p.id == twin.id and p.text != twin.text and p.direction == direction
+                row1, row2 = ROWS if direction > 0 else ROWS[::-1]
+                assert_true_of(sentence(p.text), row1, row2)  # the sentence is true of its pair
+                assert is_false(sentence(twin.text), row1, row2)  # its reversed twin is false
+                assert len(sentence(p.text).split()) <= 18, p.text  # within the text tower's 24 tokens
+                seen.add(p.id.split(":", 1)[1])
+    assert seen == {f.id for attr in CONTINUOUS for f in selection(phrasing, attr)[0]}  # every frame was drawn
+
+
+def test_negation_keeps_its_true_meaning() -> None:
+    negation = [f for f in frames() if f.family == "negation"]
+    assert all(re.search(r"\b(not|no) \{co\}", f.text) and "{c}" not in f.text for f in negation)
+    assert all(re.search(r"\b(not|no) \{c\}", f.negated) for f in negation)  # its false form negates the truth
+    plain = [re.sub(r"\{\w+\}", "", f.text) for f in frames() if f.family != "negation"]  # '{no}' is a slot
+    assert not any(re.search(r"\b(not|no)\b", text) for text in plain)
+    # read back by the parser: 'not smaller' means at least as large, so the first image is the larger
+    assert claims("The first shape is not smaller than the second one.") == [("first", "size", 1)]
+    assert claims("From the first image to the second, the shape moves left.") == [("second", "x", -1)]
+
+
+def test_hard_negatives_contradict_the_description() -> None:
+    rng = np.random.default_rng(4)
+    facts = Facts({"size": 1, "x": -1, "y": 1, "brightness": -1}, {"shape": ("ring", "star")}, {"color": "red"})
+    row1 = {"size": 1, "x": 0, "y": 1, "brightness": 0, "shape": "ring", "color": "red"}
+    row2 = {"size": 0, "x": 1, "y": 0, "brightness": 1, "shape": "star", "color": "red"}
+    negated = 0
+    for _ in range(300):
+        d = describe_facts(facts, rng)
+        assert_true_of(d.text, row1, row2)
+        assert 1 <= len(d.negatives) <= 2 and d.text not in d.negatives
+        for negative in d.negatives:
+            assert is_false(negative, row1, row2), (d.text, negative)
+        # the first negative exchanges the roles of every clause: the same words but for the role names
+        assert roles_blanked(d.negatives[0]) == roles_blanked(d.text) and d.negatives[0] != d.text
+        negated += len(d.negatives) == 2
+    assert negated > 50  # most frames have a negated form
+
+
+def test_held_out_frames_and_words_never_train_but_captions_teach_the_words() -> None:
+    profile = load_profile("smoke", {"synthesis.n_pairs": 400, "synthesis.mode": "oracle"})
+    heldout_frames = {f.id for f in frames() if f.heldout}
+    held = set().union(*heldout_words().values())
+    assert {"east", "west", "north", "south", "tiny", "massive", "pale", "dim"} <= held
+    for mode in ("oracle", "caption"):
+        records = load_records(synthesize(replace(profile, synthesis=replace(profile.synthesis, mode=mode)),
+                                          run_paths("smoke"), progress=False))
+        texts = [r["text"] for r in records if r["text"]]
+        assert len(texts) > 300
+        assert not held & set().union(*map(tokens, texts))
+        assert not heldout_frames & {p.split(":", 1)[1] for r in records for p in r["phrasings"]}
+        assert all(r["negatives"] for r in records if r["text"])
+        assert np.mean([bool(r["words"]) for r in records if r["text"]]) > 0.95  # passive frames have no slot
+        assert all(w in r["text"].lower() for r in records for w in r["words"])
+        families = {p.split(":")[1] for r in records for p in r["phrasings"] if p.split(":")[0] in CONTINUOUS}
+        assert families == set(FAMILIES)  # training data uses every family
+    captions = " ".join(t for seed in range(2) for t in build_split(profile.world, "train").captions(seed))
+    for attr in CONTINUOUS:
+        positives = {w for r in ("more", "less") for e in attribute_words(attr, "heldout", r)
+                     for w in e["positive"].split()}
+        taught = positives & heldout_words()[attr]
+        assert taught and taught <= tokens(captions), (attr, taught)
+
+
+def split_of(n: int, seed: int = 0) -> WorldSplit:
+    rng = np.random.default_rng(seed)
+    records = make_records(shape="circle", color="red", **{a: rng.random(n) for a in CONTINUOUS})
+    return WorldSplit("test", WorldConfig(n_train=4, n_val=4, n_test=n, n_holdout=4), records)
+
+
+def test_structure_sets_share_pairs_and_describe_them_in_their_family() -> None:
+    split = split_of(30)
+    sets = structure_sets(split, EvalConfig(n_images=20, seeds=2, phrasings=4))
+    assert {(f, a) for _, f, a in sets} == {(f, a) for f in STRUCTURES for a in CONTINUOUS}
+    for (_, family, attr), draws in sets.items():
+        base = attribute_pairs(split, attr, 20, 0, "train", phrasings=4)
+        assert np.array_equal(draws[0].idx1, base.idx1) and np.array_equal(draws[0].sign, base.sign)
+        for p in draws:
+            for i, j, text, twin in zip(p.idx1, p.idx2, p.texts, p.reversed_texts):
+                row1, row2 = ({attr: getattr(split.records, attr)[k]} for k in (i, j))
+                assert_true_of(text, row1, row2)
+                assert is_false(twin, row1, row2)
+    negation = {t for p in sets[("test", "negation", "size")] for t in p.texts}
+    assert all(re.search(r"\b(not|no)\b", t) for t in negation)
+    for attr, held in heldout_words().items():  # every sentence of the family uses a held-out word
+        assert all(tokens(t) & held for p in sets[("test", "heldout_words", attr)] for t in p.texts), attr
+    with pytest.raises(ValueError, match="frame family of continuous"):
+        attribute_pairs(split, "shape", 5, 0, "negation")
+
+
+def test_structure_rows_one_per_attribute_model_and_family(text_tower) -> None:
+    split = split_of(30)
+    sets = structure_sets(split, EvalConfig(n_images=12, seeds=2, phrasings=2))
+    emb = torch.as_tensor(np.stack([split.records.size, split.records.x, 1 - split.records.y,
+                                    split.records.brightness], axis=1), dtype=torch.float32)
+    texts = {t for draws in sets.values() for p in draws for t in [*p.texts, *p.reversed_texts]}
+    rng = np.random.default_rng(0)
+    models = {"base": text_tower({t: rng.normal(size=4) for t in texts}), "other": text_tower(default=[1, 0, 0, 0])}
+    table = difference_table(models, {"test": emb}, sets)
+    rows = difference_rows(table, {"test": ("diffworld", "test")}, task="structures")
+    acc = rows[rows.metric == "accuracy"]
+    assert len(acc) == len(CONTINUOUS) * 2 * len(STRUCTURES)
+    assert not acc.duplicated(["attribute", "model", "variant"]).any()
+    assert set(acc.variant) == set(STRUCTURES) and set(rows.task) == {"structures"}
+    assert acc.value.between(0, 1).all() and rows[rows.metric == "two_way"].value.between(0, 1).all()
+    # a text tower that embeds every text as "larger" gets size right exactly on the pairs whose first is larger
+    other_size = acc[(acc.model == "other") & (acc.attribute == "size")].value
+    assert other_size.nunique() == 1 and 0.3 < other_size.iloc[0] < 0.7
+    pivot = structures_by_family(table)
+    assert list(pivot.index.get_level_values("family"))[:len(STRUCTURES)] == list(STRUCTURES)
+    assert list(pivot.columns) == ["base", "other"]
