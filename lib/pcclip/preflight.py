@@ -24,10 +24,10 @@ from .network import TIMEOUT_S, get_json, unreachable
 from .paths import run_paths
 from .profiles import DATA_ENV, Profile, data_root, load_profile, parse_overrides
 
-# What a run writes under results/<profile>/ scales with its text tower: the finetuned checkpoints and
-# resumable training states (weights + two Adam moments) of up to three runs, plus embedding caches, stay
-# under 30 fp32 copies of the tower: 15 GB for ViT-L-14, 8 GB for ViT-B-32, the 1 GB floor for diffclip-tiny
-# (the rehearsal writes ~220 MB, DiffWorld ~150 MB).
+# What a run writes under results/<profile>/ scales with its text tower and its finetune seeds: per seed, the
+# finetuned checkpoints and resumable training states (weights + two Adam moments) of up to three runs, plus
+# embedding caches, stay under 30 fp32 copies of the tower. One seed: 15 GB for ViT-L-14, 8 GB for ViT-B-32,
+# the 1 GB floor for diffclip-tiny (a DiffWorld seed writes ~200 MB, the rehearsal ~220 MB in all).
 TOWER_COPIES = 30
 UNKNOWN_ARCHITECTURE_GB = 15.0
 
@@ -218,21 +218,21 @@ def _free_gb(folder: Path) -> float:
     return shutil.disk_usage(existing).free / 1e9
 
 
-def disk_need_gb(model_name: str) -> float:
-    """Free space a run of this architecture needs, from its text tower's parameter count (transformer
-    blocks, token and position embeddings) read from the architecture's config."""
+def disk_need_gb(model_name: str, seeds: int = 1) -> float:
+    """Free space a run of this architecture with `seeds` finetune seeds needs, from its text tower's parameter
+    count (transformer blocks, token and position embeddings) read from the architecture's config."""
     cfg = clip_tables.model_config(model_name)
     text = (cfg or {}).get("text_cfg", {})
     if not {"width", "layers", "vocab_size", "context_length"} <= text.keys():  # unknown, or a Hugging Face tower
-        return UNKNOWN_ARCHITECTURE_GB
+        return UNKNOWN_ARCHITECTURE_GB * seeds
     width = text["width"]
     params = 12 * text["layers"] * width**2 + (text["vocab_size"] + text["context_length"]) * width
-    return max(1.0, float(round(TOWER_COPIES * params * 4 / 1e9)))
+    return max(1.0, float(round(TOWER_COPIES * seeds * params * 4 / 1e9)))
 
 
 def check_disk(profile: Profile, need_gb: float | None = None) -> Check:
     """Free space where results/<profile>/ (checkpoints, caches, generated data) will be written."""
-    need = disk_need_gb(profile.model.model_name) if need_gb is None else need_gb
+    need = disk_need_gb(profile.model.model_name, len(profile.finetune.seeds)) if need_gb is None else need_gb
     folder = run_paths(profile.name).root
     free = _free_gb(folder)
     return Check(f"disk >= {need:g} GB", f"{folder} ({free:.1f} GB free)", free >= need,
