@@ -23,7 +23,7 @@ from pcclip.profiles import FORCE_ENV, REHEARSAL_LLM, load_profile
 from pcclip.rehearsal import chat_server
 from pcclip.rehearsal.fixtures import FixtureSizes, write_fixtures
 from pcclip.results import IDENTITY
-from pcclip.runs import prepare_data
+from pcclip.runs import prepare_data, run_data
 from pcclip.synthesis import differences_path, load_records, synthesize
 from pcclip.synthesis.store import meta_path
 
@@ -187,5 +187,5 @@ def test_distributed_trains_the_paper_source(rehearsal, profile, tiny_bundle, tm
     assert summary.steps == math.ceil(5 * SIZES.coco_train / profile.finetune.caption_batch_size) and not summary.reused
     paths = run_paths("rehearsal")
     recipe = checkpoint_meta(paths.finetuned(0) / "caption_ft.pt")["recipe"]
-    assert recipe["data"] == prepare_data(profile, paths, tiny_bundle).key()
+    assert recipe["data"] == run_data(profile, paths, "caption_ft", prepare_data(profile, paths, tiny_bundle)).key()
     assert (paths.metrics / "finetune_caption_ft.seed0.json").is_file()

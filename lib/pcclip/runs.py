@@ -107,9 +107,7 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
     when it holds the same recipe and data. A crash resumes from the run's training state; once the
     run is saved, its training states (this recipe's and those of earlier settings) are removed."""
     cfg = run_config(profile.finetune, run)
-    if run == "rewritten_ft":
-        data = rewritten_data(data, rewritten_path(paths))
-    data = hard_negative_data(data, differences_path(paths)) if cfg.hard_negatives else replace(data, negatives=None)
+    data = run_data(profile, paths, run, data)
     if run == "base":  # no finetuning: the same trainer with zero steps
         result = finetune(base, data, cfg, progress=False)
         return RunSummary(run, result.history, 0, 0, 0.0, 0.0, reused=False)
@@ -127,6 +125,16 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
                   meta={"recipe": recipe, **{k: v for k, v in asdict(summary).items() if k not in ("run", "reused")}})
         remove_states(ckpt.parent, f"{run}_state-*.pt")
     return summary
+
+
+def run_data(profile: Profile, paths: RunPaths, run: str, data: TrainData) -> TrainData:
+    """What `run` trains on (and its checkpoint's recipe keys): the rewritten captions for rewritten_ft, and the
+    pairs' hard negatives only for a run that uses them, so the other runs' checkpoints do not depend on them."""
+    if run == "rewritten_ft":
+        data = rewritten_data(data, rewritten_path(paths))
+    if run_config(profile.finetune, run).hard_negatives:
+        return hard_negative_data(data, differences_path(paths))
+    return replace(data, negatives=None)
 
 
 def hard_negative_data(data: TrainData, store: Path) -> TrainData:
