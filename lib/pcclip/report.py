@@ -30,7 +30,8 @@ from .results import rows_frame
 
 EXPECTED: tuple[str, ...] = ("00_base_model", "01_data_synthesis", "02_finetune", "03_ranking_eval",
                              "04_comparative_prompting", "05_embedding_geometry")
-MODELS: tuple[str, ...] = ("base", "pcclip", "pcclip_wa", "caption_ft")  # columns, in this order
+# columns, in this order; a model no notebook scored (pcclip_hn, rewritten_ft: off by default) has no column
+MODELS: tuple[str, ...] = ("base", "pcclip", "pcclip_wa", "pcclip_hn", "caption_ft", "rewritten_ft")
 NO_MODEL = "value"  # column of metrics that belong to no model (data sizes, image-only geometry)
 DIFF = "pcclip_minus_base"  # PC-CLIP minus base CLIP, per seed, then averaged like a model
 WHERE: tuple[str, ...] = ("notebook", "task", "dataset", "split", "variant", "attribute", "metric")
@@ -53,6 +54,7 @@ HEADLINES: tuple[Headline, ...] = (
     Headline("worst-class accuracy", "zero_shot", ("worst_class",)),
     Headline("difference pairs accepted", "synthesis", ("accepted", "accept_rate")),
     Headline("difference accuracy", "difference", ("accuracy",)),
+    Headline("held-out structures", "structures", ("accuracy",)),
     Headline("ranking tau", "ranking", ("kendall_tau",)),
     Headline("comparative prompting gain", "comparative",
              ("gain_acc1", "gain_subset_acc1", "tuned_gain_acc1", "tuned_gain_subset_acc1")),
