@@ -217,12 +217,14 @@ def test_accumulation_matches_one_big_batch_for_a_per_pair_loss(tiny_bundle):
     assert [r["loss"] for r in two.history] == pytest.approx([r["loss"] for r in one.history], rel=1e-5)
 
 
-def test_first_step_loss_with_caption_mixing_is_computed_by_hand(tiny_bundle):
+@pytest.mark.parametrize("term_batch, captions", [(0, 16), (4, 4)])  # 0: the caption term takes batch_size
+def test_first_step_loss_with_caption_mixing_is_computed_by_hand(tiny_bundle, term_batch, captions):
     data, _ = _world_data(24, seed=5)
-    cfg = replace(CFG, steps=1, lr=0.0, caption_weight=0.5, temperature=0.2, caption_temperature=0.05)
+    cfg = replace(CFG, steps=1, lr=0.0, caption_weight=0.5, temperature=0.2, caption_temperature=0.05,
+                  caption_term_batch=term_batch)
     result = finetune(tiny_bundle, data, cfg, progress=False)
     pairs = batch_indices(0, cfg.batch_size, len(data.texts), cfg.seed)
-    caps = batch_indices(0, cfg.batch_size, len(data.caption_texts), cfg.seed + 7919)
+    caps = batch_indices(0, captions, len(data.caption_texts), cfg.seed + 7919)
     text = tiny_bundle.encode_text([data.texts[i] for i in pairs])
     cap = tiny_bundle.encode_text([data.caption_texts[i] for i in caps])
     expected = difference_loss(text, difference_vectors(data.image_emb[data.idx1[pairs]],
@@ -249,6 +251,9 @@ def test_bad_data_and_config_fail_clearly(tiny_bundle):
         TrainData(data.image_emb, data.idx1, data.idx2, data.texts[:-1])
     with pytest.raises(ValueError, match="split evenly"):
         finetune(tiny_bundle, data, replace(CFG, batch_size=10, accum_steps=3), progress=False)
+    with pytest.raises(ValueError, match="caption_term_batch=6 must be 0"):
+        finetune(tiny_bundle, data, replace(CFG, caption_weight=0.5, caption_term_batch=6, accum_steps=4),
+                 progress=False)
 
 
 def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path):

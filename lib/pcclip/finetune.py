@@ -62,6 +62,9 @@ def _check_config(cfg: FinetuneConfig, size: int) -> None:
     if cfg.batch_size % (cfg.accum_steps * size):
         raise ValueError(f"finetune.batch_size={cfg.batch_size} must split evenly into accum_steps="
                          f"{cfg.accum_steps} micro-batches over {size} rank(s)")
+    if cfg.caption_term_batch < 0 or cfg.caption_term_batch % (cfg.accum_steps * size):
+        raise ValueError(f"finetune.caption_term_batch={cfg.caption_term_batch} must be 0 (batch_size) or split "
+                         f"evenly into accum_steps={cfg.accum_steps} micro-batches over {size} rank(s)")
     if cfg.length_buckets < 1:
         raise ValueError(f"finetune.length_buckets={cfg.length_buckets}: use 1 (trim to the longest) or more")
     if cfg.temperature <= 0 or cfg.caption_temperature <= 0:
@@ -215,11 +218,12 @@ def _train_step(net: torch.nn.Module, streams: list[_Stream], step: int, cfg: Fi
                 optimizer: torch.optim.Optimizer, params: list) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One optimizer step over cfg.accum_steps micro-batches. Returns (loss, scale); loss is None when the
     step was skipped for a non-finite loss (skip_nonfinite=True; every rank sees the same loss, so all skip)."""
-    micro = cfg.batch_size // cfg.accum_steps
+    micro = [(cfg.batch_size if j == 0 else cfg.caption_term_batch or cfg.batch_size) // cfg.accum_steps
+             for j in range(len(streams))]  # the main stream, then the caption term
     optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=streams[0].targets.device)
     for k in range(cfg.accum_steps):
-        ids = [batch_indices(step * cfg.accum_steps + k, micro, len(s.tokens), cfg.seed + 7919 * j)
+        ids = [batch_indices(step * cfg.accum_steps + k, micro[j], len(s.tokens), cfg.seed + 7919 * j)
                for j, s in enumerate(streams)]
         last = k == cfg.accum_steps - 1
         sync = contextlib.nullcontext() if last or not isinstance(net, DistributedDataParallel) else net.no_sync()

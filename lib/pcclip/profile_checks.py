@@ -55,7 +55,7 @@ RULES: dict[str, Range] = {
     "synthesis.top_p": Range(0, 1, low_open=True), "synthesis.concurrency": COUNT, "synthesis.timeout_s": POSITIVE,
     "synthesis.retries": NON_NEGATIVE, "synthesis.backoff_s": NON_NEGATIVE,
     "finetune.temperature": POSITIVE, "finetune.caption_weight": NON_NEGATIVE,
-    "finetune.caption_temperature": POSITIVE, "finetune.lr": POSITIVE, "finetune.weight_decay": NON_NEGATIVE,
+    "finetune.caption_temperature": POSITIVE, "finetune.caption_term_batch": NON_NEGATIVE, "finetune.lr": POSITIVE, "finetune.weight_decay": NON_NEGATIVE,
     "finetune.gamma": Range(0, 1, low_open=True), "finetune.warmup": NON_NEGATIVE, "finetune.steps": NON_NEGATIVE,
     "finetune.epochs": NON_NEGATIVE, "finetune.batch_size": Range(2), "finetune.accum_steps": COUNT,
     "finetune.length_buckets": COUNT, "finetune.grad_clip": NON_NEGATIVE, "finetune.seed": NON_NEGATIVE,
@@ -97,6 +97,7 @@ RELATIONS = [
     _steps_or_epochs("finetune.rewritten_steps", "finetune.rewritten_epochs"),
     _divides("finetune.batch_size", "finetune.accum_steps"),
     _divides("finetune.caption_batch_size", "finetune.accum_steps"),
+    _divides("finetune.caption_term_batch", "finetune.accum_steps"),
     (("finetune.hard_negatives", "finetune.loss"),
      lambda get: not get("finetune.hard_negatives") or get("finetune.loss") == "contrastive",
      "finetune.hard_negatives=true needs finetune.loss='contrastive': a hard negative is one more text each "
