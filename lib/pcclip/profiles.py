@@ -142,8 +142,8 @@ class FinetuneConfig:
     # embeddings spread out (without it the tiny text tower collapses; README, "Finetuning").
     caption_weight: float = 0.25
     caption_temperature: float = 0.1  # of the caption loss (the authors' caption baseline uses 0.1)
-    # captions per step in that caption term; 0: batch_size. 64 with 1000 steps costs about what 256 with 600 did and
-    # learned role binding on every finetune seed where 256 did not (README, "Finetuning")
+    # captions per step in that caption term; 0: batch_size. 64 with 1000 steps costs about a fifth more than 256 with
+    # 600 did and learned the training frames on more finetune seeds, not yet on all (README, "Finetuning")
     caption_term_batch: int = 64
     optimizer: str = "adam"  # "adam" (paper) or "adamw"
     lr: float = 1e-3
