@@ -34,6 +34,16 @@ def tokens(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
 
+def caption_words(profile) -> set[str]:
+    """The words of the pretraining captions of `profile`'s train split (two caption draws)."""
+    return tokens(" ".join(t for seed in range(2) for t in build_split(profile.world, "train").captions(seed)))
+
+
+def slotless(text: str) -> set[str]:
+    """The words of a template, its {slots} left out."""
+    return tokens(re.sub(r"\{\w+\}", " ", text))
+
+
 def roles_blanked(text: str) -> list[str]:
     return sorted(re.sub(r"^(first|second|a|b|1|2|one|two)$", "ROLE", w) for w in re.findall(r"\w+", text.lower()))
 
@@ -121,19 +131,18 @@ def test_held_out_frames_and_words_never_train_but_captions_teach_the_words() ->
         assert all(w in r["text"].lower() for r in records for w in r["words"])
         families = {p.split(":")[1] for r in records for p in r["phrasings"] if p.split(":")[0] in CONTINUOUS}
         assert families == set(FAMILIES)  # training data uses every family
-    captions = " ".join(t for seed in range(2) for t in build_split(profile.world, "train").captions(seed))
+    captions = caption_words(profile)
     for attr in CONTINUOUS:
         positives = {w for r in ("more", "less") for e in attribute_words(attr, "heldout", r)
                      for w in e["positive"].split()}
         taught = positives & heldout_words()[attr]
-        assert taught and taught <= tokens(captions), (attr, taught)
+        assert taught and taught <= captions, (attr, taught)
 
 
 def test_held_out_frames_use_only_words_that_training_or_captions_teach() -> None:
     """A held-out frame tests a new arrangement of known words: a word no data teaches ('exceeded', 'no')
     would test the vocabulary instead, which is the held-out-words family's job."""
     grammar = phrasings()
-    slotless = lambda text: tokens(re.sub(r"\{\w+\}", " ", text))  # noqa: E731
     taught = set().union(*(slotless(f.text) for f in frames() if not f.heldout))
     taught |= {w for attr in CONTINUOUS for r in ("more", "less") for e in attribute_words(attr, "train", r)
                for form in e.values() for w in tokens(form)}
@@ -141,8 +150,7 @@ def test_held_out_frames_use_only_words_that_training_or_captions_teach() -> Non
                                *grammar["joins"], *grammar["multi"]]))
     taught |= set().union(*(slotless(t) for ts in grammar["category"]["train"].values() for t in ts))
     taught |= {"first", "second"}  # the role names of unmarked frames
-    profile = load_profile("smoke")
-    taught |= tokens(" ".join(t for seed in range(2) for t in build_split(profile.world, "train").captions(seed)))
+    taught |= caption_words(load_profile("smoke"))
     untaught = {f.id: sorted(slotless(f.text) - taught) for f in frames() if f.heldout}
     assert not any(untaught.values()), untaught
     assert {f.family for f in frames() if f.heldout} == set(FAMILIES)
