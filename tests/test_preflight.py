@@ -237,3 +237,17 @@ def test_preflight_with_datasets_imports_no_torch(tmp_path):
     for name in load_profile("rehearsal").eval.datasets:
         assert f"{tmp_path / 'data'}/" in rows[f"dataset {name}"] and " found " in rows[f"dataset {name}"]
     assert imported == []
+
+
+def test_rehearsal_before_its_first_run_says_pcclip_writes_its_inputs(offline, tmp_path, monkeypatch):
+    """Its fixtures, base model file and LLM are pcclip's own: the table must not send the user to download them
+    or to start a server."""
+    monkeypatch.setenv("PCCLIP_RESULTS", str(tmp_path / "results"))
+    profile = load_profile("rehearsal")
+    checks = by_input(pf.preflight(profile))
+    missing = [c for c in checks.values() if not c.found]
+    assert {c.input.split()[0] for c in missing} == {"weights", "dataset", "COCO"}
+    assert all(c.fix.endswith(f"python -m pcclip.rehearsal {profile.data_root}") for c in missing)
+    assert checks["LLM rehearsal-llm"].found and "served by pcclip" in checks["LLM rehearsal-llm"].fix
+    elsewhere = pf.preflight(load_profile("rehearsal", {"data_root": str(tmp_path / "mine")}))
+    assert all("pcclip.rehearsal" not in c.fix for c in elsewhere if c.input.startswith("dataset "))

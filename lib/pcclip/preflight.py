@@ -14,7 +14,7 @@ import importlib.util
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -22,7 +22,7 @@ from . import clip_tables
 from .dataset_layouts import LAYOUTS, DatasetNotFound, layout_of, require_layout
 from .network import TIMEOUT_S, get_json, unreachable
 from .paths import run_paths
-from .profiles import DATA_ENV, Profile, data_root, load_profile, parse_overrides
+from .profiles import DATA_ENV, Profile, data_root, load_profile, parse_overrides, rehearsal_root, serves_own_llm
 
 # What a run writes under results/<profile>/ scales with its text tower and its finetune seeds: per seed, the
 # finetuned checkpoints and resumable training states (weights + two Adam moments) of up to three runs, plus
@@ -139,6 +139,8 @@ def check_llm(profile: Profile) -> list[Check]:
     if cfg.writer != "openai":
         return []
     label, url = f"LLM {cfg.llm}", f"{cfg.base_url.rstrip('/')}/models"
+    if serves_own_llm(cfg):
+        return [Check(label, cfg.base_url, True, "served by pcclip itself while notebook 01 synthesises")]
     start = (f"start an OpenAI-compatible server serving it (e.g. `vllm serve {cfg.llm} --port 8000`) or set "
              "synthesis.base_url")
     key = os.environ.get(cfg.api_key_env, "")
@@ -241,8 +243,20 @@ def check_disk(profile: Profile, need_gb: float | None = None) -> Check:
 
 def preflight(profile: Profile) -> list[Check]:
     """Every check for this profile, in pipeline order."""
-    return [check_weights(profile), *check_datasets(profile), *check_coco(profile), *check_llm(profile),
-            *check_device(profile), check_disk(profile)]
+    checks = [check_weights(profile), *check_datasets(profile), *check_coco(profile), *check_llm(profile),
+              *check_device(profile), check_disk(profile)]
+    return _rehearsal_fixes(profile, checks)
+
+
+def _rehearsal_fixes(profile: Profile, checks: list[Check]) -> list[Check]:
+    """On the rehearsal's data root, pcclip writes the weights, datasets and COCO files itself: a missing one
+    (before the first run) says how to write it, not where to download it."""
+    if not profile.data_root or Path(profile.data_root).resolve() != rehearsal_root().resolve():
+        return checks
+    fix = (f"pcclip writes it on the rehearsal's first run (notebook 00), or now: python -m pcclip.rehearsal "
+           f"{profile.data_root}")
+    return [c if c.found or not c.input.startswith(("weights ", "dataset ", "COCO ")) else replace(c, fix=fix)
+            for c in checks]
 
 
 def format_table(checks: list[Check]) -> str:

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from .profile_checks import check
@@ -298,6 +299,19 @@ def _paper(model_name: str, pretrained: str, name: str) -> Profile:
 # The rehearsal (pcclip.rehearsal): its base model file under its data root, and its local chat server.
 REHEARSAL_MODEL_FILE = "models/diffclip-tiny-diffworld.pt"
 REHEARSAL_LLM, REHEARSAL_LLM_URL = "rehearsal-llm", "http://127.0.0.1:8642/v1"
+
+
+def rehearsal_root() -> Path:
+    """The rehearsal's data root: pcclip writes its fixtures and base model file there on its first run."""
+    from .paths import run_paths
+
+    return run_paths("rehearsal").root / "fixtures"
+
+
+def serves_own_llm(cfg: SynthesisConfig) -> bool:
+    """Whether `cfg` asks for the rehearsal LLM, which pcclip serves itself (`pcclip.rehearsal.chat_server`)
+    while it synthesises: nothing for the user to start."""
+    return cfg.writer == "openai" and cfg.llm == REHEARSAL_LLM
 # What the rehearsal may change of the paper profile; anything else would rehearse another code path.
 REHEARSAL_CHANGES = (
     "data_root", "model.model_name", "model.pretrained", "model.device", "model.precision", "cache.num_workers",
@@ -310,10 +324,8 @@ REHEARSAL_CHANGES = (
 def _rehearsal() -> Profile:
     """The paper profile on the rehearsal's data, model and LLM (python -m pcclip.rehearsal), sized for
     2 CPU cores; it differs from `paper` only in REHEARSAL_CHANGES (tests/test_profiles.py checks)."""
-    from .paths import run_paths
-
     paper = _paper("ViT-L-14", "datacomp_xl_s13b_b90k", "rehearsal")
-    root = run_paths("rehearsal").root / "fixtures"
+    root = rehearsal_root()
     return replace(
         paper, data_root=str(root),
         model=replace(paper.model, model_name="diffclip-tiny", pretrained=str(root / REHEARSAL_MODEL_FILE),

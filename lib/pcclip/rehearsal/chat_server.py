@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..profiles import REHEARSAL_LLM, SynthesisConfig
+from ..profiles import SynthesisConfig, serves_own_llm
 from ..synthesis.facts import caption_facts
 from ..synthesis.template import describe_facts
 
@@ -199,6 +199,6 @@ def serve_synthesis(cfg: SynthesisConfig, delay_s: float = 0.0) -> contextlib.Ab
 def rehearsal_llm(cfg: SynthesisConfig) -> contextlib.AbstractContextManager[ChatServer | None]:
     """The rehearsal's chat server when `cfg` asks the `openai` writer for the rehearsal LLM, else nothing
     to start: synthesis code wraps itself in this whatever the profile, and never branches on it."""
-    if cfg.writer == "openai" and cfg.llm == REHEARSAL_LLM:
+    if serves_own_llm(cfg):
         return serve_synthesis(cfg)
     return contextlib.nullcontext()
