@@ -8,6 +8,7 @@ import sys
 
 import papermill
 import pytest
+import torch
 
 import pcclip.pipeline as pipeline
 from pcclip.locking import RunLocked
@@ -58,7 +59,8 @@ def test_cli_with_malformed_set_fails_before_any_kernel(executed):
     assert executed == []
 
 
-def test_runs_notebooks_in_order_with_profile_and_overrides(executed):
+def test_runs_notebooks_in_order_with_profile_and_overrides(executed, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     root = pipeline.run("smoke", {"pretrain.steps": "5"})
     assert [c["src"].rsplit("/", 1)[1] for c in executed] == ["00_base_model.ipynb", "01_next.ipynb"]
     assert all(c["PROFILE"] == "smoke" and c["OVERRIDES"] == {"pretrain.steps": "5"} for c in executed)
@@ -67,6 +69,10 @@ def test_runs_notebooks_in_order_with_profile_and_overrides(executed):
     assert manifest["profile"] == "smoke" and manifest["overrides"] == {"pretrain.steps": "5"}
     assert sorted(manifest["notebooks"]) == ["00_base_model.ipynb", "01_next.ipynb"]
     assert manifest["seeds"]["pretrain"] == 0 and "torch" in manifest["packages"]
+    # what float order depends on: the CPU, the kernels torch chose for it, the threads
+    assert f"{torch.backends.cpu.get_cpu_capability()} kernels" in manifest["device"]
+    assert manifest["device"].startswith(f"cpu ({pipeline._cpu_name()}, ")
+    assert manifest["device"].endswith(f"{torch.get_num_threads()} threads)")
 
 
 def test_progress_bar_names_the_notebook_unless_quiet(executed, monkeypatch):

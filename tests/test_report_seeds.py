@@ -12,7 +12,8 @@ import pytest
 from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
 from pcclip.profiles import load_profile
 from pcclip.report import (
-    EXPECTED, StaleResults, build_summary, per_seed, summary_markdown, sync_readme, with_intervals, write_summary,
+    EXPECTED, StaleResults, build_summary, per_seed, rerun_counts, rerun_table, summary_markdown, sync_readme,
+    with_intervals, write_rerun, write_summary,
 )
 from pcclip.results import metric_rows, save_figure, write_rows, write_table
 
@@ -148,3 +149,30 @@ def test_error_bars_are_the_t_intervals_of_the_table(run):
     cells = sorted(float(t.get_text()) for t in fig.axes[0].texts)
     assert cells == pytest.approx([0.4, 0.5, 0.85, 0.95])  # base x, base size, pcclip x, pcclip size
     plt.close(fig)
+
+
+def test_a_rerun_is_checked_against_the_main_runs_intervals(run, tmp_path, monkeypatch):
+    """The run against itself: every mean in its own interval. A rerun whose PC-CLIP reads no size: its pcclip
+    (and pcclip - base) means fall outside, its base means (the same 0.5 on every seed, a zero-width interval)
+    inside."""
+    main = build_summary(run).seeds
+    itself = rerun_table(main, main)
+    assert len(itself) == main[main.seed == "mean"].lo.notna().sum() > 0 and itself.inside.all()
+    rerun = RunPaths(tmp_path / "rerun" / "smoke")
+    for seed in SEEDS:
+        monkeypatch.setitem(PCCLIP_SIZE, seed, 0.5)
+    for name in EXPECTED:
+        for seed in (SEEDS if name in PER_SEED_NOTEBOOKS else (None,)):
+            _write(rerun, name, seed)
+    table = write_rerun(run, rerun)
+    difference = table[table.headline == "difference accuracy"].set_index(["attribute", "model"])
+    assert difference.loc[("size", "pcclip"), "rerun"] == pytest.approx(0.5)
+    assert difference.loc[("size", "pcclip"), ["lo", "hi"]].tolist() == pytest.approx([0.95 - HALF, 0.95 + HALF], abs=1e-5)
+    assert not difference.loc[[("size", "pcclip"), ("x", "pcclip"), ("size", "pcclip_minus_base")], "inside"].any()
+    assert difference.loc[[("size", "base"), ("x", "base")], "inside"].all()
+    counts = rerun_counts(table).set_index("headline")
+    assert counts.loc["all"].tolist() == [int(table.inside.sum()), len(table)]
+    assert counts.loc["difference accuracy"].tolist() == [2, 6]  # base in, pcclip and pcclip - base out
+    written = (tmp_path / "rerun" / "summary.md").read_text()
+    assert "## Outside" in written and written.count("| difference accuracy |") == 4 + 1  # 4 outside + count
+    assert pd.read_csv(tmp_path / "rerun" / "summary.csv").inside.sum() == table.inside.sum()

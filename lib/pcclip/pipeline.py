@@ -58,12 +58,25 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else the platform's word for it."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def _device() -> str:
+    """Where the run computed. On a CPU the model name, the vector kernels torch chose and the thread count:
+    float order, and so the trained models, depend on all three (README, "Determinism")."""
     import torch
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return (f"cpu ({_cpu_name()}, {platform.machine()}, {torch.backends.cpu.get_cpu_capability()} kernels, "
+            f"{os.cpu_count()} cores, {torch.get_num_threads()} threads)")
 
 
 def _select(only: list[str] | None) -> list[Path]:

@@ -9,7 +9,8 @@ stale (another git commit, profile or config than the rest of the run / its mani
 written for another seed) and names the files to rebuild, so a summary never mixes two runs.
 `python -m pcclip.report` copies the headline table into the README and rewrites the numbers its prose
 quotes (`pcclip.readme_numbers`). `base_study_table` sets the base-model study (the pipeline's
---base-study: the same run on other pretrain seeds) beside the main run.
+--base-study: the same run on other pretrain seeds) beside the main run; `rerun_table` checks a rerun (a fresh
+clone, another machine) against the main run's intervals (`python -m pcclip.report --rerun FOLDER`).
 """
 from __future__ import annotations
 
@@ -401,6 +402,43 @@ def write_base_study(profile: Profile) -> pd.DataFrame:
     return table
 
 
+def rerun_table(main: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
+    """Each 95% interval of a run's summary.csv (`Summary.seeds`: a mean over two or more finetune seeds) beside
+    the mean of the same number in a rerun of that pipeline (another clone, machine or thread count), with
+    `inside` true where the rerun's mean lies in the interval: the check a reader's `make reproduce` is asked
+    to pass. Numbers the rerun lacks are left out."""
+    key = ["headline", *WHERE, "model"]
+    ours = main[(main.seed == "mean") & main.lo.notna()][[*key, "value", "lo", "hi", "n_seeds"]]
+    theirs = rerun[rerun.seed == "mean"][[*key, "value", "n_seeds"]].rename(
+        columns={"value": "rerun", "n_seeds": "rerun_seeds"})
+    table = ours.merge(theirs, on=key, how="inner", sort=False)
+    return table.assign(inside=(table.rerun >= table.lo) & (table.rerun <= table.hi)).reset_index(drop=True)
+
+
+def rerun_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per headline of `rerun_table`: how many of its intervals hold the rerun's mean, of how many."""
+    counts = table.groupby("headline", sort=False).inside.agg(inside="sum", intervals="size").reset_index()
+    total = pd.DataFrame([{"headline": "all", "inside": counts.inside.sum(), "intervals": counts.intervals.sum()}])
+    return pd.concat([counts, total], ignore_index=True).astype({"inside": int, "intervals": int})
+
+
+def write_rerun(main: RunPaths, rerun: RunPaths) -> pd.DataFrame:
+    """<rerun>/../summary.csv (`rerun_table`) and summary.md (its counts, then the numbers outside)."""
+    first, second = build_summary(main), build_summary(rerun)
+    table = rerun_table(first.seeds, second.seeds)
+    root = rerun.root.parent
+    write_text(root / "summary.csv", table.round(6).to_csv(index=False))
+    outside = table[~table.inside].drop(columns="inside")
+    write_text(root / "summary.md", "\n\n".join([
+        f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
+        f"Main run: `{main.root}` at commit `{first.git_commit}` on {(first.manifest or {}).get('device', '?')}. "
+        f"Rerun: `{rerun.root}` at commit `{second.git_commit}` on {(second.manifest or {}).get('device', '?')}. "
+        "Each interval is the main run's mean over its finetune seeds with its 95% t-interval (summary.csv of "
+        "the main run); written by `python -m pcclip.report --rerun`.",
+        markdown_table(rerun_counts(table)), "## Outside", markdown_table(outside), ""]))
+    return table
+
+
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -424,11 +462,21 @@ def sync_readme(readme: Path, summary_md: Path) -> bool:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
     from .paths import repo_root
 
-    profile = sys.argv[1] if len(sys.argv) > 1 else "diffworld"
+    parser = argparse.ArgumentParser(prog="python -m pcclip.report", description=__doc__.splitlines()[0])
+    parser.add_argument("profile", nargs="?", default="diffworld")
+    parser.add_argument("--rerun", type=Path, metavar="RUN_FOLDER",
+                        help="a rerun's results/<profile> folder, e.g. from a fresh clone: write its check against "
+                             "the committed intervals beside it (RUN_FOLDER/../summary.md) and stop")
+    args = parser.parse_args()
+    if args.rerun:
+        checked = rerun_counts(write_rerun(run_paths(args.profile), RunPaths(args.rerun)))
+        print(checked.to_string(index=False), f"\n-> {args.rerun.parent / 'summary.md'}")
+        raise SystemExit(0)
+    profile = args.profile
     readme = repo_root() / "README.md"
     changed = sync_readme(readme, run_paths(profile).root / "summary.md")
     print(f"README results table {'updated' if changed else 'already up to date'} from results/{profile}/summary.md")
