@@ -8,12 +8,13 @@ regenerates; a claim must hold on every finetune seed. The rehearsal in
 """
 from __future__ import annotations
 
+import re
 
 import pandas as pd
 import pytest
 
 from pcclip.paths import RunPaths, repo_root
-from pcclip.report import notebook_rows
+from pcclip.report import build_summary, notebook_rows, rerun_counts, rerun_table
 
 RESULTS = repo_root() / "results"
 
@@ -66,3 +67,31 @@ def test_rehearsal_pcclip_reads_the_sizes_and_colours_its_data_carries(notebook,
     name colours with several words), to at least 0.95."""
     acc = _by_model(_rows(notebook, "rehearsal"), task="difference", attribute=attribute, metric="accuracy")
     assert ((acc["pcclip"] - acc["base"] > 0.15) | ((acc["pcclip"] >= 0.95) & (acc["pcclip"] > acc["base"]))).all()
+
+
+FRESH_CLONE = RESULTS / "diffworld-fresh-clone"
+
+
+def test_fresh_clone_rerun_is_summarised_as_the_readme_says():
+    """The committed rerun of a fresh clone on another machine: its check against the main run's intervals is the
+    one `rerun_table` computes from the two committed runs now, and the README quotes its counts."""
+    table = rerun_table(build_summary(RunPaths(RESULTS / "diffworld")).seeds,
+                        build_summary(RunPaths(FRESH_CLONE / "diffworld")).seeds)
+    committed = pd.read_csv(FRESH_CLONE / "summary.csv")
+    assert committed.inside.tolist() == table.inside.tolist()
+    assert committed.rerun.round(6).tolist() == table.rerun.round(6).tolist()
+    readme = " ".join((repo_root() / "README.md").read_text().split())  # prose wraps anywhere
+    said = re.search(r"fell inside (\d+) of the main run's (\d+) intervals", readme)
+    assert said and [int(said[1]), int(said[2])] == rerun_counts(table).set_index("headline").loc["all"].tolist()
+    models = rerun_counts(table, "model").set_index("model")
+    for model, label in {"pcclip": "PC-CLIP", "base": "base CLIP", "caption_ft": "the caption baseline"}.items():
+        said = re.search(rf"{label}'s in (\d+) of (\d+)", readme)
+        assert said and [int(said[1]), int(said[2])] == models.loc[model].tolist(), model
+
+
+def test_fresh_clone_learns_the_training_frames_on_every_seed():
+    """The README says so of the rerun's base model: every finetune seed at least 0.95 on each attribute."""
+    rows = _rows("03_ranking_eval", "diffworld-fresh-clone/diffworld")
+    for attribute in ("size", "x", "y", "brightness"):
+        acc = _by_model(rows, task="difference", split="test", variant="train", attribute=attribute, metric="accuracy")
+        assert len(acc) == 3 and (acc["pcclip"] >= 0.95).all(), attribute

@@ -173,6 +173,9 @@ def test_a_rerun_is_checked_against_the_main_runs_intervals(run, tmp_path, monke
     counts = rerun_counts(table).set_index("headline")
     assert counts.loc["all"].tolist() == [int(table.inside.sum()), len(table)]
     assert counts.loc["difference accuracy"].tolist() == [2, 6]  # base in, pcclip and pcclip - base out
+    models = rerun_counts(table, "model").set_index("model")
+    assert models.loc["pcclip"].tolist() == [0, 2] and models.loc["base"].tolist() == [2, 2]
     written = (tmp_path / "rerun" / "summary.md").read_text()
     assert "## Outside" in written and written.count("| difference accuracy |") == 4 + 1  # 4 outside + count
+    assert "| pcclip | 0 | 2 |" in written
     assert pd.read_csv(tmp_path / "rerun" / "summary.csv").inside.sum() == table.inside.sum()

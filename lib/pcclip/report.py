@@ -24,7 +24,7 @@ import pandas as pd
 
 from .atomic import write_text
 from .intervals import over_seeds
-from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, run_paths, seeded
+from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, repo_root, run_paths, seeded
 from .profiles import Profile
 from .readme_numbers import refresh_readme
 from .results import rows_frame
@@ -415,11 +415,20 @@ def rerun_table(main: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
     return table.assign(inside=(table.rerun >= table.lo) & (table.rerun <= table.hi)).reset_index(drop=True)
 
 
-def rerun_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """Per headline of `rerun_table`: how many of its intervals hold the rerun's mean, of how many."""
-    counts = table.groupby("headline", sort=False).inside.agg(inside="sum", intervals="size").reset_index()
-    total = pd.DataFrame([{"headline": "all", "inside": counts.inside.sum(), "intervals": counts.intervals.sum()}])
+def rerun_counts(table: pd.DataFrame, by: str = "headline") -> pd.DataFrame:
+    """Per value of `by` (a column of `rerun_table`: headline, model) how many intervals hold the rerun's mean,
+    of how many, then the same over all ("all")."""
+    counts = table.groupby(by, sort=False).inside.agg(inside="sum", intervals="size").reset_index()
+    total = pd.DataFrame([{by: "all", "inside": counts.inside.sum(), "intervals": counts.intervals.sum()}])
     return pd.concat([counts, total], ignore_index=True).astype({"inside": int, "intervals": int})
+
+
+def _shown(folder: Path) -> str:
+    """`folder` relative to the repository when inside it (as a reader's clone has it), else as given."""
+    try:
+        return str(folder.resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(folder)
 
 
 def write_rerun(main: RunPaths, rerun: RunPaths) -> pd.DataFrame:
@@ -431,11 +440,12 @@ def write_rerun(main: RunPaths, rerun: RunPaths) -> pd.DataFrame:
     outside = table[~table.inside].drop(columns="inside")
     write_text(root / "summary.md", "\n\n".join([
         f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
-        f"Main run: `{main.root}` at commit `{first.git_commit}` on {(first.manifest or {}).get('device', '?')}. "
-        f"Rerun: `{rerun.root}` at commit `{second.git_commit}` on {(second.manifest or {}).get('device', '?')}. "
+        f"Main run: `{_shown(main.root)}` at commit `{first.git_commit}` on {(first.manifest or {}).get('device', '?')}. "
+        f"Rerun: `{_shown(rerun.root)}` at commit `{second.git_commit}` on {(second.manifest or {}).get('device', '?')}. "
         "Each interval is the main run's mean over its finetune seeds with its 95% t-interval (summary.csv of "
         "the main run); written by `python -m pcclip.report --rerun`.",
-        markdown_table(rerun_counts(table)), "## Outside", markdown_table(outside), ""]))
+        markdown_table(rerun_counts(table)), markdown_table(rerun_counts(table, "model")),
+        "## Outside", markdown_table(outside), ""]))
     return table
 
 
@@ -463,8 +473,6 @@ def sync_readme(readme: Path, summary_md: Path) -> bool:
 
 if __name__ == "__main__":
     import argparse
-
-    from .paths import repo_root
 
     parser = argparse.ArgumentParser(prog="python -m pcclip.report", description=__doc__.splitlines()[0])
     parser.add_argument("profile", nargs="?", default="diffworld")
