@@ -438,10 +438,11 @@ def write_rerun(main: RunPaths, rerun: RunPaths) -> pd.DataFrame:
     root = rerun.root.parent
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
     outside = table[~table.inside].drop(columns="inside")
+    runs = [f"`{_shown(paths.root)}` at commit `{run.git_commit}` on {(run.manifest or {}).get('device', '?')}"
+            for paths, run in ((main, first), (rerun, second))]
     write_text(root / "summary.md", "\n\n".join([
         f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
-        f"Main run: `{_shown(main.root)}` at commit `{first.git_commit}` on {(first.manifest or {}).get('device', '?')}. "
-        f"Rerun: `{_shown(rerun.root)}` at commit `{second.git_commit}` on {(second.manifest or {}).get('device', '?')}. "
+        f"Main run: {runs[0]}. Rerun: {runs[1]}. "
         "Each interval is the main run's mean over its finetune seeds with its 95% t-interval (summary.csv of "
         "the main run); written by `python -m pcclip.report --rerun`.",
         markdown_table(rerun_counts(table)), markdown_table(rerun_counts(table, "model")),
