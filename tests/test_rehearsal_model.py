@@ -1,7 +1,9 @@
 """The rehearsal's base model file: a bare open_clip state dict that `load_clip(name, path)` reads back."""
 from __future__ import annotations
 
+import functools
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 
 from pcclip.models import load_clip
 from pcclip.paths import run_paths
+from pcclip.profiles import load_profile
 from pcclip.rehearsal import base_model
 from pcclip.world import render, sample_records
 
@@ -58,7 +61,7 @@ def test_write_rehearsal_completes_a_data_root_once(tmp_path):
     from pcclip.rehearsal import write_rehearsal
 
     root = tmp_path / "root"
-    assert set(write_rehearsal(root, base_profile="smoke", overrides=TINY, model=False)) == {
+    assert set(write_rehearsal(root, base_profile="smoke", overrides=TINY, model_file=None)) == {
         "coco", "cifar100", "flowers102", "eurosat", "awa2", "cub200"}
     assert set(write_rehearsal(root, base_profile="smoke", overrides=TINY)) == {"model"}  # only what is missing
     assert load_clip("diffclip-tiny", str(root / REHEARSAL_MODEL_FILE)).model_name == "diffclip-tiny"
@@ -66,3 +69,19 @@ def test_write_rehearsal_completes_a_data_root_once(tmp_path):
     shutil.rmtree(root / "eurosat")
     with pytest.raises(FileExistsError, match=r"holds .* but not \['eurosat'\]: delete it"):
         write_rehearsal(root)
+
+
+def test_notebook_00_writes_the_rehearsal_where_its_profile_reads_it(tmp_path, monkeypatch):
+    """With its data root moved, the fixtures go there and the base model file where model.pretrained points: every
+    input is then found (the model file used to land under the data root, where nothing reads it)."""
+    from pcclip import base_overview
+    from pcclip.rehearsal import write_rehearsal
+
+    monkeypatch.setenv("PCCLIP_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(base_overview, "write_rehearsal",
+                        functools.partial(write_rehearsal, base_profile="smoke", overrides=TINY))
+    profile = load_profile("rehearsal", {"data_root": str(tmp_path / "mine")})
+    checks = base_overview.prepare_inputs(profile)
+    assert all(c.found for c in checks) and len(checks) == len(profile.eval.datasets) + 5  # weights, COCO x2, LLM, disk
+    assert Path(profile.model.pretrained).is_file() and not (tmp_path / "mine" / "models").exists()
+    assert all(c.where.startswith(str(tmp_path / "mine")) for c in checks if c.input.startswith(("dataset", "COCO")))

@@ -18,7 +18,7 @@ from .evaluation.task_tables import zero_shot_tables
 from .models import ClipBundle
 from .paths import RunPaths
 from .preflight import Check, require_inputs
-from .profiles import Profile
+from .profiles import Profile, writes_own_inputs
 from .rehearsal import rehearsal_llm, write_rehearsal
 from .results import metric_rows
 from .synthesis.sources import image_source
@@ -28,8 +28,8 @@ from .world import COLORS, SHAPES, SPLITS, build_split, holdout_pairs
 def prepare_inputs(profile: Profile) -> list[Check]:
     """Write the rehearsal's fixtures and base model file when its data root lacks them, then check every
     input of the pipeline (`pcclip.preflight`): a missing one fails here, in seconds, naming the fix."""
-    if profile.name == "rehearsal":  # its data root is part of the profile, written on first use
-        write_rehearsal(profile.data_root)
+    if writes_own_inputs(profile):  # the base model file goes where the profile reads it
+        write_rehearsal(profile.data_root, model_file=profile.model.pretrained)
     with rehearsal_llm(profile.synthesis):  # the rehearsal's LLM server answers while it is checked
         return require_inputs(profile)
 

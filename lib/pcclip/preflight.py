@@ -22,7 +22,8 @@ from . import clip_tables
 from .dataset_layouts import LAYOUTS, DatasetNotFound, layout_of, require_layout
 from .network import TIMEOUT_S, get_json, unreachable
 from .paths import run_paths
-from .profiles import DATA_ENV, Profile, data_root, load_profile, parse_overrides, rehearsal_root, serves_own_llm
+from .profiles import (DATA_ENV, Profile, data_root, load_profile, parse_overrides, serves_own_llm,
+                       writes_own_inputs)
 
 # What a run writes under results/<profile>/ scales with its text tower and its finetune seeds: per seed, the
 # finetuned checkpoints and resumable training states (weights + two Adam moments) of up to three runs, plus
@@ -34,12 +35,14 @@ UNKNOWN_ARCHITECTURE_GB = 15.0
 
 @dataclass(frozen=True)
 class Check:
-    """One input: what it is, where we looked, whether it is there, and how to get it if not."""
+    """One input: what it is, where we looked, whether it is there, and how to get it if not. `fixture`: an
+    input that `python -m pcclip.rehearsal` writes (a dataset, COCO, a base model file)."""
 
     input: str
     where: str
     found: bool
     fix: str = ""
+    fixture: bool = False
 
 
 def check_weights(profile: Profile) -> Check:
@@ -48,9 +51,9 @@ def check_weights(profile: Profile) -> Check:
     if not tag:
         return Check(label, "notebooks/00_base_model.ipynb", True, "pretrained from scratch by notebook 00")
     if os.path.isfile(tag) or os.path.isdir(tag):  # a checkpoint file or an open_clip folder
-        return Check(label, tag, True)
+        return Check(label, tag, True, fixture=True)
     if os.sep in tag or tag.endswith((".pt", ".bin", ".safetensors")):
-        return Check(label, tag, False, "no such file: fix model.pretrained")
+        return Check(label, tag, False, "no such file: fix model.pretrained", fixture=True)
     try:
         mismatch = clip_tables.activation_mismatch(name, tag)
     except ValueError as err:  # unknown tag
@@ -91,7 +94,7 @@ def check_datasets(profile: Profile) -> list[Check]:
         root = data_root(profile)
     except FileNotFoundError as err:
         where = profile.data_root or os.environ.get(DATA_ENV) or f"${DATA_ENV} (unset)"
-        return [Check(f"dataset {n}", where, False, str(err)) for n in profile.eval.datasets]
+        return [Check(f"dataset {n}", where, False, str(err), fixture=True) for n in profile.eval.datasets]
     out = []
     for name in profile.eval.datasets:
         label = f"dataset {name}"
@@ -107,7 +110,7 @@ def check_datasets(profile: Profile) -> list[Check]:
                 out.append(Check(label, root, False, message))
         else:
             out.append(Check(label, str(folder), True, "files in place (their contents are checked when loaded)"))
-    return out
+    return [replace(c, fixture=True) for c in out]
 
 
 def check_coco(profile: Profile) -> list[Check]:
@@ -118,10 +121,10 @@ def check_coco(profile: Profile) -> list[Check]:
     try:
         root = Path(data_root(profile))
     except FileNotFoundError as err:
-        return [Check("COCO captions", cfg.coco_annotations, False, str(err))]
+        return [Check("COCO captions", cfg.coco_annotations, False, str(err), fixture=True)]
     ann, images = root / cfg.coco_annotations, root / cfg.coco_images
     url = "https://cocodataset.org/#download"
-    return [
+    out = [
         Check("COCO captions", str(ann), ann.is_file(),
               "" if ann.is_file() else f"download annotations_trainval2017.zip from {url} and unpack it so this "
                                        "file exists, or set synthesis.coco_annotations"),
@@ -129,6 +132,7 @@ def check_coco(profile: Profile) -> list[Check]:
               "" if images.is_dir() and any(os.scandir(images)) else
               f"download train2017.zip from {url} and unpack it here, or set synthesis.coco_images"),
     ]
+    return [replace(c, fixture=True) for c in out]
 
 
 def check_llm(profile: Profile) -> list[Check]:
@@ -249,14 +253,13 @@ def preflight(profile: Profile) -> list[Check]:
 
 
 def _rehearsal_fixes(profile: Profile, checks: list[Check]) -> list[Check]:
-    """On the rehearsal's data root, pcclip writes the weights, datasets and COCO files itself: a missing one
-    (before the first run) says how to write it, not where to download it."""
-    if not profile.data_root or Path(profile.data_root).resolve() != rehearsal_root().resolve():
+    """Where pcclip writes the weights, datasets and COCO files itself (the rehearsal), a missing one (before
+    the first run) says how to write it, not where to download it."""
+    if not writes_own_inputs(profile):
         return checks
     fix = (f"pcclip writes it on the rehearsal's first run (notebook 00), or now: python -m pcclip.rehearsal "
            f"{profile.data_root}")
-    return [c if c.found or not c.input.startswith(("weights ", "dataset ", "COCO ")) else replace(c, fix=fix)
-            for c in checks]
+    return [replace(c, fix=fix) if c.fixture and not c.found else c for c in checks]
 
 
 def format_table(checks: list[Check]) -> str:

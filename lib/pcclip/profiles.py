@@ -312,6 +312,14 @@ def serves_own_llm(cfg: SynthesisConfig) -> bool:
     """Whether `cfg` asks for the rehearsal LLM, which pcclip serves itself (`pcclip.rehearsal.chat_server`)
     while it synthesises: nothing for the user to start."""
     return cfg.writer == "openai" and cfg.llm == REHEARSAL_LLM
+
+
+def writes_own_inputs(profile: Profile) -> bool:
+    """Whether pcclip writes this profile's datasets, COCO files and base model file itself before its first run:
+    the rehearsal's, wherever its data_root and model.pretrained point (`pcclip.rehearsal.write_rehearsal`)."""
+    return profile.name == "rehearsal"
+
+
 # What the rehearsal may change of the paper profile; anything else would rehearse another code path.
 REHEARSAL_CHANGES = (
     "data_root", "model.model_name", "model.pretrained", "model.device", "model.precision", "cache.num_workers",

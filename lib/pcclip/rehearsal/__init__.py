@@ -18,20 +18,22 @@ from .fixtures import DATASETS, FixtureSizes, present, write_fixtures
 
 
 def write_rehearsal(root: str | Path, seed: int = 0, base_profile: str = "diffworld",
-                    overrides: dict[str, Any] | None = None, model: bool = True) -> dict[str, float]:
-    """Write what is missing of the data root `root`: the fixture datasets and (with `model`) the base
-    model file at root/REHEARSAL_MODEL_FILE, pretrained by profile `base_profile`; returns seconds per
-    part written. A complete root costs nothing (the pipeline calls this every run); a root holding
-    only some of the datasets is refused, as it cannot be completed with the same draws."""
+                    overrides: dict[str, Any] | None = None,
+                    model_file: str | Path | None = REHEARSAL_MODEL_FILE) -> dict[str, float]:
+    """Write what is missing of the data root `root`: the fixture datasets and (unless `model_file` is None) the
+    base model file at root/model_file (an absolute model_file stands alone), pretrained by profile
+    `base_profile`; returns seconds per part written. A complete root costs nothing (the pipeline calls this
+    every run); a root holding only some of the datasets is refused, as it cannot be completed with the same
+    draws."""
     found = present(root)
     if found and len(found) < len(DATASETS):
         raise FileExistsError(f"rehearsal data root {root} holds {found} but not "
                               f"{sorted(set(DATASETS) - set(found))}: delete it and run python -m pcclip.rehearsal "
                               f"{root}")
     seconds = {} if found else write_fixtures(root, seed)
-    if model and not (Path(root) / REHEARSAL_MODEL_FILE).is_file():
+    if model_file is not None and not (Path(root) / model_file).is_file():
         start = time.perf_counter()
-        write_base_model(Path(root) / REHEARSAL_MODEL_FILE, base_profile, overrides)
+        write_base_model(Path(root) / model_file, base_profile, overrides)
         seconds["model"] = time.perf_counter() - start
     return seconds
 

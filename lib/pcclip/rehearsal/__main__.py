@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..profiles import parse_overrides
+from ..profiles import REHEARSAL_MODEL_FILE, parse_overrides
 from . import write_rehearsal
 
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     seconds = write_rehearsal(args.root, args.seed, args.base_profile, parse_overrides(args.set),
-                              model=not args.no_model)
+                              model_file=None if args.no_model else REHEARSAL_MODEL_FILE)
     files = [p for p in Path(args.root).rglob("*") if p.is_file()]
     mb = sum(p.stat().st_size for p in files) / 2**20
     print(", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()) + f": {len(files)} files, {mb:.1f} MB "
