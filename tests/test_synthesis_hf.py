@@ -99,3 +99,16 @@ def test_missing_model_name_is_explained() -> None:
         make_writer(replace(load_profile("smoke").synthesis, writer="hf", llm=""))
     with pytest.raises(OSError, match="cannot load synthesis.llm"):
         make_writer(replace(load_profile("smoke").synthesis, writer="hf", llm="/nonexistent/model/folder"))
+
+
+def test_writers_of_one_run_share_the_loaded_model(tiny_lms) -> None:
+    """A run builds a writer per dataset and text kind (class descriptions, comparatives, rewrites): the LLM is
+    loaded once while they ask for the same one, and released when another is asked for."""
+    from pcclip.synthesis.hf_writer import load_lm
+
+    load_lm.cache_clear()
+    first, second = make_writer(_cfg(tiny_lms["chat"])), make_writer(replace(_cfg(tiny_lms["chat"]), seed=5))
+    assert second.lm is first.lm and load_lm.cache_info().misses == 1
+    other = make_writer(_cfg(tiny_lms["plain"]))
+    assert other.lm is not first.lm and load_lm.cache_info().currsize == 1
+    assert make_writer(_cfg(tiny_lms["chat"])).lm is not first.lm  # the first was released, loaded anew

@@ -6,6 +6,7 @@ left-padded so every row's new tokens start at the same position.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,29 +33,38 @@ def _device(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=1)
+def load_lm(llm: str, device: str) -> tuple[Any, Any]:
+    """(tokenizer, model) of `llm` on `device`, left-padded for batched generation. Kept while the next load asks
+    for the same model: one synthesis run builds a writer per dataset and per text kind, and a 13B model takes
+    about a minute to load; asking for another model frees this one."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(llm)
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        lm = AutoModelForCausalLM.from_pretrained(llm, dtype=dtype).to(device).eval()
+    except OSError as err:
+        raise OSError(f"cannot load synthesis.llm={llm!r} ({err}); give a local folder or log in with "
+                      "`hf auth login` for gated models such as LLaMA-2") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, lm
+
+
 class HFWriter:
     name = "hf"
 
     def __init__(self, cfg: SynthesisConfig, prompt: Prompt) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if not cfg.llm:
             raise ValueError("synthesis.writer='hf' needs synthesis.llm: a hub model name "
                              "(e.g. meta-llama/Llama-2-13b-chat-hf) or a local folder with a causal LM")
         self.cfg, self.prompt = cfg, prompt
         self.model, self.prompt_version = cfg.llm, prompt.version
         self.device = _device(cfg.llm_device)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(cfg.llm)
-            dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-            self.lm = AutoModelForCausalLM.from_pretrained(cfg.llm, dtype=dtype).to(self.device).eval()
-        except OSError as err:
-            raise OSError(f"cannot load synthesis.llm={cfg.llm!r} ({err}); give a local folder or log in with "
-                          "`hf auth login` for gated models such as LLaMA-2") from None
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer, self.lm = load_lm(cfg.llm, self.device)
 
     def _generate(self, texts: list[str], seed: int) -> list[str]:
         import torch
