@@ -101,14 +101,17 @@ def test_missing_model_name_is_explained() -> None:
         make_writer(replace(load_profile("smoke").synthesis, writer="hf", llm="/nonexistent/model/folder"))
 
 
-def test_writers_of_one_run_share_the_loaded_model(tiny_lms) -> None:
+def test_writers_of_one_run_share_the_loaded_model(tiny_lms, monkeypatch) -> None:
     """A run builds a writer per dataset and text kind (class descriptions, comparatives, rewrites): the LLM is
     loaded once while they ask for the same one, and released when another is asked for."""
-    from pcclip.synthesis.hf_writer import load_lm
+    from pcclip.synthesis import hf_writer
 
-    load_lm.cache_clear()
+    loads = []
+    real = hf_writer._load_lm
+    monkeypatch.setattr(hf_writer, "_load_lm", lambda *key: loads.append(key) or real(*key))
+    hf_writer._LOADED.clear()
     first, second = make_writer(_cfg(tiny_lms["chat"])), make_writer(replace(_cfg(tiny_lms["chat"]), seed=5))
-    assert second.lm is first.lm and load_lm.cache_info().misses == 1
+    assert second.lm is first.lm and len(loads) == 1
     other = make_writer(_cfg(tiny_lms["plain"]))
-    assert other.lm is not first.lm and load_lm.cache_info().currsize == 1
-    assert make_writer(_cfg(tiny_lms["chat"])).lm is not first.lm  # the first was released, loaded anew
+    assert other.lm is not first.lm and len(hf_writer._LOADED) == 1
+    assert make_writer(_cfg(tiny_lms["chat"])).lm is not first.lm and len(loads) == 3  # the first was dropped

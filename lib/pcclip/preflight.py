@@ -35,14 +35,12 @@ UNKNOWN_ARCHITECTURE_GB = 15.0
 
 @dataclass(frozen=True)
 class Check:
-    """One input: what it is, where we looked, whether it is there, and how to get it if not. `fixture`: an
-    input that `python -m pcclip.rehearsal` writes (a dataset, COCO, a base model file)."""
+    """One input: what it is, where we looked, whether it is there, and how to get it if not."""
 
     input: str
     where: str
     found: bool
     fix: str = ""
-    fixture: bool = False
 
 
 def check_weights(profile: Profile) -> Check:
@@ -51,9 +49,9 @@ def check_weights(profile: Profile) -> Check:
     if not tag:
         return Check(label, "notebooks/00_base_model.ipynb", True, "pretrained from scratch by notebook 00")
     if os.path.isfile(tag) or os.path.isdir(tag):  # a checkpoint file or an open_clip folder
-        return Check(label, tag, True, fixture=True)
+        return Check(label, tag, True)
     if os.sep in tag or tag.endswith((".pt", ".bin", ".safetensors")):
-        return Check(label, tag, False, "no such file: fix model.pretrained", fixture=True)
+        return Check(label, tag, False, "no such file: fix model.pretrained")
     try:
         mismatch = clip_tables.activation_mismatch(name, tag)
     except ValueError as err:  # unknown tag
@@ -94,7 +92,7 @@ def check_datasets(profile: Profile) -> list[Check]:
         root = data_root(profile)
     except FileNotFoundError as err:
         where = profile.data_root or os.environ.get(DATA_ENV) or f"${DATA_ENV} (unset)"
-        return [Check(f"dataset {n}", where, False, str(err), fixture=True) for n in profile.eval.datasets]
+        return [Check(f"dataset {n}", where, False, str(err)) for n in profile.eval.datasets]
     out = []
     for name in profile.eval.datasets:
         label = f"dataset {name}"
@@ -110,7 +108,7 @@ def check_datasets(profile: Profile) -> list[Check]:
                 out.append(Check(label, root, False, message))
         else:
             out.append(Check(label, str(folder), True, "files in place (their contents are checked when loaded)"))
-    return [replace(c, fixture=True) for c in out]
+    return out
 
 
 def check_coco(profile: Profile) -> list[Check]:
@@ -121,10 +119,10 @@ def check_coco(profile: Profile) -> list[Check]:
     try:
         root = Path(data_root(profile))
     except FileNotFoundError as err:
-        return [Check("COCO captions", cfg.coco_annotations, False, str(err), fixture=True)]
+        return [Check("COCO captions", cfg.coco_annotations, False, str(err))]
     ann, images = root / cfg.coco_annotations, root / cfg.coco_images
     url = "https://cocodataset.org/#download"
-    out = [
+    return [
         Check("COCO captions", str(ann), ann.is_file(),
               "" if ann.is_file() else f"download annotations_trainval2017.zip from {url} and unpack it so this "
                                        "file exists, or set synthesis.coco_annotations"),
@@ -132,7 +130,6 @@ def check_coco(profile: Profile) -> list[Check]:
               "" if images.is_dir() and any(os.scandir(images)) else
               f"download train2017.zip from {url} and unpack it here, or set synthesis.coco_images"),
     ]
-    return [replace(c, fixture=True) for c in out]
 
 
 def check_llm(profile: Profile) -> list[Check]:
@@ -247,19 +244,18 @@ def check_disk(profile: Profile, need_gb: float | None = None) -> Check:
 
 def preflight(profile: Profile) -> list[Check]:
     """Every check for this profile, in pipeline order."""
-    checks = [check_weights(profile), *check_datasets(profile), *check_coco(profile), *check_llm(profile),
-              *check_device(profile), check_disk(profile)]
-    return _rehearsal_fixes(profile, checks)
+    written = [check_weights(profile), *check_datasets(profile), *check_coco(profile)]  # what pcclip.rehearsal writes
+    return [*_rehearsal_fixes(profile, written), *check_llm(profile), *check_device(profile), check_disk(profile)]
 
 
-def _rehearsal_fixes(profile: Profile, checks: list[Check]) -> list[Check]:
+def _rehearsal_fixes(profile: Profile, written: list[Check]) -> list[Check]:
     """Where pcclip writes the weights, datasets and COCO files itself (the rehearsal), a missing one (before
     the first run) says how to write it, not where to download it."""
     if not writes_own_inputs(profile):
-        return checks
+        return written
     fix = (f"pcclip writes it on the rehearsal's first run (notebook 00), or now: python -m pcclip.rehearsal "
            f"{profile.data_root}")
-    return [replace(c, fix=fix) if c.fixture and not c.found else c for c in checks]
+    return [c if c.found else replace(c, fix=fix) for c in written]
 
 
 def format_table(checks: list[Check]) -> str:

@@ -6,7 +6,6 @@ left-padded so every row's new tokens start at the same position.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,11 +32,21 @@ def _device(name: str) -> str:
     return name
 
 
-@functools.lru_cache(maxsize=1)
+_LOADED: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def load_lm(llm: str, device: str) -> tuple[Any, Any]:
-    """(tokenizer, model) of `llm` on `device`, left-padded for batched generation. Kept while the next load asks
-    for the same model: one synthesis run builds a writer per dataset and per text kind, and a 13B model takes
-    about a minute to load; asking for another model frees this one."""
+    """(tokenizer, model) of `llm` on `device`, kept while the next writer asks for the same one: one synthesis
+    run builds a writer per dataset and per text kind, and a 13B model takes about a minute to load. Asking for
+    another model drops this one from the cache before loading it (a writer still alive keeps its own)."""
+    if (llm, device) not in _LOADED:
+        _LOADED.clear()
+        _LOADED[(llm, device)] = _load_lm(llm, device)
+    return _LOADED[(llm, device)]
+
+
+def _load_lm(llm: str, device: str) -> tuple[Any, Any]:
+    """The tokenizer (left-padded for batched generation) and the model, read from the hub cache or a folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
