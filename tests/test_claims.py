@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from pcclip.paths import RunPaths, repo_root
-from pcclip.report import build_summary, notebook_rows, rerun_counts, rerun_table
+from pcclip.report import (
+    BASE_MODELS, FINETUNE_SEEDS, notebook_rows, rerun_counts, rerun_tables,
+)
 
 RESULTS = repo_root() / "results"
 
@@ -69,29 +71,56 @@ def test_rehearsal_pcclip_reads_the_sizes_and_colours_its_data_carries(notebook,
     assert ((acc["pcclip"] - acc["base"] > 0.15) | ((acc["pcclip"] >= 0.95) & (acc["pcclip"] > acc["base"]))).all()
 
 
-FRESH_CLONE = RESULTS / "diffworld-fresh-clone"
+# reruns of `make reproduce` from fresh clones on other machines, each with its README paragraph's first words
+FRESH_CLONES = {"diffworld-fresh-clone": "**A fresh clone on another machine.**",
+                "diffworld-fresh-clone-avx512": "**A fresh clone on a faster machine.**"}
 
 
-def test_fresh_clone_rerun_is_summarised_as_the_readme_says():
-    """The committed rerun of a fresh clone on another machine: its check against the main run's intervals is the
-    one `rerun_table` computes from the two committed runs now, and the README quotes its counts."""
-    table = rerun_table(build_summary(RunPaths(RESULTS / "diffworld")).seeds,
-                        build_summary(RunPaths(FRESH_CLONE / "diffworld")).seeds)
-    committed = pd.read_csv(FRESH_CLONE / "summary.csv")
-    assert committed.inside.tolist() == table.inside.tolist()
+def _paragraph(start: str) -> str:
+    """The README paragraph that begins with `start`, its source tags dropped and whitespace folded (prose wraps
+    anywhere)."""
+    text = (repo_root() / "README.md").read_text()
+    assert start in text, f"README has no paragraph beginning {start!r}"
+    return " ".join(re.sub(r"<!--.*?-->", "", text[text.index(start):].split("\n\n", 1)[0], flags=re.S).split())
+
+
+def _said(paragraph: str, pattern: str) -> list[int]:
+    found = re.search(pattern, paragraph)
+    assert found, f"README paragraph {paragraph[:60]!r}... does not say {pattern!r}"
+    return [int(g) for g in found.groups()]
+
+
+@pytest.mark.parametrize("folder", FRESH_CLONES)
+def test_fresh_clone_rerun_is_summarised_as_the_readme_says(folder):
+    """A committed rerun of a fresh clone on another machine: its check against the main run's intervals over
+    finetune seeds and over base models (the main run and its base-model study) is the one `rerun_tables`
+    computes from the committed runs now, and the rerun's README paragraph quotes its counts."""
+    clone = RESULTS / folder
+    study = {seed: RunPaths(RESULTS / "diffworld-base-seeds" / f"pretrain{seed}" / "diffworld") for seed in (1, 2)}
+    table = rerun_tables(RunPaths(RESULTS / "diffworld"), RunPaths(clone / "diffworld"), study)
+    committed = pd.read_csv(clone / "summary.csv")
+    assert committed.over.tolist() == table.over.tolist() and committed.inside.tolist() == table.inside.tolist()
     assert committed.rerun.round(6).tolist() == table.rerun.round(6).tolist()
-    readme = " ".join((repo_root() / "README.md").read_text().split())  # prose wraps anywhere
-    said = re.search(r"fell inside (\d+) of the main run's (\d+) intervals", readme)
-    assert said and [int(said[1]), int(said[2])] == rerun_counts(table).set_index("headline").loc["all"].tolist()
-    models = rerun_counts(table, "model").set_index("model")
-    for model, label in {"pcclip": "PC-CLIP", "base": "base CLIP", "caption_ft": "the caption baseline"}.items():
-        said = re.search(rf"{label}'s in (\d+) of (\d+)", readme)
-        assert said and [int(said[1]), int(said[2])] == models.loc[model].tolist(), model
+    said = _paragraph(FRESH_CLONES[folder])
+    labels = {"pcclip": "PC-CLIP", "base": "base CLIP", "caption_ft": "the caption baseline"}
+    for over, words in ((FINETUNE_SEEDS, "the main run's"), (BASE_MODELS, "the")):
+        part = table[table.over == over]
+        tail = said[said.index(f"intervals over {over}"):]
+        assert _said(said, rf"inside (\d+) of {words} (\d+) intervals over {over}") == \
+            rerun_counts(part).set_index("headline").loc["all"].tolist(), over
+        models = rerun_counts(part, "model").set_index("model")
+        for model, label in labels.items():
+            assert _said(tail, rf"{label}'s in (\d+) of (\d+)") == models.loc[model].tolist(), (over, model)
+    if folder == "diffworld-fresh-clone":  # its paragraph says how wide the two kinds of interval are
+        halves = ((table.hi - table.lo) / 2).groupby(table.over).median().round(3)
+        widths = re.search(r"median half-width (\d\.\d+) against (\d\.\d+)", said)
+        assert widths and [float(w) for w in widths.groups()] == [halves[BASE_MODELS], halves[FINETUNE_SEEDS]]
 
 
-def test_fresh_clone_learns_the_training_frames_on_every_seed():
-    """The README says so of the rerun's base model: every finetune seed at least 0.95 on each attribute."""
-    rows = _rows("03_ranking_eval", "diffworld-fresh-clone/diffworld")
+@pytest.mark.parametrize("folder", FRESH_CLONES)
+def test_fresh_clone_learns_the_training_frames_on_every_seed(folder):
+    """The README says so of each rerun's base model: every finetune seed at least 0.95 on each attribute."""
+    rows = _rows("03_ranking_eval", f"{folder}/diffworld")
     for attribute in ("size", "x", "y", "brightness"):
         acc = _by_model(rows, task="difference", split="test", variant="train", attribute=attribute, metric="accuracy")
         assert len(acc) == 3 and (acc["pcclip"] >= 0.95).all(), attribute

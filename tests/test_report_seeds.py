@@ -12,8 +12,8 @@ import pytest
 from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
 from pcclip.profiles import load_profile
 from pcclip.report import (
-    EXPECTED, StaleResults, build_summary, per_seed, rerun_counts, rerun_table, summary_markdown, sync_readme,
-    with_intervals, write_rerun, write_summary,
+    BASE_MODELS, EXPECTED, FINETUNE_SEEDS, StaleResults, build_summary, over_base_models, per_seed, rerun_counts,
+    rerun_table, summary_markdown, sync_readme, with_intervals, write_rerun, write_summary,
 )
 from pcclip.results import metric_rows, save_figure, write_rows, write_table
 
@@ -22,12 +22,12 @@ PCCLIP_SIZE = {0: 0.9, 1: 0.95, 2: 1.0}  # mean 0.95, sd 0.05: interval 0.95 -+ 
 HALF = 4.3027 * 0.05 / math.sqrt(3)
 
 
-def _write(paths: RunPaths, name: str, seed: int | None) -> None:
+def _write(paths: RunPaths, name: str, seed: int | None, base: float = 0.5) -> None:
     profile = load_profile("smoke", {"finetune.seeds": "0,1,2", "finetune.seed": seed or 0})
     if name == "03_ranking_eval":
         table = pd.DataFrame([{"model": m, "attribute": a, "split": "holdout", "variant": "eval",
                                "accuracy": v - (a == "x") * 0.1}
-                              for a in ("size", "x") for m, v in (("base", 0.5), ("pcclip", PCCLIP_SIZE[seed]))])
+                              for a in ("size", "x") for m, v in (("base", base), ("pcclip", PCCLIP_SIZE[seed]))])
         rows = metric_rows(table, ["accuracy"], task="difference")
     elif name == "00_base_model":
         rows = metric_rows({"acc1": 0.8}, ["acc1"], task="zero_shot", model="base", split="test")
@@ -36,13 +36,18 @@ def _write(paths: RunPaths, name: str, seed: int | None) -> None:
     write_rows(RunPaths(paths.root, seed), name, rows, profile)
 
 
-@pytest.fixture
-def run(tmp_path) -> RunPaths:
-    paths = RunPaths(tmp_path / "smoke")
+def _run(root, base: float = 0.5) -> RunPaths:
+    """A synthetic run under root/smoke whose base model scores `base` on every difference task."""
+    paths = RunPaths(root / "smoke")
     for name in EXPECTED:
         for seed in (SEEDS if name in PER_SEED_NOTEBOOKS else (None,)):
-            _write(paths, name, seed)
+            _write(paths, name, seed, base)
     return paths
+
+
+@pytest.fixture
+def run(tmp_path) -> RunPaths:
+    return _run(tmp_path)
 
 
 def test_per_seed_paths_name_every_file_after_the_seed(tmp_path):
@@ -158,13 +163,11 @@ def test_a_rerun_is_checked_against_the_main_runs_intervals(run, tmp_path, monke
     main = build_summary(run).seeds
     itself = rerun_table(main, main)
     assert len(itself) == main[main.seed == "mean"].lo.notna().sum() > 0 and itself.inside.all()
-    rerun = RunPaths(tmp_path / "rerun" / "smoke")
     for seed in SEEDS:
         monkeypatch.setitem(PCCLIP_SIZE, seed, 0.5)
-    for name in EXPECTED:
-        for seed in (SEEDS if name in PER_SEED_NOTEBOOKS else (None,)):
-            _write(rerun, name, seed)
+    rerun = _run(tmp_path / "rerun")
     table = write_rerun(run, rerun)
+    assert set(table.over) == {FINETUNE_SEEDS}  # no base-model study given
     difference = table[table.headline == "difference accuracy"].set_index(["attribute", "model"])
     assert difference.loc[("size", "pcclip"), "rerun"] == pytest.approx(0.5)
     interval = difference.loc[("size", "pcclip"), ["lo", "hi"]].tolist()
@@ -180,3 +183,28 @@ def test_a_rerun_is_checked_against_the_main_runs_intervals(run, tmp_path, monke
     assert "## Outside" in written and written.count("| difference accuracy |") == 4 + 1  # 4 outside + count
     assert "| pcclip | 0 | 2 |" in written
     assert pd.read_csv(tmp_path / "rerun" / "summary.csv").inside.sum() == table.inside.sum()
+
+
+def test_a_rerun_on_another_base_model_is_checked_against_the_spread_over_base_models(run, tmp_path):
+    """Base CLIP reads size at 0.5 on the main run's base model and at 0.4 and 0.6 on the study's: over base
+    models its interval is 0.5 -+ t(0.975, 2) * 0.1 / sqrt(3). A rerun whose base model reads 0.55 falls
+    outside the main run's zero-width interval over finetune seeds and inside that one; one at 0.9 outside
+    both."""
+    study = {1: _run(tmp_path / "p1", base=0.4), 2: _run(tmp_path / "p2", base=0.6)}
+    pooled = over_base_models([run, *study.values()]).set_index(["notebook", "attribute", "model"])
+    size = pooled.loc[("03_ranking_eval", "size", "base")]
+    half = 4.3027 * 0.1 / math.sqrt(3)
+    assert (size.value, size.lo, size.hi, size.n_seeds) == pytest.approx((0.5, 0.5 - half, 0.5 + half, 3), abs=1e-4)
+    assert pooled.loc[("03_ranking_eval", "size", "pcclip_minus_base")].value == pytest.approx(0.45)
+    for base, inside in ((0.55, True), (0.9, False)):
+        rerun = _run(tmp_path / f"rerun{base}", base=base)
+        table = write_rerun(run, rerun, study)
+        assert list(dict.fromkeys(table.over)) == [FINETUNE_SEEDS, BASE_MODELS]
+        cell = table[(table.notebook == "03_ranking_eval") & (table.attribute == "size") & (table.model == "base")]
+        assert cell.set_index("over").inside.to_dict() == {FINETUNE_SEEDS: False, BASE_MODELS: inside}
+        written = (rerun.root.parent / "summary.md").read_text()
+        part = written[written.index(f"## Against the intervals over {BASE_MODELS}"):]
+        counts = rerun_counts(table[table.over == BASE_MODELS], "model").set_index("model")
+        assert f"| base | {counts.loc['base', 'inside']} | {counts.loc['base', 'intervals']} |" in part
+        assert str(study[1].root) in part
+        assert pd.read_csv(rerun.root.parent / "summary.csv").over.tolist() == table.over.tolist()

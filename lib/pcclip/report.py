@@ -9,8 +9,9 @@ stale (another git commit, profile or config than the rest of the run / its mani
 written for another seed) and names the files to rebuild, so a summary never mixes two runs.
 `python -m pcclip.report` copies the headline table into the README and rewrites the numbers its prose
 quotes (`pcclip.readme_numbers`). `base_study_table` sets the base-model study (the pipeline's
---base-study: the same run on other pretrain seeds) beside the main run; `rerun_table` checks a rerun (a fresh
-clone, another machine) against the main run's intervals (`python -m pcclip.report --rerun FOLDER`).
+--base-study: the same run on other pretrain seeds) beside the main run; `rerun_tables` checks a rerun (a fresh
+clone, another machine) against the main run's intervals over finetune seeds and, where the study exists, against
+the intervals over base models (`over_base_models`; `python -m pcclip.report --rerun FOLDER`).
 """
 from __future__ import annotations
 
@@ -402,11 +403,26 @@ def write_base_study(profile: Profile) -> pd.DataFrame:
     return table
 
 
+def over_base_models(runs: list[RunPaths]) -> pd.DataFrame:
+    """summary.csv's mean rows over base models: each run (one per pretrain seed: the main run and its base-model
+    study) gives its mean over its finetune seeds, and `value`, `lo`, `hi` are their mean and 95% t-interval
+    over the runs, `n_seeds` the number of base models. A rerun on another CPU pretrains another base model
+    ("Determinism" in the README), so this, not the interval over finetune seeds on one base, is the spread its
+    base-dependent numbers are drawn from."""
+    means = []
+    for i, paths in enumerate(runs):
+        seeds = build_summary(paths).seeds
+        means.append(seeds[seeds.seed == "mean"].assign(seed=i))
+    key = ["headline", *WHERE, "model"]
+    pooled = over_seeds(pd.concat(means, ignore_index=True), key).rename(columns={"mean": "value"})
+    return pooled.assign(seed="mean")[[*key, "seed", "value", "lo", "hi", "n_seeds"]]
+
+
 def rerun_table(main: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
-    """Each 95% interval of a run's summary.csv (`Summary.seeds`: a mean over two or more finetune seeds) beside
-    the mean of the same number in a rerun of that pipeline (another clone, machine or thread count), with
-    `inside` true where the rerun's mean lies in the interval: the check a reader's `make reproduce` is asked
-    to pass. Numbers the rerun lacks are left out."""
+    """Each 95% interval of a run's summary.csv (`Summary.seeds`: a mean over two or more finetune seeds; or
+    `over_base_models`) beside the mean of the same number in a rerun of that pipeline (another clone, machine or
+    thread count), with `inside` true where the rerun's mean lies in the interval: the check a reader's
+    `make reproduce` is asked to pass. Numbers the rerun lacks are left out."""
     key = ["headline", *WHERE, "model"]
     ours = main[(main.seed == "mean") & main.lo.notna()][[*key, "value", "lo", "hi", "n_seeds"]]
     theirs = rerun[rerun.seed == "mean"][[*key, "value", "n_seeds"]].rename(
@@ -431,22 +447,45 @@ def _shown(folder: Path) -> str:
         return str(folder)
 
 
-def write_rerun(main: RunPaths, rerun: RunPaths) -> pd.DataFrame:
-    """<rerun>/../summary.csv (`rerun_table`) and summary.md (its counts, then the numbers outside)."""
+FINETUNE_SEEDS, BASE_MODELS = "finetune seeds", "base models"  # the `over` column of a rerun's summary.csv
+
+
+def rerun_tables(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None) -> pd.DataFrame:
+    """`rerun_table` against the main run's intervals over finetune seeds (`over` = FINETUNE_SEEDS), then, when
+    the main run has a base-model study (`study`: pretrain seed -> run), against the intervals over base models
+    of the main run and the study together (BASE_MODELS, `over_base_models`)."""
+    mine = build_summary(main)
+    theirs = build_summary(rerun).seeds
+    tables = [rerun_table(mine.seeds, theirs).assign(over=FINETUNE_SEEDS)]
+    if study:
+        tables.append(rerun_table(over_base_models([main, *study.values()]), theirs).assign(over=BASE_MODELS))
+    return pd.concat(tables, ignore_index=True)
+
+
+def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None) -> pd.DataFrame:
+    """<rerun>/../summary.csv (`rerun_tables`) and summary.md (the counts per kind of interval, then the numbers
+    outside the intervals over finetune seeds)."""
+    table = rerun_tables(main, rerun, study)
     first, second = build_summary(main), build_summary(rerun)
-    table = rerun_table(first.seeds, second.seeds)
     root = rerun.root.parent
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
-    outside = table[~table.inside].drop(columns="inside")
     runs = [f"`{_shown(paths.root)}` at commit `{run.git_commit}` on {(run.manifest or {}).get('device', '?')}"
             for paths, run in ((main, first), (rerun, second))]
-    write_text(root / "summary.md", "\n\n".join([
-        f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
-        f"Main run: {runs[0]}. Rerun: {runs[1]}. "
-        "Each interval is the main run's mean over its finetune seeds with its 95% t-interval (summary.csv of "
-        "the main run); written by `python -m pcclip.report --rerun`.",
-        markdown_table(rerun_counts(table)), markdown_table(rerun_counts(table, "model")),
-        "## Outside", markdown_table(outside), ""]))
+    parts = [f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
+             f"Main run: {runs[0]}. Rerun: {runs[1]}. Written by `python -m pcclip.report --rerun`."]
+    kinds = {FINETUNE_SEEDS: "the main run's mean over its finetune seeds with its 95% t-interval (summary.csv "
+                             "of the main run): the spread of finetuning on one base model",
+             BASE_MODELS: "the mean over base models (the main run and its base-model study, each its mean over "
+                          "its finetune seeds) with its 95% t-interval: the spread a rerun that pretrains another "
+                          "base model (another CPU) is drawn from"}
+    for over, part in table.groupby("over", sort=False):
+        where = ", ".join(f"`{_shown(p.root)}`" for p in (study or {}).values())
+        parts += [f"## Against the intervals over {over}",
+                  f"Each interval is {kinds[over]}" + (f"; study runs: {where}." if over == BASE_MODELS else "."),
+                  markdown_table(rerun_counts(part)), markdown_table(rerun_counts(part, "model"))]
+    outside = table[(table.over == FINETUNE_SEEDS) & ~table.inside].drop(columns=["inside", "over"])
+    write_text(root / "summary.md", "\n\n".join([*parts, f"## Outside the intervals over {FINETUNE_SEEDS}",
+                                                  markdown_table(outside), ""]))
     return table
 
 
@@ -482,8 +521,10 @@ if __name__ == "__main__":
                              "the committed intervals beside it (RUN_FOLDER/../summary.md) and stop")
     args = parser.parse_args()
     if args.rerun:
-        checked = rerun_counts(write_rerun(run_paths(args.profile), RunPaths(args.rerun)))
-        print(checked.to_string(index=False), f"\n-> {args.rerun.parent / 'summary.md'}")
+        table = write_rerun(run_paths(args.profile), RunPaths(args.rerun), base_study_runs(args.profile))
+        for over, part in table.groupby("over", sort=False):
+            print(f"against the intervals over {over}:\n{rerun_counts(part).to_string(index=False)}")
+        print(f"-> {args.rerun.parent / 'summary.md'}")
         raise SystemExit(0)
     profile = args.profile
     readme = repo_root() / "README.md"
