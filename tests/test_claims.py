@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from pcclip.paths import RunPaths, repo_root
+from pcclip.paths import RESULTS_ENV, RunPaths, repo_root
+from pcclip.profiles import load_profile
 from pcclip.report import (
-    BASE_MODELS, FINETUNE_SEEDS, notebook_rows, rerun_counts, rerun_tables,
+    BASE_MODELS, FINETUNE_SEEDS, base_models_table, base_study_table, notebook_rows, rerun_counts, rerun_tables,
 )
 
 RESULTS = repo_root() / "results"
@@ -88,6 +90,19 @@ def _said(paragraph: str, pattern: str) -> list[int]:
     found = re.search(pattern, paragraph)
     assert found, f"README paragraph {paragraph[:60]!r}... does not say {pattern!r}"
     return [int(g) for g in found.groups()]
+
+
+def test_committed_base_study_tables_are_the_ones_its_runs_give_now(monkeypatch):
+    """results/diffworld-base-seeds/: its tables per base model and over base models, as `write_base_study`
+    computes them from the committed main run and study runs (a main run rerun without the study's tables
+    rewritten fails here)."""
+    monkeypatch.setenv(RESULTS_ENV, str(RESULTS))
+    profile = load_profile("diffworld")
+    for name, table in (("summary.csv", base_study_table(profile)), ("over_base_models.csv", base_models_table(profile))):
+        committed = pd.read_csv(RESULTS / "diffworld-base-seeds" / name)
+        numbers = table.select_dtypes("number").columns
+        assert len(table) > 0 and list(committed.columns) == list(table.columns), name
+        assert np.allclose(committed[numbers], table[numbers].astype(float), atol=1e-6, equal_nan=True), name
 
 
 @pytest.mark.parametrize("folder", FRESH_CLONES)

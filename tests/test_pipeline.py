@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 
+import pandas as pd
 import papermill
 import pytest
 import torch
@@ -237,7 +240,7 @@ def _fake_notebook(src, dst, parameters, **kw):
 def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them(tmp_path, monkeypatch):
     from pcclip.paths import base_study_root, run_paths
     from pcclip.profiles import load_profile
-    from pcclip.report import EXPECTED, base_study_table
+    from pcclip.report import EXPECTED, base_models_table, base_study_table
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -256,6 +259,16 @@ def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them
     assert table.pretrain_seed.tolist() == [0, 1, 3]
     assert table.pcclip.tolist() == pytest.approx([0.505, 0.605, 0.805])  # mean over finetune seeds 0 and 1
     assert table.n_seeds.tolist() == [2, 2, 2]
-    assert "| 0.805 [0.741, 0.869] |" in (base_study_root("smoke", None) / "summary.md").read_text()
+    written = (base_study_root("smoke", None) / "summary.md").read_text()
+    assert "| 0.805 [0.741, 0.869] |" in written
+    pooled = base_models_table(load_profile("smoke"))  # over the three base models' means
+    half = 4.3027 * statistics.stdev([0.505, 0.605, 0.805]) / math.sqrt(3)
+    mean = (0.505 + 0.605 + 0.805) / 3
+    assert pooled[["pcclip", "pcclip_lo", "pcclip_hi"]].iloc[0].tolist() == pytest.approx([mean, mean - half, mean + half],
+                                                                                        abs=1e-4)
+    assert pooled.n_seeds.tolist() == [3]
+    assert f"| {mean:.3f} [{mean - half:.3f}, {mean + half:.3f}] |" in written.split("## Over base models")[1]
+    assert pd.read_csv(base_study_root("smoke", None) / "over_base_models.csv").pcclip.round(6).tolist() == \
+        [round(mean, 6)]
     with pytest.raises(ValueError, match=r"--base-study \[0\]: give distinct pretrain seeds other than"):
         pipeline.base_study("smoke", {}, [0])

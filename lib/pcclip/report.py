@@ -256,13 +256,11 @@ def per_seed(seeds: pd.DataFrame, headline: str, **identity: str) -> pd.DataFram
     return seeds[mask].astype({"seed": int}).reset_index(drop=True)
 
 
-def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (headline, identity): per model the mean over seeds (column <model>) and its 95% interval
-    (<model>_lo, <model>_hi), from the rows HEADLINES select; n_seeds seeds. Columns empty for every row are
-    left out."""
+def _wide(means: pd.DataFrame) -> pd.DataFrame:
+    """`over_seeds` rows (KEY, mean, lo, hi, n_seeds) as one row per (headline, identity): per model the mean
+    (column <model>) and its interval (<model>_lo, <model>_hi); columns empty for every row left out."""
     models = (*MODELS, NO_MODEL, DIFF)
     columns = ["headline", *WHERE, *[f"{m}{s}" for m in models for s in ("", "_lo", "_hi")], "n_seeds"]
-    means = over_seeds(seed_rows(rows), KEY)
     if means.empty:
         return pd.DataFrame(columns=columns)
     index = list(KEY[:-1])
@@ -272,6 +270,12 @@ def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
     wide = _sorted(wide.reset_index()).reindex(columns=columns)
     empty = [c for c in wide.columns if wide[c].isna().all() or (wide[c] == "").all()]
     return wide.drop(columns=empty).reset_index(drop=True)
+
+
+def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (headline, identity): per model the mean over seeds (column <model>) and its 95% interval
+    (<model>_lo, <model>_hi), from the rows HEADLINES select; n_seeds seeds."""
+    return _wide(over_seeds(seed_rows(rows), KEY))
 
 
 def notebook_rows(paths: RunPaths, notebook: str) -> pd.DataFrame:
@@ -391,15 +395,22 @@ def base_study_table(profile: Profile, headline: str = "difference accuracy") ->
 
 
 def write_base_study(profile: Profile) -> pd.DataFrame:
-    """results/<profile>-base-seeds/summary.md and summary.csv: `base_study_table` of the difference accuracy."""
-    table = base_study_table(profile)
+    """results/<profile>-base-seeds/summary.md and summary.csv (`base_study_table` of the difference accuracy),
+    and over_base_models.csv (`base_models_table`, also in summary.md)."""
+    table, pooled = base_study_table(profile), base_models_table(profile)
     root = base_study_root(profile.name, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
+    write_text(root / "over_base_models.csv", pooled.round(6).to_csv(index=False))
     write_text(root / "summary.md", "\n\n".join([
         f"# Base-model study: profile `{profile.name}`",
         "Difference accuracy of the main run and of the same pipeline on other base models (pretrain.seed), "
         "each the mean over its finetune seeds with the 95% t-interval; written by "
-        "`python -m pcclip.pipeline --base-study`.", markdown_table(with_intervals(table)), ""]))
+        "`python -m pcclip.pipeline --base-study`.", markdown_table(with_intervals(table)),
+        "## Over base models",
+        "The same numbers over base models: each cell the mean of the rows above (one per base model) with its "
+        "95% t-interval over them, n_seeds the number of base models (`over_base_models.csv`). A rerun on "
+        "another CPU pretrains another base model, so this is the spread its numbers are drawn from (`python -m "
+        "pcclip.report --rerun`).", markdown_table(with_intervals(pooled)), ""]))
     return table
 
 
@@ -416,6 +427,18 @@ def over_base_models(runs: list[RunPaths]) -> pd.DataFrame:
     key = ["headline", *WHERE, "model"]
     pooled = over_seeds(pd.concat(means, ignore_index=True), key).rename(columns={"mean": "value"})
     return pooled.assign(seed="mean")[[*key, "seed", "value", "lo", "hi", "n_seeds"]]
+
+
+def base_models_table(profile: Profile, headline: str = "difference accuracy") -> pd.DataFrame:
+    """`over_base_models` of the main run of `profile` and its base-model study as a headline table: per model
+    the mean over base models and its 95% interval, n_seeds the number of base models; empty without a study."""
+    study = base_study_runs(profile.name)
+    if not study:
+        return pd.DataFrame(columns=["headline"])
+    pooled = over_base_models([run_paths(profile.name), *study.values()])
+    pooled = pooled[pooled.headline == headline].rename(columns={"value": "mean"})
+    order = {h.title: i for i, h in enumerate(HEADLINES)}
+    return _wide(pooled.assign(order=pooled.headline.map(order))[[*KEY, "mean", "lo", "hi", "n_seeds"]])
 
 
 def rerun_table(main: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
