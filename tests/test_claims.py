@@ -98,7 +98,8 @@ def test_committed_base_study_tables_are_the_ones_its_runs_give_now(monkeypatch)
     rewritten fails here)."""
     monkeypatch.setenv(RESULTS_ENV, str(RESULTS))
     profile = load_profile("diffworld")
-    for name, table in (("summary.csv", base_study_table(profile)), ("over_base_models.csv", base_models_table(profile))):
+    tables = {"summary.csv": base_study_table(profile), "over_base_models.csv": base_models_table(profile)}
+    for name, table in tables.items():
         committed = pd.read_csv(RESULTS / "diffworld-base-seeds" / name)
         numbers = table.select_dtypes("number").columns
         assert len(table) > 0 and list(committed.columns) == list(table.columns), name

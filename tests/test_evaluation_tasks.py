@@ -7,12 +7,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from pcclip.datasets import PAIR_SETS, DatasetNotFound, class_table
 from pcclip.evaluation import tasks
 from pcclip.evaluation.task_tables import comparative_tables, variant_tables
-from pcclip.evaluation.tasks import classification_tasks, difference_tasks, structure_tasks
+from pcclip.evaluation.difference import DIFFERENCE_COLUMNS, difference_table
+from pcclip.evaluation.tables import difference_rows, structures_overview
+from pcclip.evaluation.tasks import classification_tasks, difference_places, difference_tasks, structure_tasks
 from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
 from pcclip.rehearsal import chat_server, layouts
@@ -62,6 +65,29 @@ def test_diffworld_tasks(tiny_bundle):
     assert {k[1] for k in structures} == set(STRUCTURES) and {k[0] for k in structures} == {"test"}
     assert {k[2] for k in structures} == set(CONTINUOUS)
     assert np.array_equal(structures[("test", "negation", "size")][0].idx1, sets[("test", "eval", "size")][0].idx1)
+
+
+def test_held_out_structures_of_a_profile_without_a_grammar_are_none_and_say_so(tiny_bundle):
+    """Notebook 03 runs one code path for every profile: for the paper profiles (no grammar) the structures
+    table is empty with its columns, gives no metric rows and the overview says why; for DiffWorld the overview
+    shows each family's size description and its accuracy per family."""
+    paper = load_profile("paper")
+    assert structure_tasks(paper) == {}
+    empty = difference_table({"m": tiny_bundle}, {}, {})
+    assert empty.empty and list(empty.columns) == list(DIFFERENCE_COLUMNS)
+    assert difference_rows(empty, difference_places(paper, {}), task="structures").empty
+    assert structures_overview({}, empty).startswith("no held-out structures: only DiffWorld's difference grammar")
+    profile = load_profile("smoke", {"world.n_test": 40, "eval.n_images": 10, "eval.seeds": 1})
+    structures = structure_tasks(profile)
+    test = build_split(profile.world, "test")
+    noise = torch.randn(len(test.records), 128, generator=torch.Generator().manual_seed(0))
+    emb = {"test": torch.nn.functional.normalize(noise, dim=-1)}
+    table = difference_table({"m": tiny_bundle}, emb, structures)
+    shown = structures_overview(structures, table)
+    for family in STRUCTURES:
+        assert family in shown
+    assert structures[("test", "negation", "size")][0].texts[0] in shown
+    assert shown.count("accuracy:") == 1 and "two_way:" in shown
 
 
 def test_paper_tasks_read_datasets_by_name(tmp_path, monkeypatch, tiny_bundle):

@@ -264,8 +264,8 @@ def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them
     pooled = base_models_table(load_profile("smoke"))  # over the three base models' means
     half = 4.3027 * statistics.stdev([0.505, 0.605, 0.805]) / math.sqrt(3)
     mean = (0.505 + 0.605 + 0.805) / 3
-    assert pooled[["pcclip", "pcclip_lo", "pcclip_hi"]].iloc[0].tolist() == pytest.approx([mean, mean - half, mean + half],
-                                                                                        abs=1e-4)
+    expected = [mean, mean - half, mean + half]
+    assert pooled[["pcclip", "pcclip_lo", "pcclip_hi"]].iloc[0].tolist() == pytest.approx(expected, abs=1e-4)
     assert pooled.n_seeds.tolist() == [3]
     assert f"| {mean:.3f} [{mean - half:.3f}, {mean + half:.3f}] |" in written.split("## Over base models")[1]
     assert pd.read_csv(base_study_root("smoke", None) / "over_base_models.csv").pcclip.round(6).tolist() == \

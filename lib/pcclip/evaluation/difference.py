@@ -126,6 +126,10 @@ def _hits(batch: _Batch, text_emb: torch.Tensor, chunk: int = 2**16) -> tuple[np
     return acc, np.where(batch.has_twin, two, np.nan)
 
 
+DIFFERENCE_COLUMNS = ("split", "phrasing", "attribute", "model", "accuracy", "accuracy_se", "two_way", "two_way_se",
+                      "pairs")
+
+
 def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.Tensor],
                      sets: dict[tuple[str, str, str], list[PairSet]], se_ddof: int = 1) -> pd.DataFrame:
     """One row per (split, phrasing, attribute, model): mean and standard error over the seeds
@@ -133,8 +137,10 @@ def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.
 
     `sets` maps (split, phrasing, attribute) to one PairSet per seed; `embeddings[split]` holds
     that split's image embeddings, shared by every model (image towers are never trained).
-    Each model encodes every distinct sentence once.
+    Each model encodes every distinct sentence once; no sets give an empty table.
     """
+    if not sets:  # e.g. structure_tasks of a profile without a grammar
+        return pd.DataFrame(columns=DIFFERENCE_COLUMNS)
     batch = _batch(sets, embeddings)
     bounds = np.cumsum([0] + [len(draws) for draws in sets.values()])
     rows = []
@@ -148,4 +154,4 @@ def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.
             rows.append({"split": split, "phrasing": phrasing, "attribute": attribute, "model": model_name,
                          "accuracy": acc_mean, "accuracy_se": acc_se, "two_way": two_mean, "two_way_se": two_se,
                          "pairs": float(np.mean([len(p) for p in draws]))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)

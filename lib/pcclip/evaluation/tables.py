@@ -55,6 +55,19 @@ def structures_by_family(diff: pd.DataFrame, value: str = "accuracy") -> pd.Data
                             ).rename_axis(index=["attribute", "family"])
 
 
+def structures_overview(sets: dict[tuple[str, str, str], list], struct: pd.DataFrame) -> str:
+    """What notebook 03 shows of the held-out structures (`tasks.structure_tasks`, scored by `difference_table`):
+    one size description of each family with its reversed twin, then accuracy and two-way accuracy per
+    (attribute, family) and model; for a profile without a grammar (no sets), a line that says so."""
+    if not sets:
+        return "no held-out structures: only DiffWorld's difference grammar has frames to hold out"
+    examples = example_descriptions(sets)
+    parts = [examples[examples.attribute == "size"][["phrasing", "description", "twin"]].to_string(index=False)]
+    parts += [f"{value}:\n{structures_by_family(struct, value).round(3).to_string()}"
+              for value in ("accuracy", "two_way")]
+    return "\n\n".join(parts)
+
+
 def ranking_rows(ranking: pd.DataFrame) -> pd.DataFrame:
     """Rows of `ranking_table`: rank correlations per (dataset, split, attribute) and model."""
     return metric_rows(ranking, ["kendall_tau", "spearman_rho"], task="ranking")
