@@ -68,7 +68,8 @@ def test_rehearsal_pcclip_reads_the_sizes_and_colours_its_data_carries(notebook,
     """The rehearsal's fixtures draw CIFAR-100's and AwA2's larger animals large and Flowers-102's blue and yellow
     flowers in those colours; trained with the authors' loss on its COCO drawings, PC-CLIP must read them: well
     above the base model, or, where the base model already reads most of them (the colours: DiffWorld's captions
-    name colours with several words), to at least 0.95."""
+    name colours with several words), to at least 0.95. Checked on the committed run (one base model, one finetune
+    seed): on another machine's base model it held on some seeds only (README, "Rehearsal")."""
     acc = _by_model(_rows(notebook, "rehearsal"), task="difference", attribute=attribute, metric="accuracy")
     assert ((acc["pcclip"] - acc["base"] > 0.15) | ((acc["pcclip"] >= 0.95) & (acc["pcclip"] > acc["base"]))).all()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,21 @@ def test_parse_overrides():
 def test_malformed_override_is_refused(item):
     with pytest.raises(ValueError, match=f"override {item!r} must look like section.field=value"):
         parse_overrides([item])
+
+
+SOURCE_BRANCH = re.compile(r"\.source\b|[=!]=\s*[\"'](diffworld|paper)")
+
+
+def test_no_notebook_branches_on_the_profiles_source():
+    """One code path: the notebooks leave what differs between DiffWorld and the paper to the library."""
+    branching = {}
+    for nb in pipeline.notebooks():
+        cells = json.loads(nb.read_text())["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        hits = [line for cell in code for line in cell.splitlines() if SOURCE_BRANCH.search(line)]
+        if hits:
+            branching[nb.name] = hits
+    assert len(pipeline.notebooks()) == 7 and not branching
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
 from pcclip.profiles import load_profile
 from pcclip.report import (
-    BASE_MODELS, EXPECTED, FINETUNE_SEEDS, StaleResults, build_summary, over_base_models, per_seed, rerun_counts,
+    BASE_MODELS, EXPECTED, FINETUNE_SEEDS, StaleResults, build_summary, difference_for_report, over_base_models,
+    per_seed, rerun_counts,
     rerun_table, summary_markdown, sync_readme, with_intervals, write_rerun, write_summary,
 )
 from pcclip.results import metric_rows, save_figure, write_rows, write_table
@@ -102,6 +103,21 @@ def test_per_seed_picks_the_rows_of_one_headline(run):
     assert rows.seed.tolist() == list(SEEDS) and rows.value.tolist() == pytest.approx([0.9, 0.95, 1.0])
     with pytest.raises(ValueError, match="no per-seed rows of headline 'ranking tau'"):
         per_seed(build_summary(run).seeds, "ranking tau")
+
+
+def test_the_report_shows_held_out_phrasings_and_combinations_where_a_profile_has_them(run):
+    """DiffWorld-shaped rows (phrasings "train" and "eval", splits "test" and "holdout") give the eval phrasings and,
+    for the heatmap, their holdout split; paper-shaped rows (one description source per set) give every set."""
+    seeds = build_summary(run).seeds
+    rows = seeds[(seeds.headline == "difference accuracy") & (seeds.seed != "mean")]
+    train = rows.assign(variant="train", split="test", value=0.0)
+    shown, held_out = difference_for_report(pd.concat([seeds, train, rows.assign(split="test")]))
+    assert set(shown.variant) == {"eval"} and set(shown.split) == {"holdout", "test"}
+    assert set(held_out.split) == {"holdout"} and held_out.value.tolist() == rows[rows.model != "pcclip_minus_base"
+                                                                                  ].value.tolist()
+    paper = seeds.replace({"variant": {"eval": "ground_truth"}, "split": {"holdout": "test"}})
+    shown, held_out = difference_for_report(paper)
+    assert len(shown) == len(held_out) == 2 * 2 * len(SEEDS) and set(held_out.variant) == {"ground_truth"}
 
 
 def test_a_file_of_another_seed_or_a_missing_seed_is_refused(run):

@@ -256,6 +256,20 @@ def per_seed(seeds: pd.DataFrame, headline: str, **identity: str) -> pd.DataFram
     return seeds[mask].astype({"seed": int}).reset_index(drop=True)
 
 
+def difference_for_report(seeds: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Notebook 06's per-seed difference accuracy (`per_seed` of notebook 03) and the part its heatmap shows.
+
+    Chosen by what the rows hold, so one notebook serves every profile: the held-out phrasings (variant "eval")
+    where a profile has them (DiffWorld; a paper set has one description source each, all shown), and of those
+    the held-out attribute combinations (split "holdout") where they exist, else every set.
+    """
+    rows = per_seed(seeds, "difference accuracy", notebook="03_ranking_eval")
+    if (rows.variant == "eval").any():
+        rows = rows[rows.variant == "eval"].reset_index(drop=True)
+    held_out = rows[rows.split == "holdout"] if (rows.split == "holdout").any() else rows
+    return rows, held_out.reset_index(drop=True)
+
+
 def _wide(means: pd.DataFrame) -> pd.DataFrame:
     """`over_seeds` rows (KEY, mean, lo, hi, n_seeds) as one row per (headline, identity): per model the mean
     (column <model>) and its interval (<model>_lo, <model>_hi); columns empty for every row left out."""
