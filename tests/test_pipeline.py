@@ -36,14 +36,14 @@ SOURCE_BRANCH = re.compile(r"\.source\b|[=!]=\s*[\"'](diffworld|paper)")
 
 def test_no_notebook_branches_on_the_profiles_source():
     """One code path: the notebooks leave what differs between DiffWorld and the paper to the library."""
-    branching = {}
-    for nb in pipeline.notebooks():
+    found, branching = pipeline.notebooks(), {}
+    for nb in found:
         cells = json.loads(nb.read_text())["cells"]
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         hits = [line for cell in code for line in cell.splitlines() if SOURCE_BRANCH.search(line)]
         if hits:
             branching[nb.name] = hits
-    assert len(pipeline.notebooks()) == 7 and not branching
+    assert len(found) == 7 and not branching
 
 
 @pytest.fixture

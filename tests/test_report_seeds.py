@@ -13,8 +13,7 @@ from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
 from pcclip.profiles import load_profile
 from pcclip.report import (
     BASE_MODELS, EXPECTED, FINETUNE_SEEDS, StaleResults, build_summary, difference_for_report, over_base_models,
-    per_seed, rerun_counts,
-    rerun_table, summary_markdown, sync_readme, with_intervals, write_rerun, write_summary,
+    per_seed, rerun_counts, rerun_table, summary_markdown, sync_readme, with_intervals, write_rerun, write_summary,
 )
 from pcclip.results import metric_rows, save_figure, write_rows, write_table
 
@@ -109,12 +108,11 @@ def test_the_report_shows_held_out_phrasings_and_combinations_where_a_profile_ha
     """DiffWorld-shaped rows (phrasings "train" and "eval", splits "test" and "holdout") give the eval phrasings and,
     for the heatmap, their holdout split; paper-shaped rows (one description source per set) give every set."""
     seeds = build_summary(run).seeds
-    rows = seeds[(seeds.headline == "difference accuracy") & (seeds.seed != "mean")]
+    rows = per_seed(seeds, "difference accuracy")  # the synthetic run's: variant "eval", split "holdout"
     train = rows.assign(variant="train", split="test", value=0.0)
     shown, held_out = difference_for_report(pd.concat([seeds, train, rows.assign(split="test")]))
     assert set(shown.variant) == {"eval"} and set(shown.split) == {"holdout", "test"}
-    assert set(held_out.split) == {"holdout"} and held_out.value.tolist() == rows[rows.model != "pcclip_minus_base"
-                                                                                  ].value.tolist()
+    assert set(held_out.split) == {"holdout"} and held_out.value.tolist() == rows.value.tolist()
     paper = seeds.replace({"variant": {"eval": "ground_truth"}, "split": {"holdout": "test"}})
     shown, held_out = difference_for_report(paper)
     assert len(shown) == len(held_out) == 2 * 2 * len(SEEDS) and set(held_out.variant) == {"ground_truth"}
