@@ -127,6 +127,26 @@ def test_only_keeps_the_other_notebooks_manifest_entries(executed, monkeypatch):
     assert manifest["total_seconds"] == round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
 
 
+def test_rerunning_the_report_alone_keeps_the_header_of_the_run_its_metrics_come_from(executed, monkeypatch, tmp_path):
+    """The report checks every metrics file against the header's commit: a report rerun at a later commit must not
+    move it (that made every file of the run stale), and its own entry says where and when it ran."""
+    (tmp_path / "notebooks" / "06_report.ipynb").write_text("{}")
+    root = pipeline.run("smoke", {})
+    first = json.loads((root / "manifest.json").read_text())
+    monkeypatch.setattr(pipeline, "git_commit", lambda: "abc123")
+    monkeypatch.setattr(pipeline, "_device", lambda: "cpu (elsewhere)")
+    pipeline.run("smoke", {}, only=["06"])
+    again = json.loads((root / "manifest.json").read_text())
+    header = [k for k in first if k not in ("notebooks", "total_seconds")]
+    assert {k: again[k] for k in header} == {k: first[k] for k in header}
+    assert again["notebooks"]["06_report.ipynb"]["git_commit"] == "abc123"
+    assert again["notebooks"]["06_report.ipynb"]["device"] == "cpu (elsewhere)"
+    assert again["notebooks"]["00_base_model.ipynb"] == first["notebooks"]["00_base_model.ipynb"]
+    pipeline.run("smoke", {}, only=["00"])  # a notebook that writes metrics: the header is this run's
+    third = json.loads((root / "manifest.json").read_text())
+    assert (third["git_commit"], third["device"]) == ("abc123", "cpu (elsewhere)")
+
+
 def test_a_second_pipeline_on_the_profile_fails_before_any_kernel(executed, hold_lock):
     child = hold_lock(pipeline.run_paths("smoke").root)
     with pytest.raises(RunLocked, match=f"pid {child.pid}"):

@@ -7,8 +7,9 @@
 The notebooks of PER_SEED_NOTEBOOKS (those that use the finetuned models) run once per seed of finetune.seeds,
 each with the override finetune.seed=<s>, as <name>.seed<s>.ipynb; the others run once. Executed notebooks
 land in results/<profile>/notebooks/, with a manifest.json that records commit, package versions, profile,
-seeds (finetune_seeds: the seeds the report expects), device and wall time per executed notebook; a run
-with --only (and --seeds) updates its notebooks' entries and keeps the others'. The run holds the folder's
+seeds (finetune_seeds: the seeds the report expects), device, and per executed notebook its commit, device and
+wall time; a run with --only (and --seeds) updates its notebooks' entries and keeps the others', and one that
+reruns only the report (06, which writes no metrics) keeps the header of the run its metrics come from. The run holds the folder's
 lock (`pcclip.locking`), so a second pipeline, trainer or synthesis on the profile fails at once;
 the notebook kernels it starts inherit the lock. Secrets in overrides never reach the manifest
 or the notebooks' parameters (`pcclip.redact`).
@@ -104,16 +105,24 @@ def _seeds(profile: Profile, chosen: list[int] | None) -> tuple[int, ...]:
     return tuple(chosen)
 
 
-def _previous_notebooks(path: Path, profile: Profile) -> dict[str, dict]:
-    """The notebook entries of an earlier manifest of the same profile (kept by a run with --only or --seeds),
-    of the executed notebooks a run of `profile` writes now (not those of dropped seeds or an older layout)."""
+def _previous_manifest(path: Path, profile: Profile) -> dict:
+    """An earlier manifest of the same profile, its notebook entries cut to the executed notebooks a run of
+    `profile` writes now (not those of dropped seeds or an older layout); {} when there is none."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    if old.get("profile") != profile.name:
+        return {}
     current = {f"{seeded(nb.stem, seed)}.ipynb" for nb, seed in jobs(notebooks(), profile.finetune.seeds)}
-    entries = old.get("notebooks", {}) if old.get("profile") == profile.name else {}
-    return {name: entry for name, entry in entries.items() if name in current}
+    return {**old, "notebooks": {k: v for k, v in old.get("notebooks", {}).items() if k in current}}
+
+
+def _writes_metrics(todo: list[tuple[Path, int | None]]) -> bool:
+    """Whether a job writes metrics the report reads; the report (06) alone writes none."""
+    from .report import EXPECTED
+
+    return any(nb.stem in EXPECTED for nb, _ in todo)
 
 
 def _progress(name: str) -> dict | bool:
@@ -141,11 +150,17 @@ def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | Non
     import papermill
 
     paths.notebooks.mkdir(parents=True, exist_ok=True)
-    run_info = {"git_commit": git_commit(), "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    run_info = {"git_commit": git_commit(), "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "device": _device()}
+    previous = _previous_manifest(paths.root / "manifest.json", profile)
     manifest = {"profile": profile.name, **run_info, "seed": profile.seed,
                 "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
-                "finetune_seeds": list(profile.finetune.seeds), "device": _device(), "packages": _versions(),
-                "notebooks": _previous_notebooks(paths.root / "manifest.json", profile)}
+                "finetune_seeds": list(profile.finetune.seeds), "packages": _versions(),
+                "notebooks": previous.get("notebooks", {})}
+    if previous and not _writes_metrics(todo):
+        # The header names the run the metrics come from (the report checks every metrics file against it), so
+        # rerunning the report alone, at a later commit or elsewhere, keeps it; its own entry records the rerun.
+        manifest = {**previous, "notebooks": manifest["notebooks"]}
     for nb, seed in todo:
         name = f"{seeded(nb.stem, seed)}.ipynb"
         print(f"[pipeline] {name} (profile {profile.name})", flush=True)
