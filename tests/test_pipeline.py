@@ -16,7 +16,7 @@ import torch
 
 import pcclip.pipeline as pipeline
 from pcclip.locking import RunLocked
-from pcclip.profiles import parse_overrides
+from pcclip.profiles import FORCE_ENV, parse_overrides
 
 
 def test_parse_overrides():
@@ -145,6 +145,25 @@ def test_rerunning_the_report_alone_keeps_the_header_of_the_run_its_metrics_come
     pipeline.run("smoke", {}, only=["00"])  # a notebook that writes metrics: the header is this run's
     third = json.loads((root / "manifest.json").read_text())
     assert (third["git_commit"], third["device"]) == ("abc123", "cpu (elsewhere)")
+
+
+def test_refreshing_references_keeps_only_the_checked_outputs_of_the_forced_profile(monkeypatch, tmp_path):
+    """--refresh-references executes each notebook as nbval does (profile forced) and stores only the outputs of
+    NBVAL_CHECK_OUTPUT cells, the references nbval compares; the other cells keep no output and no count."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# n"),
+        nbformat.v4.new_code_cell(f"# {pipeline.CHECK_MARK}\nimport os\nprint(os.environ['{FORCE_ENV}'])"),
+        nbformat.v4.new_code_cell("print('not a reference')")])
+    path = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.setattr(pipeline, "notebooks", lambda: [path])
+    monkeypatch.setenv(FORCE_ENV, "paper")  # the call forces smoke for its kernels; restored after the test
+    assert pipeline.main(["--refresh-references"]) == 0
+    checked, other = nbformat.read(path, as_version=4).cells[1:]
+    assert [o["text"] for o in checked.outputs] == ["smoke\n"] and checked.execution_count == 1
+    assert other.outputs == [] and other.execution_count is None
 
 
 def test_a_second_pipeline_on_the_profile_fails_before_any_kernel(executed, hold_lock):
@@ -286,8 +305,8 @@ def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them
     monkeypatch.setattr(papermill, "execute_notebook", _fake_notebook)
     assert base_study_table(load_profile("smoke")).empty  # no study yet
     pipeline.run("smoke", {})
-    roots = pipeline.base_study("smoke", {}, [3, 1])
-    assert roots == [base_study_root("smoke", 3) / "smoke", base_study_root("smoke", 1) / "smoke"]
+    assert pipeline.main(["--profile", "smoke", "--base-study", "3,1"]) == 0  # as `make base-study` runs it
+    roots = [base_study_root("smoke", 3) / "smoke", base_study_root("smoke", 1) / "smoke"]
     assert (roots[0] / "metrics" / "03_ranking_eval.seed1.json").is_file() and (roots[0] / "summary.md").is_file()
     assert json.loads((roots[0] / "manifest.json").read_text())["seeds"]["pretrain"] == 3
     assert not (run_paths("smoke").root / "pretrain3").exists()

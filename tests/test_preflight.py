@@ -149,6 +149,27 @@ def test_weights_found_in_the_cache_or_refused_for_the_wrong_activation(offline,
     assert pf.check_weights(load_profile("paper", {"model.pretrained": str(exported)})).found
 
 
+def test_hf_writer_llm_found_as_a_folder_or_in_the_cache_else_names_the_download(offline, tmp_path):
+    """synthesis.writer=hf loads the LLM in-process: a local folder or a cached hub model passes, anything else
+    names the download command and the settings that replace it."""
+    def check(llm):
+        return pf.check_llm(load_profile("paper", {"synthesis.writer": "hf", "synthesis.llm": llm}))
+
+    folder = tmp_path / "my-llm"
+    folder.mkdir()
+    assert [(c.found, c.where) for c in check(str(folder))] == [(True, str(folder))]
+    hub = "org/small-llm"
+    snapshot = tmp_path / "hf" / f"models--{hub.replace('/', '--')}" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    assert [(c.found, c.where) for c in check(hub)] == [(True, str(snapshot))]
+    (missing,) = check("org/not-cached")
+    assert not missing.found and missing.fix.startswith("`huggingface-cli download org/not-cached`")
+    assert "set synthesis.llm to a local folder" in missing.fix
+
+
 def test_diffworld_needs_nothing_but_disk(tmp_path, capsys):
     checks = pf.preflight(load_profile("diffworld"))
     assert [c.input for c in checks] == ["weights diffclip-tiny/DiffWorld", "disk >= 3 GB"]

@@ -197,5 +197,22 @@ def test_other_profile_or_config_is_refused(run):
     assert "seed0" not in msg  # finetune.seed is the one setting the seeds' files differ in
 
 
+def test_a_manifest_of_another_profile_or_a_truncated_metrics_file_is_refused(run):
+    """A manifest.json copied from another profile's folder is named; a metrics file cut short (a crash in an
+    editor, a bad merge) names itself and the notebook to rerun, as a missing one does."""
+    manifest = json.loads((run.root / "manifest.json").read_text())
+    write_json(run.root / "manifest.json", {**manifest, "profile": "diffworld"})
+    with pytest.raises(StaleResults, match=r"manifest.json is for profile 'diffworld', this folder is 'smoke'"):
+        build_summary(run)
+    write_json(run.root / "manifest.json", manifest)
+    path = run.metrics / "00_base_model.json"
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(StaleResults, match=r"00_base_model.json is not valid JSON .*rerun notebooks/00_base_model"):
+        build_summary(run)
+    path.unlink()
+    with pytest.raises(StaleResults, match=r"00_base_model.json is missing: run notebooks/00_base_model.ipynb$"):
+        build_summary(run)
+
+
 def test_headline_table_of_no_rows_is_empty():
     assert headline_table(run_rows({"00_base_model": {"rows": []}})).empty

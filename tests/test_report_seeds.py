@@ -9,11 +9,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from pcclip.paths import PER_SEED_NOTEBOOKS, RunPaths
+from pcclip.paths import PER_SEED_NOTEBOOKS, RESULTS_ENV, RunPaths
 from pcclip.profiles import load_profile
 from pcclip.report import (
     BASE_MODELS, EXPECTED, FINETUNE_SEEDS, StaleResults, build_summary, difference_for_report, over_base_models,
-    per_seed, rerun_counts, rerun_table, summary_markdown, sync_readme, with_intervals, write_rerun, write_summary,
+    main, per_seed, rerun_counts, rerun_table, summary_markdown, sync_readme, with_intervals, write_rerun,
+    write_summary,
 )
 from pcclip.results import metric_rows, save_figure, write_rows, write_table
 
@@ -91,7 +92,7 @@ def test_summary_shows_mean_and_interval_and_csv_keeps_every_seed(run, tmp_path)
     assert mine.value.astype(float).tolist() == pytest.approx([0.9, 0.95, 1.0, 0.95])
     assert mine.lo.tolist()[:3] == ["", "", ""] and float(mine.lo.iloc[3]) == pytest.approx(0.95 - HALF, abs=1e-5)
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    readme.write_text("intro\n<!-- results:start -->\nSTALE TABLE\n<!-- results:end -->\n")
     assert sync_readme(readme, md)
     assert "| 0.950 [0.826, 1.074] |" in readme.read_text() and "n_seeds" in readme.read_text()
     assert "mean over the finetune seeds" in summary_markdown(summary)
@@ -222,3 +223,23 @@ def test_a_rerun_on_another_base_model_is_checked_against_the_spread_over_base_m
         assert f"| base | {counts.loc['base', 'inside']} | {counts.loc['base', 'intervals']} |" in part
         assert str(study[1].root) in part
         assert pd.read_csv(rerun.root.parent / "summary.csv").over.tolist() == table.over.tolist()
+
+
+def test_the_report_command_refreshes_a_readme_and_checks_a_rerun(run, tmp_path, monkeypatch, capsys):
+    """`python -m pcclip.report`, the last step of `make reproduce`: the README's results table from summary.md and
+    its tagged numbers from the metrics, then nothing left to change; with --rerun, the rerun's check beside it."""
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
+    write_summary(run, build_summary(run))
+    readme = tmp_path / "README.md"
+    tag = "<!-- row profile=smoke notebook=03_ranking_eval task=difference attribute=size model=pcclip metric=accuracy -->"
+    readme.write_text(f"# R\n\nsize 0.10{tag}.\n\n<!-- results:start -->\nSTALE TABLE\n<!-- results:end -->\n")
+    assert main(["smoke", "--readme", str(readme)]) == 0
+    text, said = readme.read_text(), capsys.readouterr().out
+    assert f"size 0.95{tag}." in text and "STALE TABLE" not in text and "| difference accuracy |" in text
+    assert "README.md results table updated" in said and "README.md:3: 0.10 -> 0.95" in said
+    assert main(["smoke", "--readme", str(readme)]) == 0 and readme.read_text() == text
+    assert capsys.readouterr().out.strip().endswith("already up to date from results/smoke/summary.md")
+    rerun = _run(tmp_path / "rerun")
+    assert main(["smoke", "--rerun", str(rerun.root)]) == 0
+    said = capsys.readouterr().out
+    assert f"against the intervals over {FINETUNE_SEEDS}" in said and (rerun.root.parent / "summary.md").exists()

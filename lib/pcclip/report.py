@@ -548,24 +548,32 @@ def sync_readme(readme: Path, summary_md: Path) -> bool:
     return new != text
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pcclip.report [PROFILE] [--readme PATH] [--rerun RUN_FOLDER]` (`make reproduce` runs it last)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m pcclip.report", description=__doc__.splitlines()[0])
     parser.add_argument("profile", nargs="?", default="diffworld")
+    parser.add_argument("--readme", type=Path, default=repo_root() / "README.md",
+                        help="the README whose results table and quoted numbers to refresh (default: the checkout's)")
     parser.add_argument("--rerun", type=Path, metavar="RUN_FOLDER",
                         help="a rerun's results/<profile> folder, e.g. from a fresh clone: write its check against "
                              "the committed intervals beside it (RUN_FOLDER/../summary.md) and stop")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.rerun:
         table = write_rerun(run_paths(args.profile), RunPaths(args.rerun), base_study_runs(args.profile))
         for over, part in table.groupby("over", sort=False):
             print(f"against the intervals over {over}:\n{rerun_counts(part).to_string(index=False)}")
         print(f"-> {args.rerun.parent / 'summary.md'}")
-        raise SystemExit(0)
-    profile = args.profile
-    readme = repo_root() / "README.md"
-    changed = sync_readme(readme, run_paths(profile).root / "summary.md")
-    print(f"README results table {'updated' if changed else 'already up to date'} from results/{profile}/summary.md")
-    for quote in refresh_readme(readme, run_paths(profile).root.parent):
-        print(f"README.md:{quote.line}: {quote.written} -> {quote.expected}")
+        return 0
+    root = run_paths(args.profile).root
+    changed = sync_readme(args.readme, root / "summary.md")
+    print(f"{args.readme.name} results table {'updated' if changed else 'already up to date'} from "
+          f"results/{args.profile}/summary.md")
+    for quote in refresh_readme(args.readme, root.parent):
+        print(f"{args.readme.name}:{quote.line}: {quote.written} -> {quote.expected}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
