@@ -9,9 +9,9 @@ each with the override finetune.seed=<s>, as <name>.seed<s>.ipynb; the others ru
 land in results/<profile>/notebooks/, with a manifest.json that records commit, package versions, profile,
 seeds (finetune_seeds: the seeds the report expects), device, and per executed notebook its commit, device and
 wall time; a run with --only (and --seeds) updates its notebooks' entries and keeps the others', and one that
-reruns only the report (06, which writes no metrics) keeps the header of the run its metrics come from. The run holds the folder's
-lock (`pcclip.locking`), so a second pipeline, trainer or synthesis on the profile fails at once;
-the notebook kernels it starts inherit the lock. Secrets in overrides never reach the manifest
+reruns only the report (06, which writes no metrics) keeps the header of the run its metrics come from. The run
+holds the folder's lock (`pcclip.locking`), so a second pipeline, trainer or synthesis on the profile fails at
+once; the notebook kernels it starts inherit the lock. Secrets in overrides never reach the manifest
 or the notebooks' parameters (`pcclip.redact`).
 """
 from __future__ import annotations
