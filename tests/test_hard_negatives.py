@@ -132,6 +132,9 @@ def test_traindata_negatives_are_checked_saved_and_keyed(tmp_path):
         replace(data, negatives=["the second object is larger"] * len(data.texts))
     save_data(data, tmp_path / "d.pt")
     assert load_data(tmp_path / "d.pt").negatives == data.negatives
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "d.pt").read_bytes()[:100])  # a copy cut short
+    with pytest.raises(ValueError, match=r"training data file .*cut.pt is not one written by pcclip.traindata"):
+        load_data(tmp_path / "cut.pt")
     without = replace(data, negatives=None)
     # data without negatives keeps the key of the code before negatives existed
     assert without.key() == fingerprint([data.image_emb, data.idx1, data.idx2, data.caption_idx,
