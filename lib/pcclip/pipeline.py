@@ -152,15 +152,14 @@ def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | Non
     paths.notebooks.mkdir(parents=True, exist_ok=True)
     run_info = {"git_commit": git_commit(), "overrides": overrides, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "device": _device()}
-    previous = _previous_manifest(paths.root / "manifest.json", profile)
-    manifest = {"profile": profile.name, **run_info, "seed": profile.seed,
-                "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
-                "finetune_seeds": list(profile.finetune.seeds), "packages": _versions(),
-                "notebooks": previous.get("notebooks", {})}
-    if previous and not _writes_metrics(todo):
-        # The header names the run the metrics come from (the report checks every metrics file against it), so
-        # rerunning the report alone, at a later commit or elsewhere, keeps it; its own entry records the rerun.
-        manifest = {**previous, "notebooks": manifest["notebooks"]}
+    manifest = _previous_manifest(paths.root / "manifest.json", profile)
+    # The header names the run the metrics come from (the report checks every metrics file against it), so
+    # rerunning the report alone, at a later commit or elsewhere, keeps it; its own entry records the rerun.
+    if not manifest or _writes_metrics(todo):
+        manifest = {"profile": profile.name, **run_info, "seed": profile.seed,
+                    "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
+                    "finetune_seeds": list(profile.finetune.seeds), "packages": _versions(),
+                    "notebooks": manifest.get("notebooks", {})}
     for nb, seed in todo:
         name = f"{seeded(nb.stem, seed)}.ipynb"
         print(f"[pipeline] {name} (profile {profile.name})", flush=True)
