@@ -96,6 +96,26 @@ def test_negation_keeps_its_true_meaning() -> None:
     assert claims("From the first image to the second, the shape moves left.") == [("second", "x", -1)]
 
 
+def test_subject_families_make_the_given_image_the_subject_of_a_training_frame() -> None:
+    """subject_first / subject_second: the training frames but the passive ones, with the subject forced; the same
+    random state gives both the same frame, roles and words, so one is the other with the roles exchanged."""
+    frame_of = {f.id: f for f in frames()}
+    assert any(f.subject_more for a in CONTINUOUS for f in selection("seen_frames", a)[0])  # passive ones are left out
+    for attr in CONTINUOUS:
+        chosen, words = selection("subject_second", attr)
+        assert words == "train" and chosen == selection("subject_first", attr)[0]
+        assert set(chosen) == {f for f in selection("seen_frames", attr)[0] if not f.subject_more}
+        more = {e["comparative"] for e in attribute_words(attr, "train", "more")}
+        for k in range(200):
+            for direction in (1, -1):
+                first = attribute_phrase(attr, direction, np.random.default_rng(k), "subject_first")
+                second = attribute_phrase(attr, -direction, np.random.default_rng(k), "subject_second")
+                assert second.text == first.swapped and second.id == first.id
+                frame = frame_of[first.id.split(":", 1)[1]]
+                if "c" in frame.slots:  # the subject's comparative: 'more' exactly when the first image has more
+                    assert (first.words[0] in more) == (direction > 0), first.text
+
+
 def test_hard_negatives_contradict_the_description() -> None:
     rng = np.random.default_rng(4)
     facts = Facts({"size": 1, "x": -1, "y": 1, "brightness": -1}, {"shape": ("ring", "star")}, {"color": "red"})

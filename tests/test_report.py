@@ -216,3 +216,16 @@ def test_a_manifest_of_another_profile_or_a_truncated_metrics_file_is_refused(ru
 
 def test_headline_table_of_no_rows_is_empty():
     assert headline_table(run_rows({"00_base_model": {"rows": []}})).empty
+
+
+def test_the_summary_times_the_notebooks_it_reads_not_earlier_runs_of_the_report(run):
+    """While notebook 06 runs, the manifest still holds its previous run's time and the previous total."""
+    manifest = json.loads((run.root / "manifest.json").read_text())
+    manifest["notebooks"] = {k: {**v, "seconds": 1000.0 if k.startswith("06_") else 10.0}
+                             for k, v in manifest["notebooks"].items()}
+    manifest["total_seconds"] = 99999.0
+    write_json(run.root / "manifest.json", manifest)
+    timed = [k for k in manifest["notebooks"] if not k.startswith("06_")]
+    assert "06_report.ipynb" in manifest["notebooks"]
+    assert len(timed) == len(EXPECTED) - len(PER_SEED_NOTEBOOKS) + len(PER_SEED_NOTEBOOKS) * len(SEEDS)
+    assert f"{10 * len(timed)} s in notebooks 00-05" in summary_markdown(build_summary(run))

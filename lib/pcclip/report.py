@@ -357,10 +357,10 @@ def with_intervals(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary_markdown(summary: Summary) -> str:
     m = summary.manifest
-    if m:  # written while the pipeline runs: the report's own notebook is not timed yet
-        seconds = m.get("total_seconds") or sum(v.get("seconds", 0.0) for v in m.get("notebooks", {}).values())
+    if m:  # written while the pipeline runs: the notebooks whose metrics this report reads, not its own earlier runs
+        seconds = sum(v.get("seconds", 0.0) for k, v in m.get("notebooks", {}).items() if k.split(".")[0] in EXPECTED)
         run = (f"Run of `{summary.profile}` at commit `{summary.git_commit}` on {m.get('device', '?')}, "
-               f"started {m.get('started', '?')}, {seconds:.0f} s of notebooks so far "
+               f"started {m.get('started', '?')}, {seconds:.0f} s in notebooks 00-05 "
                f"(overrides: {m.get('overrides') or 'none'}).")
     else:
         run = (f"Run of `{summary.profile}` at commit `{summary.git_commit}`; no manifest.json "

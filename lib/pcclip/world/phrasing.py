@@ -7,8 +7,10 @@ orders ('the first is larger' / 'the second is smaller'). Some frames and some w
 they never appear in training data, so evaluation can ask whether a model generalises over structures
 and words rather than over sentences of the grammar it was trained on. A phrasing selects frames and
 words: 'train' (training frames and words: the finetuning data), 'eval' (held-out frames, training words),
-and the evaluation families of STRUCTURES. Every draw comes from the caller's generator, and every
-sentence keeps a record of its frame, its words and its hard negatives (`Phrase`).
+and the evaluation families of STRUCTURES: besides the frame families, 'subject_first' and 'subject_second'
+draw training frames with the given image as the grammatical subject ('the second shape is darker than the
+first one'), because a text tower can read one role and not the other. Every draw comes from the caller's
+generator, and every sentence keeps a record of its frame, its words and its hard negatives (`Phrase`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ PHRASING_SPLITS = ("train", "eval")
 FAMILIES = ("comparative", "superlative", "two_clause", "marked_roles", "change", "inverted", "negation")
 # evaluation families: fresh draws of training frames, held-out frames, training frames with held-out words,
 # and the held-out frames of each family on their own
-STRUCTURES = ("seen_frames", "heldout_frames", "heldout_words", *FAMILIES)
+# training frames whose subject is the first / the second image (not the passive ones, whose subject is the image with
+# more); new families go last, as their order seeds the evaluation draws (evaluation.diffworld_sets)
+SUBJECTS = ("subject_first", "subject_second")
+STRUCTURES = ("seen_frames", "heldout_frames", "heldout_words", *FAMILIES, *SUBJECTS)
 PHRASINGS = (*PHRASING_SPLITS, *STRUCTURES)
 OTHER = {"first": "second", "second": "first"}
 _FLIP = {"more": "less", "less": "more"}
@@ -97,6 +102,8 @@ def selection(phrasing: str, attribute: str) -> tuple[tuple[Frame, ...], str]:
     fits = [f for f in frames() if attribute in f.attributes]
     if phrasing in ("train", "seen_frames"):
         chosen = [f for f in fits if not f.heldout]
+    elif phrasing in SUBJECTS:
+        chosen = [f for f in fits if not f.heldout and not f.subject_more]
     elif phrasing == "heldout_words":  # frames with a word slot (not the passive ones), so each sentence has one
         chosen = [f for f in fits if not f.heldout and f.slots & set(_WORD_SLOTS)]
     elif phrasing in ("eval", "heldout_frames"):
@@ -153,6 +160,8 @@ def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, s
     subject = "first" if rng.random() < 0.5 else "second"
     if frame.subject_more:
         subject = "first" if direction > 0 else "second"
+    elif split in SUBJECTS:  # drawn above all the same: both subjects then take the same frame, roles and words
+        subject = split.removeprefix("subject_")
     roles = tuple(pick(rng, phrasings()["roles"]))
     relation = "more" if (direction > 0) == (subject == "first") else "less"
     entries = {"subject": pick(rng, attribute_words(attribute, word_split, relation)),
