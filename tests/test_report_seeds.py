@@ -231,7 +231,8 @@ def test_the_report_command_refreshes_a_readme_and_checks_a_rerun(run, tmp_path,
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
     write_summary(run, build_summary(run))
     readme = tmp_path / "README.md"
-    tag = "<!-- row profile=smoke notebook=03_ranking_eval task=difference attribute=size model=pcclip metric=accuracy -->"
+    tag = ("<!-- row profile=smoke notebook=03_ranking_eval task=difference attribute=size model=pcclip "
+           "metric=accuracy -->")
     readme.write_text(f"# R\n\nsize 0.10{tag}.\n\n<!-- results:start -->\nSTALE TABLE\n<!-- results:end -->\n")
     assert main(["smoke", "--readme", str(readme)]) == 0
     text, said = readme.read_text(), capsys.readouterr().out

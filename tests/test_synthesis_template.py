@@ -222,3 +222,42 @@ def test_describe_respects_word_budget_and_empty_facts() -> None:
         assert_true_of(d.text, {"size": 1, "x": 0, "y": 1, "brightness": 0, "shape": "ring", "color": "red"},
                        {"size": 0, "x": 1, "y": 0, "brightness": 1, "shape": "star", "color": "red"})
     assert describe_facts(Facts(), rng).text == ""
+
+
+def test_subject_first_sets_the_share_of_clauses_about_the_first_image(world) -> None:
+    """synthesis.subject_first: the share of continuous clauses whose subject is the first image (passive frames,
+    whose subject is the image with more, left aside); the writer passes it through."""
+    from pcclip.synthesis.facts import Facts
+
+    passive = {f"{a}:{f.id}" for f in frames() if f.subject_more for a in f.attributes}
+    facts = Facts({"size": 1, "brightness": -1, "y": 1}, {"shape": ("ring", "star")})
+    for share in (0.0, 1 / 3, 1.0):
+        rng = np.random.default_rng(5)
+        said = [s for d in (describe_facts(facts, rng, subject_first=share) for _ in range(1500))
+                for s, clause in zip(d.subjects, d.phrasings[-len(d.subjects):]) if s and clause not in passive]
+        assert len(said) > 1000 and abs(said.count("first") / len(said) - share) < 0.03, share
+    profile, source, plan = world
+    for share, low, high in ((0.0, 0.0, 0.3), (1.0, 0.7, 1.0)):
+        cfg = replace(profile.synthesis, subject_first=share)
+        inputs = [pair_input(plan, k, source, cfg) for k in range(len(plan))]
+        subjects = [s for g in make_writer(cfg).write(inputs)
+                    for s, _, value in claims(g.text) if isinstance(value, int)]
+        assert low <= subjects.count("first") / len(subjects) <= high, share
+
+
+def test_a_store_written_before_subject_first_existed_still_matches_at_its_default(tmp_path, monkeypatch) -> None:
+    """Its meta has no subject_first: at the default it is resumed as is; another value starts afresh."""
+    from pcclip.paths import run_paths
+    from pcclip.synthesis import synthesize
+    from pcclip.synthesis.store import meta_path
+
+    monkeypatch.setenv("PCCLIP_RESULTS", str(tmp_path))
+    paths = run_paths("smoke")
+    path = synthesize(load_profile("smoke", {"synthesis.n_pairs": 60}), paths, progress=False)
+    assert "subject_first" not in json.loads(meta_path(path).read_text())["synthesis"]
+    before = path.read_bytes()
+    synthesize(load_profile("smoke", {"synthesis.n_pairs": 60, "synthesis.subject_first": 0.5}), paths, progress=False)
+    assert path.read_bytes() == before and not list(path.parent.glob("differences.*.jsonl"))
+    synthesize(load_profile("smoke", {"synthesis.n_pairs": 60, "synthesis.subject_first": 0.2}), paths, progress=False)
+    assert json.loads(meta_path(path).read_text())["synthesis"]["subject_first"] == 0.2
+    assert len(list(path.parent.glob("differences.*.jsonl"))) == 1 and path.read_bytes() != before

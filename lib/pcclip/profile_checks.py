@@ -49,6 +49,7 @@ RULES: dict[str, Range] = {
     "cache.batch_size": COUNT, "cache.shard_size": COUNT, "cache.num_workers": NON_NEGATIVE,
     "synthesis.n_pairs": COUNT, "synthesis.seed": NON_NEGATIVE, "synthesis.n_images": NON_NEGATIVE,
     "synthesis.contrast_fraction": FRACTION, "synthesis.contrast_gap": Range(0, 1, low_open=True),
+    "synthesis.subject_first": FRACTION,
     "synthesis.captions_per_image": COUNT, "synthesis.max_facts": COUNT, "synthesis.max_words": COUNT,
     "synthesis.oracle_gap": FRACTION, "synthesis.max_copies": NON_NEGATIVE, "synthesis.batch_size": COUNT,
     "synthesis.max_new_tokens": COUNT, "synthesis.temperature": NON_NEGATIVE,

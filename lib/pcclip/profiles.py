@@ -98,6 +98,9 @@ class SynthesisConfig:
     # DiffWorld draws five captions that each drop attributes at random. The paper's LLM saw one each.
     captions_per_image: int = 5
     max_facts: int = 3  # template: differences stated per description, drawn from 1..max_facts
+    # template: share of continuous-attribute clauses whose grammatical subject is the first image ('the first is
+    # larger'); the rest name the second ('the second is smaller'). 0.5 states both roles equally often
+    subject_first: float = 0.5
     max_words: int = 18  # template: clauses are added while the text fits (diffclip-tiny reads 24 tokens)
     oracle_gap: float = 0.15  # oracle mode: continuous differences smaller than this are not stated
     max_copies: int = 0  # near-duplicate filter: accept a text at most this often; 0 = off (template repeats)

@@ -32,6 +32,9 @@ from .writer import Generation, PairInput, Writer
 # Settings that change how fast, not what, a run writes: they may differ between a run and its resume.
 EXECUTION_FIELDS = ("batch_size", "concurrency", "timeout_s", "retries", "backoff_s", "base_url", "api_key_env",
                     "llm_device", "allow_partial")
+# Settings newer than stores already on disk: recorded only when they differ from their default, so a store written
+# before they existed (an LLM's, perhaps GPU hours) still matches and is resumed instead of set aside.
+ADDED_LATER = ("subject_first",)
 
 
 class SynthesisIncomplete(RuntimeError):
@@ -141,7 +144,9 @@ def _incomplete(cfg: SynthesisConfig, message: str) -> None:
 
 def content_fields(cfg: SynthesisConfig) -> dict[str, Any]:
     """The settings that decide what a run writes (a change starts a new file)."""
-    return {k: v for k, v in asdict(cfg).items() if k not in EXECUTION_FIELDS}
+    default = SynthesisConfig()
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in EXECUTION_FIELDS and not (k in ADDED_LATER and v == getattr(default, k))}
 
 
 def synthesize(profile: Profile, paths: RunPaths, progress: bool = True) -> Path:

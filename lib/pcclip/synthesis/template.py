@@ -31,12 +31,13 @@ class Description:
     phrasings: tuple[str, ...]  # ids of the frames and templates used ("size:comparative:3", "multi:1")
     words: tuple[str, ...] = ()  # the attribute words and category values the clauses used
     negatives: tuple[str, ...] = ()  # hard negatives: roles swapped, and a negated false clause where one fits
+    subjects: tuple[str, ...] = ()  # per clause, the image it is about: "first", "second", "" (a category)
 
 
 def _multi_clause(attrs: list[str], directions: dict[str, int], rng: np.random.Generator,
-                  nouns: tuple[str, str]) -> Phrase:
+                  nouns: tuple[str, str], subject_first: float) -> Phrase:
     """One clause comparing several continuous attributes: 'the first shape is larger and brighter than...'."""
-    s = "first" if rng.random() < 0.5 else "second"
+    s = "first" if rng.random() < subject_first else "second"
     rels = ["more" if (directions[a] > 0) == (s == "first") else "less" for a in attrs]
     comps = [pick(rng, attribute_words(a, "train", r))["comparative"] for a, r in zip(attrs, rels)]
     clist = ", ".join(comps[:-1]) + " and " + comps[-1]
@@ -46,11 +47,11 @@ def _multi_clause(attrs: list[str], directions: dict[str, int], rng: np.random.G
     def write(subject: str) -> str:
         ns, no = (nouns if subject == "first" else nouns[::-1])
         return templates[k].format(s=subject, o=OTHER[subject], ns=ns, no=no, clist=clist)
-    return Phrase(write(s), f"multi:{k}", tuple(comps), 0, write(OTHER[s]))
+    return Phrase(write(s), f"multi:{k}", tuple(comps), 0, s, write(OTHER[s]))
 
 
-def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator,
-             nouns: tuple[str, str]) -> list[tuple[Phrase, tuple[str, ...]]]:
+def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator, nouns: tuple[str, str],
+             subject_first: float) -> list[tuple[Phrase, tuple[str, ...]]]:
     """(phrase, attributes) per clause, in the order of `chosen`."""
     cont = [a for a in chosen if a in facts.directions]
     merge = len(cont) >= 2 and rng.random() < phrasings()["probabilities"]["multi"]
@@ -59,9 +60,9 @@ def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator,
         if attr in facts.categories:
             out.append((category_phrase(attr, facts.categories[attr], rng, "train", nouns), (attr,)))
         elif not merge:
-            out.append((attribute_phrase(attr, facts.directions[attr], rng, "train", nouns), (attr,)))
+            out.append((attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first), (attr,)))
         elif attr == cont[0]:
-            out.append((_multi_clause(cont, facts.directions, rng, nouns), tuple(cont)))
+            out.append((_multi_clause(cont, facts.directions, rng, nouns, subject_first), tuple(cont)))
     return out
 
 
@@ -91,9 +92,10 @@ def _negatives(kept: list[Phrase], joins: list[str], same: tuple[str, str] | Non
 
 
 def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = None, max_facts: int = 3,
-             max_words: int = 18) -> Description:
+                   max_words: int = 18, subject_first: float = 0.5) -> Description:
     """A description of up to `max_facts` differences ('' if there are none), `focus` first, with its
-    hard negatives (`_negatives`).
+    hard negatives (`_negatives`); each continuous clause makes the first image its subject with probability
+    `subject_first` (synthesis.subject_first).
 
     Clauses are added while the text stays within `max_words` (the first one always is):
     the DiffWorld text tower reads only 24 tokens, and a truncated clause teaches nothing.
@@ -105,7 +107,7 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
     rest = [rest[i] for i in rng.permutation(len(rest))]
     chosen = ([focus] if focus in attrs else []) + rest
     chosen = chosen[:1 + draw_index(rng, max_facts)]
-    clauses = _clauses(facts, chosen, rng, _nouns(facts, rng))
+    clauses = _clauses(facts, chosen, rng, _nouns(facts, rng), subject_first)
     kept, used, joins = [clauses[0][0]], list(clauses[0][1]), []
     text = clauses[0][0].text
     for phrase, clause_attrs in clauses[1:]:
@@ -125,7 +127,8 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
         if len(join.format(same=opening, b=text).split()) <= max_words:
             same, ids = (join, opening), [f"same:{attr}"] + ids
     return Description(_assemble([p.text for p in kept], joins, same), tuple(used), tuple(ids),
-                       tuple(w for p in kept for w in p.words), _negatives(kept, joins, same))
+                       tuple(w for p in kept for w in p.words), _negatives(kept, joins, same),
+                       tuple(p.subject for p in kept))
 
 
 class TemplateWriter:
@@ -153,7 +156,7 @@ class TemplateWriter:
         out = []
         for pair in batch:
             d = describe_facts(self.facts(pair), np.random.default_rng(pair.seed), pair.focus, self.cfg.max_facts,
-                         self.cfg.max_words)
+                               self.cfg.max_words, self.cfg.subject_first)
             out.append(Generation(text=d.text, attributes=d.attributes, phrasings=d.phrasings, words=d.words,
                                   negatives=d.negatives))
         return out

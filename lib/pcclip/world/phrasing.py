@@ -81,6 +81,7 @@ class Phrase:
     id: str  # "<attribute>:<family>:<index>"
     words: tuple[str, ...]
     direction: int
+    subject: str  # the image the clause is about: "first" or "second" ("" for a category)
     swapped: str  # the same frame and draws with the roles exchanged: states the opposite
     negated: str | None = None  # the frame's negated form with the same draws, where it has one: false
 
@@ -145,8 +146,9 @@ def _render(frame: Frame, subject: str, fills: dict[str, str], nouns: tuple[str,
 
 
 def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, split: str = "train",
-                     nouns: tuple[str, str] = ("shape", "shape")) -> Phrase:
-    """A clause stating `direction` for one continuous attribute (+1: the first image has more).
+                     nouns: tuple[str, str] = ("shape", "shape"), subject_first: float = 0.5) -> Phrase:
+    """A clause stating `direction` for one continuous attribute (+1: the first image has more), whose subject
+    is the first image with probability `subject_first` (but in passive frames and the subject families).
 
     The draws (frame, subject, role marks, words) take the same random numbers for either direction, so the
     same generator state phrases a fact and its reversed twin with one frame and opposite meaning."""
@@ -157,7 +159,7 @@ def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, s
     if not chosen:
         raise ValueError(f"phrasing {split!r} has no frame for {attribute!r}: add one to difference_phrasings.json")
     frame = chosen[draw_index(rng, len(chosen))]
-    subject = "first" if rng.random() < 0.5 else "second"
+    subject = "first" if rng.random() < subject_first else "second"
     if frame.subject_more:
         subject = "first" if direction > 0 else "second"
     elif split in SUBJECTS:  # drawn above all the same: both subjects then take the same frame, roles and words
@@ -168,7 +170,7 @@ def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, s
                "other": pick(rng, attribute_words(attribute, word_split, _FLIP[relation]))}
     fills = {slot: entries[who][form] for slot, (who, form) in _WORD_SLOTS.items()}
     used = tuple(fills[slot] for slot in sorted(frame.slots & set(fills)))
-    return Phrase(_render(frame, subject, fills, nouns, roles), f"{attribute}:{frame.id}", used, direction,
+    return Phrase(_render(frame, subject, fills, nouns, roles), f"{attribute}:{frame.id}", used, direction, subject,
                   _render(frame, OTHER[subject], fills, nouns, roles),
                   _render(frame, subject, fills, nouns, roles, frame.negated) if frame.negated else None)
 
@@ -184,7 +186,7 @@ def category_phrase(attribute: str, values: tuple[str, str], rng: np.random.Gene
         (vs, vo), (ns, no) = (pair, nouns) if s == "first" else (pair[::-1], nouns[::-1])
         return templates[k].format(s=s, o=OTHER[s], vs=vs, vo=vo, a_vs=article(vs), a_vo=article(vo),
                                    A_vs=article(vs).capitalize(), ns=ns, no=no)
-    return Phrase(write(values), f"{attribute}:{split}:{k}", tuple(values), 0, write(values[::-1]))
+    return Phrase(write(values), f"{attribute}:{split}:{k}", tuple(values), 0, "", write(values[::-1]))
 
 
 def sentence(text: str) -> str:
