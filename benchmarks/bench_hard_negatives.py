@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/bench_hard_negatives.py [--steps 6] [--rounds 3] [--threads 1]
 
-The DiffWorld defaults (`FinetuneConfig()`: diffclip-tiny, whole text tower, batch 256, the 0.25 caption term,
-4 length buckets) on template-synthesised descriptions. Each pair gets a role swap ("first" <-> "second") and
+The DiffWorld defaults (`FinetuneConfig()`: diffclip-tiny, whole text tower, its batch and caption term, 4
+length buckets) on template-synthesised descriptions. Each pair gets a role swap ("first" <-> "second") and
 a negation (first " is " -> " is not "), as the template writer records them; they are encoded by the same text
-tower in the same forward, so a step encodes 256 descriptions + 256 captions + 256 or 512 negatives. Rounds
+tower in the same forward, so a step encodes the batch's descriptions and captions plus one or two negatives per
+description. Rounds
 alternate the settings; the verdict is the median over rounds of the per-step time ratio to "off".
 """
 from __future__ import annotations
