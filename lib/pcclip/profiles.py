@@ -146,7 +146,7 @@ class FinetuneConfig:
     # embeddings spread out (without it the tiny text tower collapses; README, "Finetuning").
     caption_weight: float = 0.25
     caption_temperature: float = 0.1  # of the caption loss (the authors' caption baseline uses 0.1)
-    # captions per step in that caption term; 0: batch_size. A quarter of the batch, as since the 1000-step recipe
+    # captions per step in that caption term; 0: batch_size. A quarter of the batch (README, "Finetuning")
     caption_term_batch: int = 32
     optimizer: str = "adam"  # "adam" (paper) or "adamw"
     lr: float = 1e-3
