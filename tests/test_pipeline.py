@@ -1,6 +1,7 @@
 """The papermill runner: override parsing, validation before any kernel starts, order and manifest."""
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import pandas as pd
 import papermill
 import pytest
 import torch
+from papermill.translators import PythonTranslator
 
 import pcclip.pipeline as pipeline
 from pcclip.locking import RunLocked
@@ -44,6 +46,20 @@ def test_no_notebook_branches_on_the_profiles_source():
         if hits:
             branching[nb.name] = hits
     assert len(found) == 7 and not branching
+
+
+def test_papermill_lists_every_parameter_each_notebook_assigns():
+    """`papermill --help-notebook` shows what a user may pass with -p, and papermill warns of an unknown -p name;
+    its parser skips a line holding two '=' (an '=' in a comment too), so no parameter may be lost that way."""
+    lost = {}
+    for nb in pipeline.notebooks():
+        cell = next(c for c in json.loads(nb.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+        source = "".join(cell["source"])
+        assigned = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets}
+        listed = {p.name for p in PythonTranslator.inspect({"source": source})}
+        if assigned - listed or not assigned:
+            lost[nb.name] = sorted(assigned - listed) or "no parameters"
+    assert not lost
 
 
 @pytest.fixture
