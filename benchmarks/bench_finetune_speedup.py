@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_finetune_speedup.py [--baseline 6e3aa74] [--steps 6] [--rounds 3] [--threads 1]
     .venv/bin/python benchmarks/bench_finetune_speedup.py --split   # where a step's time goes, this checkout only
 
-Both trainers run the DiffWorld defaults (`FinetuneConfig()`: the whole text tower, 256 descriptions
-plus 256 captions at weight 0.25 per step, 4 length groups, clipping, Adam) on the same data: DiffWorld
+Both trainers run the DiffWorld defaults (`FinetuneConfig()`: the whole text tower, its batch of descriptions
+plus its caption term at weight 0.25 per step, 4 length groups, clipping, Adam) on the same data: DiffWorld
 template descriptions (smoke synthesis) and captions of the smoke world, a seeded random diffclip-tiny
 (speed does not depend on the weights) and random image embeddings. The baseline's `lib/` comes from
 git (`git archive`); each run is a fresh subprocess with its own `lib/` first on the path. Rounds
