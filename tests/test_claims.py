@@ -161,3 +161,31 @@ def test_the_recipe_costs_at_most_three_points_of_zero_shot_shape_on_every_seed(
     """Issue 15's bound, on notebook 02's zero-shot check of every base model and finetune seed."""
     zero = _by_model(_rows("02_finetune", run), task="zero_shot", split="test", attribute="shape", metric="acc1")
     assert len(zero) == 3 and (zero["base"] - zero["pcclip"] <= 0.03).all()
+
+
+def _cuda_rows() -> pd.DataFrame:
+    """results/cuda-h200: benchmarks/cuda_check.py on one H200 (README, Benchmarks, "On a GPU")."""
+    frame = notebook_rows(RunPaths(RESULTS / "cuda-h200"), "cuda_check")
+    return frame.set_index(["task", "dataset", "model", "variant", "metric"])["value"].sort_index()
+
+
+@pytest.mark.parametrize("dataset", ["templates", "templates_x3"])
+def test_bf16_autocast_trains_the_paper_step_as_fp32_does_and_keeps_the_lr_1e8_update(dataset):
+    """The first step's loss agrees across precisions, and the authors' lr 1e-8 still moves the fp32 weights."""
+    rows = _cuda_rows().loc["paper_trainer", dataset, "ViT-L-14"]
+    assert abs(rows["bf16", "first_loss"] / rows["fp32", "first_loss"] - 1) < 1e-4
+    assert rows["bf16", "weights_fp32"] == 1 and rows["bf16", "weights_changed"] > 0.9
+    assert rows["bf16", "peak_gib"] < rows["fp32", "peak_gib"]
+
+
+def test_the_readme_paper_finetuning_minutes_follow_from_the_gpu_rows():
+    """The "20 epochs of 100,000 pairs" column: the paper profile's steps at the measured bf16 step time."""
+    paper = load_profile("paper")
+    steps = int(np.ceil(paper.finetune.epochs * paper.synthesis.n_pairs / paper.finetune.batch_size))
+    assert (paper.finetune.epochs, paper.synthesis.n_pairs, paper.finetune.batch_size) == (20, 100000, 512)
+    text = (repo_root() / "README.md").read_text()
+    rows = _cuda_rows().loc["paper_trainer"]
+    for start, dataset in (("| DiffWorld templates", "templates"), ("| three joined", "templates_x3")):
+        line = next(line.strip() for line in text.splitlines() if line.strip().startswith(start))
+        minutes = int(re.search(r"\| (\d+) min \|$", line).group(1))
+        assert minutes == round(steps * rows[dataset, "ViT-L-14", "bf16", "ms_per_step"] / 60000)
