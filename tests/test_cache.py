@@ -244,3 +244,20 @@ def test_read_ahead_keeps_order_raises_errors_and_stops_when_left():
     n = len(produced)
     time.sleep(0.3)
     assert len(produced) == n <= 5
+
+
+def test_a_cached_split_is_not_drawn_again(tiny_bundle, tmp_path, monkeypatch):
+    """embed_split draws a DiffWorld split's images only when a shard has to be computed; the embeddings are the
+    ones of the drawn images either way."""
+    import pcclip.world.dataset as dataset
+
+    drawn, real = [], dataset.render
+    monkeypatch.setattr(dataset, "render", lambda *a: drawn.append(1) or real(*a))
+    cfg = CacheConfig(batch_size=16, shard_size=32)
+    split = build_split(WorldConfig(n_test=40), "test")
+    first = cache.embed_split(tiny_bundle, split, tmp_path, cfg, progress=False)
+    again = cache.embed_split(tiny_bundle, build_split(WorldConfig(n_test=40), "test"), tmp_path, cfg, progress=False)
+    assert len(drawn) == 1 and torch.equal(first, again)
+    eager = embed_images(tiny_bundle, array_source(tiny_bundle, split.images, split.key), tmp_path / "eager", cfg,
+                         progress=False)
+    assert torch.equal(first, eager)

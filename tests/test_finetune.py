@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pcclip.embeddings import difference_vectors, normalize
-from pcclip.finetune import _setup, finetune
+from pcclip.finetune import _setup, _streams, finetune
 from pcclip.loading import load_models
 from pcclip.losses import NonFiniteLoss, difference_loss, symmetric_info_nce
 from pcclip.models import checkpoint_meta, save_clip
@@ -98,7 +98,8 @@ def test_trainer_optimizer_updates_as_the_for_loop_one(tiny_bundle, optimizer):
     # the trainer's fused Adam/AdamW against torch's for-loop implementation on the same gradients; rows
     # without gradient (most of the token embedding each step) still decay their moments and move
     cfg = replace(CFG, trainable="text", optimizer=optimizer, weight_decay=0.1)
-    _, params, fused, _, _ = _setup(tiny_bundle, cfg, 100)
+    run = _setup(tiny_bundle, cfg, _streams(tiny_bundle, _world_data(20, 0)[0], cfg))
+    params, fused = run.params, run.optimizer
     plain_params = [p.detach().clone().requires_grad_(True) for p in params]
     plain = (torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW)(
         plain_params, lr=fused.param_groups[0]["lr"], weight_decay=0.1, foreach=False)

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("pcclip.models", "pcclip.clip_tables", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache",
                 "pcclip.export", "pcclip.external")),
     ("training", ("pcclip.training", "pcclip.checkpoints", "pcclip.losses", "pcclip.pretrain", "pcclip.finetune",
-                  "pcclip.traindata", "pcclip.basemodel")),
+                  "pcclip.traindata", "pcclip.basemodel", "pcclip.embedding_rows")),
     ("synthesis", ("pcclip.synthesis",)),
     ("evaluation", ("pcclip.evaluation", "pcclip.edit_sets", "pcclip.geometry", "pcclip.retrieval",
                     "pcclip.pair_geometry", "pcclip.geometry_tables")),

@@ -208,7 +208,22 @@ def _load_shard(path: Path, start: int, stop: int) -> torch.Tensor | None:
     return emb if emb.shape[0] == stop - start else None
 
 
+class _SplitImages:
+    """A DiffWorld split's images as an array whose shape is known before they are drawn: they are drawn at the
+    first slice, so a split whose embeddings are cached is not drawn again (5 s for the 20,000 training images)."""
+
+    def __init__(self, split):
+        self.split, size = split, split.config.image_size
+        self.shape = (len(split), size, size, 3)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item) -> np.ndarray:
+        return self.split.images[item]
+
+
 def embed_split(bundle: ClipBundle, split, root: Path, cfg: CacheConfig, precision: str = "fp32",
                 progress: bool = True) -> torch.Tensor:
     """Cached image embeddings of a DiffWorld split (`pcclip.world.WorldSplit`)."""
-    return embed_images(bundle, array_source(bundle, split.images, split.key), root, cfg, precision, progress)
+    return embed_images(bundle, array_source(bundle, _SplitImages(split), split.key), root, cfg, precision, progress)

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .checkpoints import resume, save_train_state
+from .embedding_rows import EmbeddingRows, clip_gradients, swap_in, swap_out, used_rows
 from .embeddings import normalize
 from .losses import check_finite, difference_loss, difference_targets, symmetric_info_nce
 from .models import ClipBundle, state_fingerprint
@@ -197,9 +198,50 @@ def _micro_loss(net: torch.nn.Module, streams: list[_Stream], step_ids: list[tor
     return loss, scale.detach()
 
 
-def _setup(bundle: ClipBundle, cfg: FinetuneConfig, n: int):
-    """Copy of the model with only the chosen text parameters trainable, its optimizer and schedule."""
+def _rows_only(model: torch.nn.Module, cfg: FinetuneConfig, streams: list[_Stream]) -> EmbeddingRows | None:
+    """The token-embedding rows the streams use, their tokens remapped to them (`pcclip.embedding_rows`), when
+    training those rows alone gives the whole table's update: the table trains, with no weight decay (which
+    would move unused rows), and pooling reads token order, not token values (argmax)."""
+    if (cfg.trainable != "text" or cfg.weight_decay != 0 or getattr(model, "text_pool_type", "") != "argmax"
+            or not isinstance(getattr(model, "token_embedding", None), torch.nn.Embedding)):
+        return None
+    negatives = [s.negatives.tokens for s in streams if s.negatives is not None]
+    rows = used_rows(model.token_embedding.num_embeddings, [s.tokens for s in streams] + negatives)
+    for s in streams:
+        s.tokens = rows.tokens(s.tokens)
+        if s.negatives is not None:
+            s.negatives.tokens = rows.tokens(s.negatives.tokens)
+    return rows
+
+
+@dataclass
+class _Setup:
+    """A run's model copy (only the chosen text parameters trainable), optimizer, schedule and clipping."""
+
+    trainee: _Trainee
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    total: int
+    rows: EmbeddingRows | None  # the token-embedding rows that train in place of the whole table
+    whole: torch.nn.Embedding | None  # the whole table, put back by `model()`
+
+    def clip(self, max_norm: float) -> None:
+        table = self.trainee.model.token_embedding.weight if self.rows is not None else None
+        clip_gradients(self.params, max_norm, table, self.rows, self.whole.num_embeddings if self.whole else 0)
+
+    def model(self) -> torch.nn.Module:
+        """The trained model with its whole token table (the trained rows written in)."""
+        if self.whole is not None:
+            swap_out(self.trainee.model, self.whole, self.rows)
+            self.whole = self.rows = None
+        return self.trainee.model
+
+
+def _setup(bundle: ClipBundle, cfg: FinetuneConfig, streams: list[_Stream]) -> _Setup:
     model = copy.deepcopy(bundle.model)
+    rows = _rows_only(model, cfg, streams)
+    whole = swap_in(model, rows) if rows is not None else None
     params = trainable_parameters(model, cfg.trainable)
     trainee = _Trainee(model, cfg.temperature, cfg.learn_temperature, cfg.length_buckets)
     if cfg.learn_temperature:
@@ -208,18 +250,20 @@ def _setup(bundle: ClipBundle, cfg: FinetuneConfig, n: int):
     # fused: one pass over each tensor instead of ~10 (8x faster on the 6.3M-entry token embedding, whose every
     # row Adam updates each step); the update of the for-loop Adam, up to float rounding (tests/test_finetune.py)
     optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    n = len(streams[0].tokens)
     total, per_epoch = total_steps(cfg, n), max(1, math.ceil(n / cfg.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, cfg.schedule, cfg.warmup, total, cfg.gamma, per_epoch))
-    return trainee, params, optimizer, scheduler, total
+    return _Setup(trainee, params, optimizer, scheduler, total, rows, whole)
 
 
 def _train_step(net: torch.nn.Module, streams: list[_Stream], step: int, cfg: FinetuneConfig,
-                optimizer: torch.optim.Optimizer, params: list) -> tuple[torch.Tensor | None, torch.Tensor]:
+                run: _Setup) -> tuple[torch.Tensor | None, torch.Tensor]:
     """One optimizer step over cfg.accum_steps micro-batches. Returns (loss, scale); loss is None when the
     step was skipped for a non-finite loss (skip_nonfinite=True; every rank sees the same loss, so all skip)."""
     micro = [(cfg.batch_size if j == 0 else cfg.caption_term_batch or cfg.batch_size) // cfg.accum_steps
              for j in range(len(streams))]  # the main stream, then the caption term
+    optimizer = run.optimizer
     optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=streams[0].targets.device)
     for k in range(cfg.accum_steps):
@@ -235,7 +279,7 @@ def _train_step(net: torch.nn.Module, streams: list[_Stream], step: int, cfg: Fi
             (loss / cfg.accum_steps).backward()
         total = total + loss.detach() / cfg.accum_steps
     if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        run.clip(cfg.grad_clip)
     optimizer.step()
     return total, scale
 
@@ -259,8 +303,10 @@ def finetune(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig, *, state_
     rank, size = world()
     _check_config(cfg, size)
     streams = _streams(bundle, data, cfg)
-    trainee, params, optimizer, scheduler, total = _setup(bundle, cfg, len(streams[0].tokens))
-    config = {"finetune": asdict(cfg), "model": bundle.model_name, "base": bundle.fingerprint, "data": data.key()}
+    run = _setup(bundle, cfg, streams)
+    trainee, optimizer, scheduler, total = run.trainee, run.optimizer, run.scheduler, run.total
+    config = {"finetune": asdict(cfg), "model": bundle.model_name, "base": bundle.fingerprint, "data": data.key(),
+              **({"embedding_rows": len(run.rows.rows)} if run.rows is not None else {})}  # a state holds them only
     start, history = resume(state_path, model=trainee, optimizer=optimizer, scheduler=scheduler, config=config)
     device = bundle.device
     net = trainee if size == 1 else DistributedDataParallel(
@@ -270,7 +316,7 @@ def finetune(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig, *, state_
     t0 = time.perf_counter()
     for step in tqdm(range(start, stop), desc=f"finetune {cfg.objective}", initial=start, total=total,
                      disable=not progress or rank != 0):
-        loss, scale = _train_step(net, streams, step, cfg, optimizer, params)
+        loss, scale = _train_step(net, streams, step, cfg, run)
         scheduler.step()
         with torch.no_grad():
             trainee.log_scale.clamp_(max=MAX_LOG_SCALE)
@@ -289,7 +335,7 @@ def finetune(bundle: ClipBundle, data: TrainData, cfg: FinetuneConfig, *, state_
             save_train_state(state_path, model=trainee, optimizer=optimizer, scheduler=scheduler, step=step + 1,
                              config=config, history=history)
     seconds = time.perf_counter() - t0
-    model = trainee.model.eval().requires_grad_(False)
+    model = run.model().eval().requires_grad_(False)
     out = ClipBundle(model=model, preprocess=bundle.preprocess, tokenizer=bundle.tokenizer,
                      model_name=bundle.model_name, pretrained=bundle.pretrained,
                      fingerprint=state_fingerprint(bundle.model_name, model.state_dict()))
