@@ -75,8 +75,12 @@ def test_rehearsal_pcclip_reads_the_sizes_and_colours_its_data_carries(notebook,
 
 
 # reruns of `make reproduce` from fresh clones on other machines, each with its README paragraph's first words
-FRESH_CLONES = {"diffworld-fresh-clone": "**A fresh clone on another machine.**",
-                "diffworld-fresh-clone-avx512": "**A fresh clone on a faster machine.**"}
+# folder: its paragraph's first words, and how it names the main run whose intervals it was checked against
+FRESH_CLONES = {"diffworld-fresh-clone": ("**A fresh clone on another machine.**", "the earlier main run's"),
+                "diffworld-fresh-clone-avx512": ("**A fresh clone on a faster machine.**", "the earlier main run's"),
+                "diffworld-fresh-clone-epyc": ("**A fresh clone of today's recipe on another machine.**",
+                                               "the main run's")}
+EARLIER_RECIPE_CLONES = ("diffworld-fresh-clone", "diffworld-fresh-clone-avx512")
 
 
 def _paragraph(start: str) -> str:
@@ -109,16 +113,17 @@ def test_committed_base_study_tables_are_the_ones_its_runs_give_now(monkeypatch)
 
 @pytest.mark.parametrize("folder", FRESH_CLONES)
 def test_fresh_clone_rerun_is_summarised_as_the_readme_says(folder):
-    """A committed rerun of a fresh clone on another machine, made under the earlier recipe (1000 steps of batch
-    256): its check against the intervals of that recipe's main run and base-model study (its committed
-    summary.csv, written by `rerun_tables` then; those runs are in git history, no longer in results/) is
-    consistent and its README paragraph quotes its counts."""
+    """A committed rerun of a fresh clone on another machine: its check against the intervals of the main run and
+    base-model study of its recipe (its committed summary.csv, written by `rerun_tables`; for the earlier recipe,
+    1000 steps of 256, those runs are in git history, no longer in results/) is consistent and its README
+    paragraph quotes its counts."""
     table = pd.read_csv(RESULTS / folder / "summary.csv", keep_default_na=False)
     assert set(table.over) == {FINETUNE_SEEDS, BASE_MODELS}
     assert (table.inside == ((table.lo <= table.rerun) & (table.rerun <= table.hi))).all()
-    said = _paragraph(FRESH_CLONES[folder])
+    start, main_run = FRESH_CLONES[folder]
+    said = _paragraph(start)
     labels = {"pcclip": "PC-CLIP", "base": "base CLIP", "caption_ft": "the caption baseline"}
-    for over, words in ((FINETUNE_SEEDS, "the earlier main run's"), (BASE_MODELS, "the")):
+    for over, words in ((FINETUNE_SEEDS, main_run), (BASE_MODELS, "the")):
         part = table[table.over == over]
         tail = said[said.index(f"intervals over {over}"):]
         assert _said(said, rf"inside (\d+) of {words} (\d+) intervals over {over}") == \
@@ -141,9 +146,10 @@ def _learns_the_training_frames(run: str) -> None:
         assert len(acc) == 3 and (acc["pcclip"] >= 0.95).all(), (run, attribute)
 
 
-@pytest.mark.parametrize("folder", FRESH_CLONES)
+@pytest.mark.parametrize("folder", EARLIER_RECIPE_CLONES)
 def test_fresh_clone_learns_the_training_frames_on_every_seed(folder):
-    """The README says so of each rerun's base model (the earlier recipe)."""
+    """The README says so of each earlier-recipe rerun's base model (today's recipe on the EPYC clone's base model
+    falls short on one seed, which the README quotes from its rows)."""
     _learns_the_training_frames(f"{folder}/diffworld")
 
 
