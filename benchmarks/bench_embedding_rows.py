@@ -19,8 +19,8 @@ from bench_finetune import descriptions
 from pcclip import finetune as trainer
 from pcclip.models import load_clip
 from pcclip.profiles import FinetuneConfig, load_profile
-from pcclip.world import build_split
 from pcclip.traindata import TrainData
+from pcclip.world import build_split
 
 TARGET = 1.1
 

@@ -95,7 +95,7 @@ def test_clipping_takes_the_whole_tables_norm_whenever_it_may_act(monkeypatch, m
     shapes, norm = [], torch.nn.utils.get_total_norm
     monkeypatch.setattr(embedding_rows.torch.nn.utils, "get_total_norm",
                         lambda grads: shapes.append([tuple(t.shape) for t in grads]) or norm(grads))
-    embedding_rows.clip_gradients([other, table], max_norm, table, rows, 50)
+    embedding_rows.clip_gradients([other, table], max_norm, table, rows)
     torch.nn.utils.clip_grad_norm_([whole_other, whole], max_norm)
     assert ([(5,), (50, 6)] in shapes) == rebuilt
     assert torch.equal(table.grad, whole.grad[rows.rows]) and torch.equal(other.grad, whole_other.grad)

@@ -60,7 +60,7 @@ def swap_out(model: torch.nn.Module, whole: torch.nn.Embedding, rows: EmbeddingR
 
 
 def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, table: torch.nn.Parameter | None = None,
-                   rows: EmbeddingRows | None = None, vocab: int = 0) -> None:
+                   rows: EmbeddingRows | None = None) -> None:
     """`torch.nn.utils.clip_grad_norm_(params, max_norm)` as it would act with the whole table in place of
     `table` (the used rows): when the rows' norm is clearly below max_norm the clip is a no-op either way;
     otherwise the whole table's gradient is rebuilt (zeros elsewhere) to take its norm in its own order."""
@@ -71,7 +71,7 @@ def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, table: tor
         return
     if bool(total < (max_norm - 1e-6) * (1 - _MARGIN)):
         return
-    whole = table.grad.new_zeros(vocab, table.grad.shape[1])
+    whole = table.grad.new_zeros(len(rows.index), table.grad.shape[1])
     whole[rows.rows.to(whole.device)] = table.grad
     total = torch.nn.utils.get_total_norm([whole if g is table.grad else g for g in grads])
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)

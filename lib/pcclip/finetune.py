@@ -228,7 +228,7 @@ class _Setup:
 
     def clip(self, max_norm: float) -> None:
         table = self.trainee.model.token_embedding.weight if self.rows is not None else None
-        clip_gradients(self.params, max_norm, table, self.rows, self.whole.num_embeddings if self.whole else 0)
+        clip_gradients(self.params, max_norm, table, self.rows)
 
     def model(self) -> torch.nn.Module:
         """The trained model with its whole token table (the trained rows written in)."""
