@@ -19,7 +19,7 @@ from pcclip.profiles import load_profile
 from pcclip.results import IDENTITY, rows_frame
 
 KEY = [c for c in IDENTITY if c not in ("model", "notebook")]
-TASKS = {"difference", "ranking", "structures", "zero_shot", "comparative", "extended", "headroom"}
+TASKS = {"difference", "ranking", "structures", "frames", "zero_shot", "comparative", "extended", "headroom"}
 
 
 @pytest.fixture

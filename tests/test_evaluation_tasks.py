@@ -20,7 +20,7 @@ from pcclip.paths import run_paths
 from pcclip.profiles import load_profile
 from pcclip.rehearsal import chat_server, layouts
 from pcclip.world import CONTINUOUS, SHAPES, build_split
-from pcclip.world.phrasing import STRUCTURES
+from pcclip.world.phrasing import STRUCTURES, heldout_frame_ids
 
 LARGER, SMALLER = ["camel", "leopard", "lion", "wolf"], ["hamster", "rabbit", "shrew", "squirrel"]
 
@@ -65,6 +65,10 @@ def test_diffworld_tasks(tiny_bundle):
     assert {k[1] for k in structures} == set(STRUCTURES) and {k[0] for k in structures} == {"test"}
     assert {k[2] for k in structures} == set(CONTINUOUS)
     assert np.array_equal(structures[("test", "negation", "size")][0].idx1, sets[("test", "eval", "size")][0].idx1)
+    by_frame = structure_tasks(profile, per_frame=True)  # the same pairs in each held-out frame on its own
+    assert {k[1] for k in by_frame} == set(heldout_frame_ids()) and {k[0] for k in by_frame} == {"test"}
+    assert np.array_equal(by_frame[("test", "negation:2", "size")][0].idx1, sets[("test", "eval", "size")][0].idx1)
+    assert structure_tasks(load_profile("paper"), per_frame=True) == {}
 
 
 def test_held_out_structures_of_a_profile_without_a_grammar_are_none_and_say_so(tiny_bundle):

@@ -15,7 +15,7 @@ import torch
 from test_synthesis_template import assert_true_of, claims
 
 from pcclip.evaluation.difference import difference_table
-from pcclip.evaluation.diffworld_sets import attribute_pairs, structure_sets
+from pcclip.evaluation.diffworld_sets import attribute_pairs, frame_sets, structure_sets
 from pcclip.evaluation.tables import difference_rows, structures_by_family
 from pcclip.profiles import EvalConfig, WorldConfig, load_profile
 from pcclip.paths import run_paths
@@ -24,8 +24,8 @@ from pcclip.synthesis.runner import synthesize
 from pcclip.synthesis.store import load_records
 from pcclip.synthesis.template import describe_facts
 from pcclip.world import CONTINUOUS, WorldSplit, build_split, make_records
-from pcclip.world.phrasing import (FAMILIES, STRUCTURES, attribute_phrase, attribute_words, frames, heldout_words,
-                                   phrasings, selection, sentence)
+from pcclip.world.phrasing import (FAMILIES, STRUCTURES, attribute_phrase, attribute_words, frames,
+                                   heldout_frame_ids, heldout_words, phrasings, selection, sentence)
 
 ROWS = ({"size": 0.9, "x": 0.9, "y": 0.9, "brightness": 0.9}, {"size": 0.1, "x": 0.1, "y": 0.1, "brightness": 0.1})
 
@@ -200,6 +200,37 @@ def test_structure_sets_share_pairs_and_describe_them_in_their_family() -> None:
         assert all(tokens(t) & held for p in sets[("test", "heldout_words", attr)] for t in p.texts), attr
     with pytest.raises(ValueError, match="frame family of continuous"):
         attribute_pairs(split, "shape", 5, 0, "negation")
+
+
+def frame_pattern(text: str) -> re.Pattern:
+    """A frame's text as a pattern of the sentences it writes: any fill in each slot, capitalised, full stop."""
+    return re.compile("".join(".+" if part.startswith("{") else re.escape(part)
+                              for part in re.split(r"(\{\w+\})", text)) + r"\.", re.IGNORECASE)
+
+
+def test_frame_sets_describe_the_structure_pairs_in_each_held_out_frame_alone() -> None:
+    split = split_of(30)
+    cfg = EvalConfig(n_images=20, seeds=2, phrasings=4)
+    sets, families = frame_sets(split, cfg), structure_sets(split, cfg)
+    held = {f.id: f for f in frames() if f.heldout}
+    assert heldout_frame_ids() == tuple(held) and {f.family for f in held.values()} == set(FAMILIES)
+    assert {(f, a) for _, f, a in sets} == {(f, a) for f in held for a in CONTINUOUS if a in held[f].attributes}
+    for (_, frame, attr), draws in sets.items():
+        same = families[("test", held[frame].family, attr)]
+        pattern = frame_pattern(held[frame].text)
+        for p, q in zip(draws, same):  # the family's pairs, each described by this frame
+            assert np.array_equal(p.idx1, q.idx1) and np.array_equal(p.idx2, q.idx2)
+            assert all(pattern.fullmatch(t) for t in [*p.texts, *p.reversed_texts]), frame
+            for i, j, text, twin in zip(p.idx1, p.idx2, p.texts, p.reversed_texts):
+                row1, row2 = ({attr: getattr(split.records, attr)[k]} for k in (i, j))
+                assert_true_of(text, row1, row2)
+                assert is_false(twin, row1, row2)
+    texts = {frame: {t for p in draws for t in p.texts} for (_, frame, attr), draws in sets.items() if attr == "size"}
+    assert not any(texts[a] & texts[b] for a in texts for b in texts if a < b)  # no two frames write one sentence
+    with pytest.raises(ValueError, match="held-out frame's id"):
+        selection("negation:0", "size")  # a training frame is no evaluation phrasing
+    with pytest.raises(ValueError, match="frame family of continuous"):
+        attribute_pairs(split, "shape", 5, 0, heldout_frame_ids()[0])
 
 
 def test_structure_rows_one_per_attribute_model_and_family(text_tower) -> None:

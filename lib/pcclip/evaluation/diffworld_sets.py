@@ -5,8 +5,8 @@ the attribute (both orders, or one per pair with eval.pairs="unordered" as the a
 pair gets a template description of its true difference and, for the two-way test, the reversed
 twin drawn with the same random state (same frame and draws, opposite meaning). phrasing_split "eval" uses frames never seen
 in training data, "train" the training ones, and each name of STRUCTURES one evaluation family of the grammar
-(`pcclip.world.phrasing`: held-out frames, held-out words, the held-out frames of one family), on the same images
-and pairs; the compositional holdout is simply another split.
+(`pcclip.world.phrasing`: held-out frames, held-out words, the held-out frames of one family), and each held-out
+frame's id that frame alone, on the same images and pairs; the compositional holdout is simply another split.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 from ..datasets.pairset import PairSet, pair_positions
 from ..profiles import EvalConfig
 from ..world import ATTRIBUTES, COLORS, CONTINUOUS, SHAPES, WorldSplit
-from ..world.phrasing import STRUCTURES, attribute_sentence, category_sentence
+from ..world.phrasing import STRUCTURES, attribute_sentence, category_sentence, heldout_frame_ids, selection
 
 MIN_GAP = 1.0 / 3.0  # continuous pairs differ by at least one caption-bucket width: a nameable difference
 PHRASING_SPLITS = ("eval", "train")
@@ -25,12 +25,19 @@ PHRASINGS = (*PHRASING_SPLITS, *STRUCTURES)  # this order seeds the draws (its i
 NAMES = {"shape": SHAPES, "color": COLORS}
 
 
+def _phrasing_index(phrasing_split: str) -> int:
+    """What seeds a phrasing's draws: its place in PHRASINGS, then in the held-out frames' ids."""
+    return (*PHRASINGS, *heldout_frame_ids()).index(phrasing_split)
+
+
 def _check_attribute_and_phrasing(attribute: str, phrasing_split: str) -> None:
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; DiffWorld has {ATTRIBUTES}")
-    if phrasing_split not in PHRASINGS:
-        raise ValueError(f"phrasing_split must be one of {PHRASINGS}, got {phrasing_split!r}")
-    if phrasing_split in STRUCTURES and attribute not in CONTINUOUS:
+    frame = phrasing_split in heldout_frame_ids()
+    if phrasing_split not in PHRASINGS and not frame:
+        raise ValueError(f"phrasing_split must be one of {PHRASINGS} or a held-out frame's id {heldout_frame_ids()}, "
+                         f"got {phrasing_split!r}")
+    if (phrasing_split in STRUCTURES or frame) and attribute not in CONTINUOUS:
         raise ValueError(f"phrasing_split {phrasing_split!r} is a frame family of continuous attributes {CONTINUOUS}; "
                          f"{attribute!r} has only 'eval' and 'train' phrasings")
 
@@ -56,7 +63,7 @@ def _pool(attribute: str, phrasing_split: str, key: int | tuple[int, int], phras
     """
     write = _writer(attribute, phrasing_split)
     unordered = [1] if attribute in CONTINUOUS else sorted(key)
-    ids = [ATTRIBUTES.index(attribute), PHRASINGS.index(phrasing_split), *unordered]
+    ids = [ATTRIBUTES.index(attribute), _phrasing_index(phrasing_split), *unordered]
     return [(write(key, np.random.default_rng([*ids, p]), False), write(key, np.random.default_rng([*ids, p]), True))
             for p in range(phrasings)]
 
@@ -96,7 +103,7 @@ def attribute_pairs(split: WorldSplit, attribute: str, n_images: int, seed: int,
         keep = values[a] != values[b]
         sign = np.zeros(int(keep.sum()), dtype=np.int64)
         keys = list(zip(values[a][keep].tolist(), values[b][keep].tolist()))
-    rng = np.random.default_rng([seed, ATTRIBUTES.index(attribute), PHRASINGS.index(phrasing_split)])
+    rng = np.random.default_rng([seed, ATTRIBUTES.index(attribute), _phrasing_index(phrasing_split)])
     texts, twins = _describe(keys, attribute, phrasing_split, phrasings, rng)
     return PairSet(idx1=images[a[keep]].astype(np.int64), idx2=images[b[keep]].astype(np.int64), texts=texts,
                    sign=sign, reversed_texts=twins, attribute=attribute)
@@ -121,6 +128,15 @@ def structure_sets(split: WorldSplit, cfg: EvalConfig, attributes: tuple[str, ..
     """(split, family, attribute) -> one PairSet per seed for every evaluation family of STRUCTURES: the same
     images and pairs in every family (they depend only on the split and seed), each described in its family."""
     return difference_sets({split.name: split}, cfg, attributes, STRUCTURES)
+
+
+def frame_sets(split: WorldSplit, cfg: EvalConfig, attributes: tuple[str, ...] = CONTINUOUS
+               ) -> dict[tuple[str, str, str], list[PairSet]]:
+    """(split, frame id, attribute) -> one PairSet per seed for each held-out frame on its own and each of
+    `attributes` it fits: the pairs of `structure_sets`, so a family's row splits into its frames' rows."""
+    return {key: draws for frame in heldout_frame_ids()
+            for key, draws in difference_sets({split.name: split}, cfg,
+                                              tuple(a for a in attributes if selection(frame, a)[0]), (frame,)).items()}
 
 
 def direction_texts(attribute: str, n: int, seed: int = 0,

@@ -22,14 +22,15 @@ Models = dict[str, ClipBundle]
 
 def ranking_eval_rows(profile: Profile, paths: RunPaths, models: Models, images: ClipBundle) -> pd.DataFrame:
     """Notebook 03: difference classification on the profile's sets, attribute ranking and (DiffWorld) the
-    grammar's held-out structures."""
+    grammar's held-out structures, by family and by held-out frame."""
     sets, image_emb = difference_tasks(profile, paths, images)
     diff = difference_table(models, image_emb, sets, se_ddof=profile.eval.se_ddof)
     ranking, _ = ranking_table(models, ranking_tasks(profile, paths, images))
     rows = [difference_rows(diff, difference_places(profile, sets)), ranking_rows(ranking)]
-    if structures := structure_tasks(profile):
-        struct = difference_table(models, image_emb, structures, se_ddof=profile.eval.se_ddof)
-        rows.append(difference_rows(struct, difference_places(profile, structures), task="structures"))
+    for task, per_frame in (("structures", False), ("frames", True)):
+        if structures := structure_tasks(profile, per_frame):
+            struct = difference_table(models, image_emb, structures, se_ddof=profile.eval.se_ddof)
+            rows.append(difference_rows(struct, difference_places(profile, structures), task=task))
     return pd.concat(rows, ignore_index=True)
 
 

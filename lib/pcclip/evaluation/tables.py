@@ -39,7 +39,8 @@ def difference_rows(diff: pd.DataFrame, places: dict[str, tuple[str, str]], task
     """Rows of `difference_table` (mean and se over the evaluation draws; the phrasing is the variant), each
     with the dataset and split its images come from (`places`: `tasks.difference_places`), so that a set
     scored here and in notebook 02's check carries the same identity. task "structures": the grammar's
-    evaluation families (`tasks.structure_tasks`), one row per (attribute, model, family)."""
+    evaluation families (`tasks.structure_tasks`), one row per (attribute, model, family); task "frames": one per
+    held-out frame instead."""
     missing = sorted(set(diff.split) - set(places))
     if missing:
         raise KeyError(f"difference table splits {missing} have no (dataset, split) in places {sorted(places)}")
@@ -48,22 +49,23 @@ def difference_rows(diff: pd.DataFrame, places: dict[str, tuple[str, str]], task
                        columns={"phrasing": "variant", "pairs": "n"}, task=task)
 
 
-def structures_by_family(diff: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
-    """`value` per (attribute, family) (rows, families in the grammar's order) and model (columns): every
-    family on its own row, so a weak one cannot hide in an attribute's average."""
+def structures_by_family(diff: pd.DataFrame, value: str = "accuracy", level: str = "family") -> pd.DataFrame:
+    """`value` per (attribute, family) (rows, families in the grammar's order; `level` "frame": per held-out
+    frame) and model (columns): every family or frame on its own row, so a weak one cannot hide in an average."""
     return diff.pivot_table(index=["attribute", "phrasing"], columns="model", values=value, sort=False
-                            ).rename_axis(index=["attribute", "family"])
+                            ).rename_axis(index=["attribute", level])
 
 
-def structures_overview(sets: dict[tuple[str, str, str], list], struct: pd.DataFrame) -> str:
+def structures_overview(sets: dict[tuple[str, str, str], list], struct: pd.DataFrame, level: str = "family") -> str:
     """What notebook 03 shows of the held-out structures (`tasks.structure_tasks`, scored by `difference_table`):
-    one size description of each family with its reversed twin, then accuracy and two-way accuracy per
-    (attribute, family) and model; for a profile without a grammar (no sets), a line that says so."""
+    one size description of each family (or held-out frame: `level` "frame") with its reversed twin, then accuracy
+    and two-way accuracy per (attribute, family or frame) and model; for a profile without a grammar (no sets), a
+    line that says so."""
     if not sets:
         return "no held-out structures: only DiffWorld's difference grammar has frames to hold out"
-    examples = example_descriptions(sets)
-    parts = [examples[examples.attribute == "size"][["phrasing", "description", "twin"]].to_string(index=False)]
-    parts += [f"{value}:\n{structures_by_family(struct, value).round(3).to_string()}"
+    examples = example_descriptions(sets).rename(columns={"phrasing": level})
+    parts = [examples[examples.attribute == "size"][[level, "description", "twin"]].to_string(index=False)]
+    parts += [f"{value}:\n{structures_by_family(struct, value, level).round(3).to_string()}"
               for value in ("accuracy", "two_way")]
     return "\n\n".join(parts)
 

@@ -31,7 +31,7 @@ from ..synthesis.class_texts import (DESCRIBED_DATASETS, comparatives_path, desc
 from ..synthesis.cub import CUB_SET, CUB_SPLIT, cub_differences_path, cub_pair_sets
 from ..world import CONTINUOUS, SHAPES, build_split
 from .comparative import Comparative
-from .diffworld_sets import difference_sets, direction_texts, structure_sets
+from .diffworld_sets import difference_sets, direction_texts, frame_sets, structure_sets
 from .headroom import class_means
 from .prompts import (load_comparatives, load_descriptions, load_ranking_texts, load_templates, parse_comparatives,
                       parse_descriptions)
@@ -212,13 +212,14 @@ def difference_tasks(profile: Profile, paths: RunPaths, base: ClipBundle
     return sets, embeddings
 
 
-def structure_tasks(profile: Profile) -> dict[tuple[str, str, str], list[PairSet]]:
+def structure_tasks(profile: Profile, per_frame: bool = False) -> dict[tuple[str, str, str], list[PairSet]]:
     """DiffWorld: the test split's pairs described in every evaluation family of the grammar (`structure_sets`),
-    keyed (split, family, attribute); scored with the image embeddings of `difference_tasks`. Paper profiles have
-    no grammar: empty."""
+    keyed (split, family, attribute), or with `per_frame` in each held-out frame on its own (`frame_sets`, keyed
+    by the frame's id); scored with the image embeddings of `difference_tasks`. Paper profiles have no grammar:
+    empty."""
     if profile.source != "diffworld":
         return {}
-    return structure_sets(build_split(profile.world, "test"), profile.eval)
+    return (frame_sets if per_frame else structure_sets)(build_split(profile.world, "test"), profile.eval)
 
 
 def difference_places(profile: Profile, sets: dict[tuple[str, str, str], list[PairSet]]

@@ -10,7 +10,9 @@ words: 'train' (training frames and words: the finetuning data), 'eval' (held-ou
 and the evaluation families of STRUCTURES: besides the frame families, 'subject_first' and 'subject_second'
 draw training frames with the given image as the grammatical subject ('the second shape is darker than the
 first one'), because a text tower can read one role and not the other. Every draw comes from the caller's
-generator, and every sentence keeps a record of its frame, its words and its hard negatives (`Phrase`).
+generator, and every sentence keeps a record of its frame, its words and its hard negatives (`Phrase`). Each
+held-out frame is also a phrasing of its own, named by its id ('negation:2'), so that a weak frame cannot hide in
+its family's row either.
 """
 from __future__ import annotations
 
@@ -96,10 +98,22 @@ def frames() -> tuple[Frame, ...]:
                  for family, entries in table.items() for k, f in enumerate(entries))
 
 
+@lru_cache(maxsize=1)
+def heldout_frame_ids() -> tuple[str, ...]:
+    """The held-out frames' ids, in the grammar's order: each one is an evaluation phrasing of its own."""
+    return tuple(f.id for f in frames() if f.heldout)
+
+
+def phrasing_names() -> tuple[str, ...]:
+    """Every phrasing `selection` knows: PHRASINGS, then each held-out frame by its id."""
+    return (*PHRASINGS, *heldout_frame_ids())
+
+
 def selection(phrasing: str, attribute: str) -> tuple[tuple[Frame, ...], str]:
     """(frames, word split 'train' or 'heldout') that `phrasing` draws from for `attribute`."""
-    if phrasing not in PHRASINGS:
-        raise ValueError(f"phrasing split {phrasing!r} must be one of {PHRASINGS}")
+    if phrasing not in phrasing_names():
+        raise ValueError(f"phrasing split {phrasing!r} must be one of {PHRASINGS} or a held-out frame's id "
+                         f"{heldout_frame_ids()}")
     fits = [f for f in frames() if attribute in f.attributes]
     if phrasing in ("train", "seen_frames"):
         chosen = [f for f in fits if not f.heldout]
@@ -109,8 +123,10 @@ def selection(phrasing: str, attribute: str) -> tuple[tuple[Frame, ...], str]:
         chosen = [f for f in fits if not f.heldout and f.slots & set(_WORD_SLOTS)]
     elif phrasing in ("eval", "heldout_frames"):
         chosen = [f for f in fits if f.heldout]
-    else:
+    elif phrasing in FAMILIES:
         chosen = [f for f in fits if f.heldout and f.family == phrasing]
+    else:  # one held-out frame
+        chosen = [f for f in fits if f.id == phrasing]
     return tuple(chosen), "heldout" if phrasing == "heldout_words" else "train"
 
 
@@ -152,7 +168,7 @@ def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, s
 
     The draws (frame, subject, role marks, words) take the same random numbers for either direction, so the
     same generator state phrases a fact and its reversed twin with one frame and opposite meaning."""
-    _check_split_and_attribute(split, attribute, CONTINUOUS, PHRASINGS)
+    _check_split_and_attribute(split, attribute, CONTINUOUS, phrasing_names())
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 (first image has more) or -1, got {direction!r}")
     chosen, word_split = selection(split, attribute)
@@ -197,9 +213,9 @@ def sentence(text: str) -> str:
 
 def attribute_sentence(attribute: str, direction: int, rng: np.random.Generator, split: str = "train") -> str:
     """How image 1 differs from image 2 in one continuous attribute; direction +1: the first
-    has more (larger / further right / lower / brighter). `split`: one of PHRASINGS ('eval' and the
-    structures other than seen_frames never train)."""
-    _check_split_and_attribute(split, attribute, CONTINUOUS, PHRASINGS)
+    has more (larger / further right / lower / brighter). `split`: one of `phrasing_names()` ('eval', the
+    structures other than seen_frames and the held-out frames' ids never train)."""
+    _check_split_and_attribute(split, attribute, CONTINUOUS, phrasing_names())
     noun = pick(rng, phrasings()["nouns"])
     return sentence(attribute_phrase(attribute, direction, rng, split, (noun, noun)).text)
 
