@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pcclip.datasets.pairset import PairSet
-from pcclip.evaluation.difference import (difference_accuracy, difference_scores, difference_table,
+from pcclip.embeddings import difference_vectors, normalize
+from pcclip.evaluation.difference import (_batch, _hits, difference_accuracy, difference_scores, difference_table,
                                           encode_texts, mean_and_stderr, two_way_accuracy)
 
 
@@ -144,3 +145,24 @@ def test_difference_table_names_nan_embeddings(text_tower):
     with pytest.raises(ValueError, match="text embeddings of model 'm' contains NaN"):
         difference_table({"m": text_tower({"a": [float("nan"), 0]})}, {"test": t([[1, 0], [0, 1]])},
                          {("test", "eval", "x"): [pairs]})
+
+
+def test_sets_describing_the_same_pairs_share_their_differences_and_chunks_change_nothing(text_tower):
+    """Families and frames describe the same pairs in other words: each pair is differenced once for all sets and
+    models, and scoring in chunks of any size gives the same hits."""
+    gen = torch.Generator().manual_seed(1)
+    words = [f"w{i}" for i in range(4)]
+    bundle = text_tower({w: torch.randn(3, generator=gen).tolist() for w in words})
+    images = torch.randn(6, 3, generator=gen)
+    idx1, idx2 = np.array([0, 1, 2, 3, 4]), np.array([5, 4, 3, 2, 1])
+    sets = {("test", phrasing, "x"): [PairSet(idx1, idx2, [words[k], words[k + 1]] * 2 + [words[k]], np.ones(5, int),
+                                              [words[3 - k]] * 5, "x")] for k, phrasing in enumerate(("a", "b", "c"))}
+    batch = _batch(sets, {"test": images})
+    assert len(batch.diffs) == 5 and len(batch.pairs) == 15
+    torch.testing.assert_close(batch.diffs[batch.pairs], difference_vectors(images[np.tile(idx1, 3)],
+                                                                            images[np.tile(idx2, 3)]))
+    text_emb = normalize(bundle.encode_text(batch.unique))
+    whole = _hits(batch, text_emb)
+    for chunk in (1, 2, 4, 7):
+        for part, reference in zip(_hits(batch, text_emb, chunk=chunk), whole):
+            np.testing.assert_array_equal(part, reference)

@@ -16,7 +16,7 @@ from test_synthesis_template import assert_true_of, claims
 
 from pcclip.evaluation.difference import difference_table
 from pcclip.evaluation.diffworld_sets import attribute_pairs, frame_sets, structure_sets
-from pcclip.evaluation.tables import difference_rows, structures_by_family
+from pcclip.evaluation.tables import difference_rows, structures_pivot
 from pcclip.profiles import EvalConfig, WorldConfig, load_profile
 from pcclip.paths import run_paths
 from pcclip.synthesis.facts import Facts
@@ -251,6 +251,6 @@ def test_structure_rows_one_per_attribute_model_and_family(text_tower) -> None:
     # a text tower that embeds every text as "larger" gets size right exactly on the pairs whose first is larger
     other_size = acc[(acc.model == "other") & (acc.attribute == "size")].value
     assert other_size.nunique() == 1 and 0.3 < other_size.iloc[0] < 0.7
-    pivot = structures_by_family(table)
+    pivot = structures_pivot(table)
     assert list(pivot.index.get_level_values("family"))[:len(STRUCTURES)] == list(STRUCTURES)
     assert list(pivot.columns) == ["base", "other"]

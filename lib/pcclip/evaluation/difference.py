@@ -76,9 +76,8 @@ class _Batch:
     """Every pair of many PairSets as one set of index arrays, so each model scores them all in a
     few large tensor operations instead of a dozen small ones per set and seed."""
 
-    images: torch.Tensor  # all splits' normalised image embeddings, stacked
-    idx1: torch.Tensor
-    idx2: torch.Tensor
+    diffs: torch.Tensor  # difference_vectors of each distinct image pair, shared by every model
+    pairs: torch.Tensor  # the row of `diffs` of each pair: families and frames describe the same pairs
     unique: list[str]  # distinct sentences, encoded once per model
     rows: torch.Tensor  # the sentence of each pair
     twin_rows: torch.Tensor  # its reversed twin (its own sentence when the set has none)
@@ -101,26 +100,28 @@ def _batch(sets: dict[tuple[str, str, str], list[PairSet]], embeddings: dict[str
     texts = [t for _, p in flat for t in p.texts]
     twins = [t for _, p in flat for t in (p.reversed_texts or p.texts)]
     lookup = {t: i for i, t in enumerate(dict.fromkeys(texts + twins))}
-    return _Batch(normalize(torch.cat([embeddings[n] for n in names])),
-                  torch.as_tensor(np.concatenate([p.idx1 + offset[s] for s, p in flat])),
-                  torch.as_tensor(np.concatenate([p.idx2 + offset[s] for s, p in flat])), list(lookup),
+    images = normalize(torch.cat([embeddings[n] for n in names]))
+    idx1, idx2 = (np.concatenate([getattr(p, end) + offset[s] for s, p in flat]) for end in ("idx1", "idx2"))
+    distinct, pairs = np.unique(idx1 * len(images) + idx2, return_inverse=True)
+    first, second = (torch.as_tensor(i) for i in np.divmod(distinct, len(images)))
+    return _Batch(difference_vectors(images[first], images[second]), torch.as_tensor(pairs.reshape(-1)), list(lookup),
                   torch.tensor([lookup[t] for t in texts]), torch.tensor([lookup[t] for t in twins]),
                   np.array([p.reversed_texts is not None for _, p in flat]),
                   np.cumsum([0] + [len(p) for _, p in flat[:-1]]))
 
 
-def _hits(batch: _Batch, text_emb: torch.Tensor, chunk: int = 2**16) -> tuple[np.ndarray, np.ndarray]:
-    """Per PairSet: share of pairs with cos(text, difference) > 0, and share beating the twin.
-    Pairs go through difference_vectors `chunk` at a time to bound memory."""
+def _hits(batch: _Batch, text_emb: torch.Tensor, chunk: int = 2**13) -> tuple[np.ndarray, np.ndarray]:
+    """Per PairSet: share of pairs with cos(text, difference) > 0, and share beating the twin,
+    `chunk` pairs at a time to bound memory."""
     right, beats = [], []
-    for lo in range(0, len(batch.idx1), chunk):
+    for lo in range(0, len(batch.pairs), chunk):
         part = slice(lo, lo + chunk)
-        diff = difference_vectors(batch.images[batch.idx1[part]], batch.images[batch.idx2[part]])
+        diff = batch.diffs[batch.pairs[part]]
         true = (text_emb[batch.rows[part]] * diff).sum(dim=1)
         twin = (text_emb[batch.twin_rows[part]] * diff).sum(dim=1)
         right.append((true > 0).numpy())
         beats.append((true > twin).numpy())
-    sizes = np.diff([*batch.starts, len(batch.idx1)])
+    sizes = np.diff([*batch.starts, len(batch.pairs)])
     acc = np.add.reduceat(np.concatenate(right).astype(np.float64), batch.starts) / sizes
     two = np.add.reduceat(np.concatenate(beats).astype(np.float64), batch.starts) / sizes
     return acc, np.where(batch.has_twin, two, np.nan)

@@ -25,19 +25,18 @@ PHRASINGS = (*PHRASING_SPLITS, *STRUCTURES)  # this order seeds the draws (its i
 NAMES = {"shape": SHAPES, "color": COLORS}
 
 
-def _phrasing_index(phrasing_split: str) -> int:
-    """What seeds a phrasing's draws: its place in PHRASINGS, then in the held-out frames' ids."""
-    return (*PHRASINGS, *heldout_frame_ids()).index(phrasing_split)
+def _names() -> tuple[str, ...]:
+    """Every phrasing a set is drawn in: PHRASINGS, then each held-out frame's id; a name's place seeds its draws."""
+    return (*PHRASINGS, *heldout_frame_ids())
 
 
 def _check_attribute_and_phrasing(attribute: str, phrasing_split: str) -> None:
     if attribute not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {attribute!r}; DiffWorld has {ATTRIBUTES}")
-    frame = phrasing_split in heldout_frame_ids()
-    if phrasing_split not in PHRASINGS and not frame:
+    if phrasing_split not in _names():
         raise ValueError(f"phrasing_split must be one of {PHRASINGS} or a held-out frame's id {heldout_frame_ids()}, "
                          f"got {phrasing_split!r}")
-    if (phrasing_split in STRUCTURES or frame) and attribute not in CONTINUOUS:
+    if phrasing_split not in PHRASING_SPLITS and attribute not in CONTINUOUS:
         raise ValueError(f"phrasing_split {phrasing_split!r} is a frame family of continuous attributes {CONTINUOUS}; "
                          f"{attribute!r} has only 'eval' and 'train' phrasings")
 
@@ -63,7 +62,7 @@ def _pool(attribute: str, phrasing_split: str, key: int | tuple[int, int], phras
     """
     write = _writer(attribute, phrasing_split)
     unordered = [1] if attribute in CONTINUOUS else sorted(key)
-    ids = [ATTRIBUTES.index(attribute), _phrasing_index(phrasing_split), *unordered]
+    ids = [ATTRIBUTES.index(attribute), _names().index(phrasing_split), *unordered]
     return [(write(key, np.random.default_rng([*ids, p]), False), write(key, np.random.default_rng([*ids, p]), True))
             for p in range(phrasings)]
 
@@ -103,7 +102,7 @@ def attribute_pairs(split: WorldSplit, attribute: str, n_images: int, seed: int,
         keep = values[a] != values[b]
         sign = np.zeros(int(keep.sum()), dtype=np.int64)
         keys = list(zip(values[a][keep].tolist(), values[b][keep].tolist()))
-    rng = np.random.default_rng([seed, ATTRIBUTES.index(attribute), _phrasing_index(phrasing_split)])
+    rng = np.random.default_rng([seed, ATTRIBUTES.index(attribute), _names().index(phrasing_split)])
     texts, twins = _describe(keys, attribute, phrasing_split, phrasings, rng)
     return PairSet(idx1=images[a[keep]].astype(np.int64), idx2=images[b[keep]].astype(np.int64), texts=texts,
                    sign=sign, reversed_texts=twins, attribute=attribute)

@@ -49,7 +49,7 @@ def difference_rows(diff: pd.DataFrame, places: dict[str, tuple[str, str]], task
                        columns={"phrasing": "variant", "pairs": "n"}, task=task)
 
 
-def structures_by_family(diff: pd.DataFrame, value: str = "accuracy", level: str = "family") -> pd.DataFrame:
+def structures_pivot(diff: pd.DataFrame, value: str = "accuracy", level: str = "family") -> pd.DataFrame:
     """`value` per (attribute, family) (rows, families in the grammar's order; `level` "frame": per held-out
     frame) and model (columns): every family or frame on its own row, so a weak one cannot hide in an average."""
     return diff.pivot_table(index=["attribute", "phrasing"], columns="model", values=value, sort=False
@@ -65,7 +65,7 @@ def structures_overview(sets: dict[tuple[str, str, str], list], struct: pd.DataF
         return "no held-out structures: only DiffWorld's difference grammar has frames to hold out"
     examples = example_descriptions(sets).rename(columns={"phrasing": level})
     parts = [examples[examples.attribute == "size"][[level, "description", "twin"]].to_string(index=False)]
-    parts += [f"{value}:\n{structures_by_family(struct, value, level).round(3).to_string()}"
+    parts += [f"{value}:\n{structures_pivot(struct, value, level).round(3).to_string()}"
               for value in ("accuracy", "two_way")]
     return "\n\n".join(parts)
 
