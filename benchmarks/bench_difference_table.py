@@ -12,13 +12,12 @@ verdict is the median of the within-round ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
 import zlib
 
 import numpy as np
 import torch
 
-from rounds import timed
+from rounds import timed, verdict
 from pcclip.embeddings import difference_vectors, normalize
 from pcclip.evaluation.difference import difference_table
 from pcclip.evaluation.tasks import structure_tasks
@@ -91,10 +90,8 @@ def main() -> None:
         ratios.append(seconds["per_pair"] / seconds["shared"])
         print(f"round {r}: per pair {seconds['per_pair']:.2f} s, shared {seconds['shared']:.2f} s, "
               f"{ratios[-1]:.2f}x, same accuracies", flush=True)
-    ratio = statistics.median(ratios)
-    print(f"median {ratio:.2f}x over {args.rounds} rounds, {args.threads} threads, {args.models} models, "
-          f"{sum(len(p) for ps in sets.values() for p in ps):,} pairs (target >= {TARGET}x): "
-          f"{'PASS' if ratio >= TARGET else 'FAIL'}")
+    pairs = sum(len(p) for ps in sets.values() for p in ps)
+    print(verdict(ratios, TARGET, f"{args.threads} threads, {args.models} models, {pairs:,} pairs"))
 
 
 if __name__ == "__main__":

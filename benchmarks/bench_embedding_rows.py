@@ -10,12 +10,12 @@ the same weights bit for bit, and the verdict is the median of the within-round 
 from __future__ import annotations
 
 import argparse
-import statistics
 from dataclasses import replace
 
 import torch
 
 from bench_finetune import descriptions
+from rounds import verdict
 from pcclip import finetune as trainer
 from pcclip.models import load_clip
 from pcclip.profiles import FinetuneConfig, load_profile
@@ -53,9 +53,7 @@ def main() -> None:
         ratios.append(seconds["whole"] / seconds["rows"])
         print(f"round {r}: whole table {1000 * seconds['whole'] / args.steps:.1f} ms/step, used rows "
               f"{1000 * seconds['rows'] / args.steps:.1f} ms/step, {ratios[-1]:.2f}x, same weights", flush=True)
-    ratio = statistics.median(ratios)
-    print(f"median {ratio:.2f}x over {args.rounds} rounds, {args.threads} threads (target >= {TARGET}x): "
-          f"{'PASS' if ratio >= TARGET else 'FAIL'}")
+    print(verdict(ratios, TARGET, f"{args.threads} threads"))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ not a benchmark itself, so `make benchmarks` (benchmarks/bench_*.py) does not ru
 """
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Callable
 
@@ -30,3 +31,10 @@ def paired_round(r: int, bare: Callable[[], torch.Tensor], cached: Callable[[], 
         else:
             result = out
     torch.testing.assert_close(result, reference, atol=1e-4, rtol=1e-4)
+
+
+def verdict(ratios: list[float], target: float, setting: str) -> str:
+    """A ratio benchmark's last line: the median of its within-round ratios against `target`."""
+    ratio = statistics.median(ratios)
+    return (f"median {ratio:.2f}x over {len(ratios)} rounds, {setting} (target >= {target}x): "
+            f"{'PASS' if ratio >= target else 'FAIL'}")
