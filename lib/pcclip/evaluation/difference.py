@@ -138,7 +138,8 @@ def difference_table(models: dict[str, ClipBundle], embeddings: dict[str, torch.
 
     `sets` maps (split, phrasing, attribute) to one PairSet per seed; `embeddings[split]` holds
     that split's image embeddings, shared by every model (image towers are never trained).
-    Each model encodes every distinct sentence once; no sets give an empty table.
+    Each model encodes every distinct sentence once, and each distinct image pair is differenced once for all sets
+    and models (notebook 03's families and frames describe the same pairs); no sets give an empty table.
     """
     if not sets:  # e.g. structure_tasks of a profile without a grammar
         return pd.DataFrame(columns=DIFFERENCE_COLUMNS)
