@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pcclip.intervals import predicting
 from pcclip.paths import RESULTS_ENV, RunPaths, repo_root
 from pcclip.profiles import load_profile
 from pcclip.report import (
@@ -127,10 +128,20 @@ def test_fresh_clone_rerun_is_summarised_as_the_readme_says(folder):
         part = table[table.over == over]
         tail = said[said.index(f"intervals over {over}"):]
         assert _said(said, rf"inside (\d+) of {words} (\d+) intervals over {over}") == \
-            rerun_counts(part).set_index("headline").loc["all"].tolist(), over
+            rerun_counts(part).set_index("headline").loc["all", ["inside", "intervals"]].tolist(), over
         models = rerun_counts(part, "model").set_index("model")
         for model, label in labels.items():
-            assert _said(tail, rf"{label}'s in (\d+) of (\d+)") == models.loc[model].tolist(), (over, model)
+            assert _said(tail, rf"{label}'s in (\d+) of (\d+)") == \
+                models.loc[model, ["inside", "intervals"]].tolist(), (over, model)
+    predicted = rerun_counts(table[table.over == BASE_MODELS]).set_index("headline").loc["all"]
+    assert _said(said, rf"inside (\d+) of the (\d+) prediction intervals over {BASE_MODELS}") == \
+        predicted[["inside_pred", "intervals"]].tolist()
+    pcclip = rerun_counts(table[table.over == BASE_MODELS], "model").set_index("model").loc["pcclip"]
+    assert _said(said, r"prediction intervals over base models, PC-CLIP's in (\d+) of (\d+)") == \
+        pcclip[["inside_pred", "intervals"]].tolist()
+    lo, hi = predicting(table.lo, table.hi, table.n_seeds, np.where(table.over == BASE_MODELS, 1, table.rerun_seeds))
+    assert np.allclose([table.pred_lo, table.pred_hi], [lo, hi], atol=5e-6)  # summary.csv rounds to 1e-6
+    assert (table.inside_pred == ((table.pred_lo <= table.rerun) & (table.rerun <= table.pred_hi))).all()
     if folder == "diffworld-fresh-clone":  # its paragraph says how wide the two kinds of interval are
         halves = ((table.hi - table.lo) / 2).groupby(table.over).median().round(3)
         widths = re.search(r"median half-width (\d\.\d+) against (\d\.\d+)", said)

@@ -187,40 +187,49 @@ def test_a_rerun_is_checked_against_the_main_runs_intervals(run, tmp_path, monke
     assert difference.loc[("size", "pcclip"), "rerun"] == pytest.approx(0.5)
     interval = difference.loc[("size", "pcclip"), ["lo", "hi"]].tolist()
     assert interval == pytest.approx([0.95 - HALF, 0.95 + HALF], abs=1e-5)
+    # predicting a mean over the rerun's 3 seeds: the half-width times sqrt(1 + 3/3)
+    predicted = difference.loc[("size", "pcclip"), ["pred_lo", "pred_hi"]].tolist()
+    assert predicted == pytest.approx([0.95 - math.sqrt(2) * HALF, 0.95 + math.sqrt(2) * HALF], abs=1e-5)
     assert not difference.loc[[("size", "pcclip"), ("x", "pcclip"), ("size", "pcclip_minus_base")], "inside"].any()
-    assert difference.loc[[("size", "base"), ("x", "base")], "inside"].all()
+    assert not difference.loc[[("size", "pcclip"), ("size", "pcclip_minus_base")], "inside_pred"].any()
+    assert difference.loc[[("size", "base"), ("x", "base")], ["inside", "inside_pred"]].all(axis=None)
     counts = rerun_counts(table).set_index("headline")
-    assert counts.loc["all"].tolist() == [int(table.inside.sum()), len(table)]
-    assert counts.loc["difference accuracy"].tolist() == [2, 6]  # base in, pcclip and pcclip - base out
+    assert counts.loc["all"].tolist() == [int(table.inside.sum()), int(table.inside_pred.sum()), len(table)]
+    assert counts.loc["difference accuracy", ["inside", "intervals"]].tolist() == [2, 6]  # base in, pcclip out
     models = rerun_counts(table, "model").set_index("model")
-    assert models.loc["pcclip"].tolist() == [0, 2] and models.loc["base"].tolist() == [2, 2]
+    assert models.loc["pcclip", ["inside", "intervals"]].tolist() == [0, 2]
+    assert models.loc["base"].tolist() == [2, 2, 2]
     written = (tmp_path / "rerun" / "summary.md").read_text()
     assert "## Outside" in written and written.count("| difference accuracy |") == 4 + 1  # 4 outside + count
-    assert "| pcclip | 0 | 2 |" in written
+    assert f"| pcclip | 0 | {models.loc['pcclip', 'inside_pred']} | 2 |" in written
     assert pd.read_csv(tmp_path / "rerun" / "summary.csv").inside.sum() == table.inside.sum()
 
 
 def test_a_rerun_on_another_base_model_is_checked_against_the_spread_over_base_models(run, tmp_path):
     """Base CLIP reads size at 0.5 on the main run's base model and at 0.4 and 0.6 on the study's: over base
-    models its interval is 0.5 -+ t(0.975, 2) * 0.1 / sqrt(3). A rerun whose base model reads 0.55 falls
-    outside the main run's zero-width interval over finetune seeds and inside that one; one at 0.9 outside
-    both."""
+    models its interval is 0.5 -+ t(0.975, 2) * 0.1 / sqrt(3), and the prediction interval of one new base
+    model twice as wide. A rerun whose base model reads 0.55 falls outside the main run's zero-width interval
+    over finetune seeds and inside both over base models; one at 0.9 inside the prediction interval only; one
+    at 1.0 outside all."""
     study = {1: _run(tmp_path / "p1", base=0.4), 2: _run(tmp_path / "p2", base=0.6)}
     pooled = over_base_models([run, *study.values()]).set_index(["notebook", "attribute", "model"])
     size = pooled.loc[("03_ranking_eval", "size", "base")]
     half = 4.3027 * 0.1 / math.sqrt(3)
     assert (size.value, size.lo, size.hi, size.n_seeds) == pytest.approx((0.5, 0.5 - half, 0.5 + half, 3), abs=1e-4)
     assert pooled.loc[("03_ranking_eval", "size", "pcclip_minus_base")].value == pytest.approx(0.45)
-    for base, inside in ((0.55, True), (0.9, False)):
+    for base, inside, predicted in ((0.55, True, True), (0.9, False, True), (1.0, False, False)):
         rerun = _run(tmp_path / f"rerun{base}", base=base)
         table = write_rerun(run, rerun, study)
         assert list(dict.fromkeys(table.over)) == [FINETUNE_SEEDS, BASE_MODELS]
         cell = table[(table.notebook == "03_ranking_eval") & (table.attribute == "size") & (table.model == "base")]
         assert cell.set_index("over").inside.to_dict() == {FINETUNE_SEEDS: False, BASE_MODELS: inside}
+        assert cell.set_index("over").inside_pred.to_dict() == {FINETUNE_SEEDS: False, BASE_MODELS: predicted}
+        over_bases = cell.set_index("over").loc[BASE_MODELS]
+        assert [over_bases.pred_lo, over_bases.pred_hi] == pytest.approx([0.5 - 2 * half, 0.5 + 2 * half], abs=1e-4)
         written = (rerun.root.parent / "summary.md").read_text()
         part = written[written.index(f"## Against the intervals over {BASE_MODELS}"):]
         counts = rerun_counts(table[table.over == BASE_MODELS], "model").set_index("model")
-        assert f"| base | {counts.loc['base', 'inside']} | {counts.loc['base', 'intervals']} |" in part
+        assert "| base | {inside} | {inside_pred} | {intervals} |".format(**counts.loc["base"]) in part
         assert str(study[1].root) in part
         assert pd.read_csv(rerun.root.parent / "summary.csv").over.tolist() == table.over.tolist()
 

@@ -2,7 +2,8 @@
 
 Each finetune seed is one draw of the training run (data order, nothing else); the interval is Student's t
 over the seeds, mean +- t(0.975, n-1) * sd / sqrt(n) with the sample standard deviation (ddof 1). One seed
-gives no interval (NaN, shown blank), never a zero-width one.
+gives no interval (NaN, shown blank), never a zero-width one. `predicting` widens such an interval to where a
+rerun's own mean should land.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 LEVEL = 0.95
@@ -23,6 +25,17 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, fl
         return math.nan, math.nan
     half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
     return float(x.mean() - half), float(x.mean() + half)
+
+
+def predicting(lo: ArrayLike, hi: ArrayLike, n: ArrayLike, m: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The t-interval (lo, hi) of a mean over n draws widened to the 95% prediction interval of the mean of m new
+    draws of the same kind (a rerun's mean over m seeds; m = 1 for one new base model). Why: the interval of the
+    mean is not meant to hold a new run, even one drawn alike; the two means differ with variance
+    s^2 (1/n + 1/m) where the interval used s^2 / n, so its half-width grows by sqrt(1 + n/m) (same t quantile,
+    n - 1 degrees of freedom). Element-wise over arrays; a zero-width interval stays zero-width."""
+    lo, hi, n, m = (np.asarray(v, dtype=float) for v in (lo, hi, n, m))
+    centre, half = (lo + hi) / 2, (hi - lo) / 2 * np.sqrt(1 + n / m)
+    return centre - half, centre + half
 
 
 def over_seeds(rows: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:

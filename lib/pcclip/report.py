@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .atomic import write_text
-from .intervals import over_seeds
+from .intervals import over_seeds, predicting
 from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, repo_root, run_paths, seeded
 from .profiles import Profile
 from .readme_numbers import refresh_readme
@@ -455,25 +455,37 @@ def base_models_table(profile: Profile, headline: str = "difference accuracy") -
     return _wide(pooled.assign(order=pooled.headline.map(order))[[*KEY, "mean", "lo", "hi", "n_seeds"]])
 
 
-def rerun_table(main: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
+def rerun_table(main: pd.DataFrame, rerun: pd.DataFrame, draws: int | None = None) -> pd.DataFrame:
     """Each 95% interval of a run's summary.csv (`Summary.seeds`: a mean over two or more finetune seeds; or
     `over_base_models`) beside the mean of the same number in a rerun of that pipeline (another clone, machine or
     thread count), with `inside` true where the rerun's mean lies in the interval: the check a reader's
-    `make reproduce` is asked to pass. Numbers the rerun lacks are left out."""
+    `make reproduce` is asked to pass. `with_prediction` adds the interval a rerun should land in, for `draws`
+    new draws behind each rerun mean (None: its finetune seeds). Numbers the rerun lacks are left out."""
     key = ["headline", *WHERE, "model"]
     ours = main[(main.seed == "mean") & main.lo.notna()][[*key, "value", "lo", "hi", "n_seeds"]]
     theirs = rerun[rerun.seed == "mean"][[*key, "value", "n_seeds"]].rename(
         columns={"value": "rerun", "n_seeds": "rerun_seeds"})
     table = ours.merge(theirs, on=key, how="inner", sort=False)
-    return table.assign(inside=(table.rerun >= table.lo) & (table.rerun <= table.hi)).reset_index(drop=True)
+    table = table.assign(inside=(table.rerun >= table.lo) & (table.rerun <= table.hi)).reset_index(drop=True)
+    return with_prediction(table, table.rerun_seeds if draws is None else draws)
+
+
+def with_prediction(table: pd.DataFrame, draws: int | pd.Series) -> pd.DataFrame:
+    """`table` (`rerun_table`'s columns) with `pred_lo`, `pred_hi`: each interval widened to the 95% prediction
+    interval of a mean over `draws` new draws (`intervals.predicting`), and `inside_pred` where the rerun's mean
+    lies in it. An interval of the mean holds a new run's mean well under 95% of the time even when nothing but
+    the draw differs; this one holds it 95% of the time, so it is what a rerun is fairly checked against."""
+    lo, hi = predicting(table.lo, table.hi, table.n_seeds, draws)
+    return table.assign(pred_lo=lo, pred_hi=hi, inside_pred=(table.rerun >= lo) & (table.rerun <= hi))
 
 
 def rerun_counts(table: pd.DataFrame, by: str = "headline") -> pd.DataFrame:
     """Per value of `by` (a column of `rerun_table`: headline, model) how many intervals hold the rerun's mean,
-    of how many, then the same over all ("all")."""
-    counts = table.groupby(by, sort=False).inside.agg(inside="sum", intervals="size").reset_index()
-    total = pd.DataFrame([{by: "all", "inside": counts.inside.sum(), "intervals": counts.intervals.sum()}])
-    return pd.concat([counts, total], ignore_index=True).astype({"inside": int, "intervals": int})
+    how many prediction intervals do, of how many, then the same over all ("all")."""
+    counts = table.groupby(by, sort=False).agg(inside=("inside", "sum"), inside_pred=("inside_pred", "sum"),
+                                               intervals=("inside", "size")).reset_index()
+    total = pd.DataFrame([{by: "all", **counts[["inside", "inside_pred", "intervals"]].sum()}])
+    return pd.concat([counts, total], ignore_index=True).astype({"inside": int, "inside_pred": int, "intervals": int})
 
 
 def _shown(folder: Path) -> str:
@@ -488,14 +500,15 @@ FINETUNE_SEEDS, BASE_MODELS = "finetune seeds", "base models"  # the `over` colu
 
 
 def rerun_tables(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None) -> pd.DataFrame:
-    """`rerun_table` against the main run's intervals over finetune seeds (`over` = FINETUNE_SEEDS), then, when
-    the main run has a base-model study (`study`: pretrain seed -> run), against the intervals over base models
-    of the main run and the study together (BASE_MODELS, `over_base_models`)."""
+    """`rerun_table` against the main run's intervals over finetune seeds (`over` = FINETUNE_SEEDS; predicting the
+    rerun's mean over its own finetune seeds), then, when the main run has a base-model study (`study`: pretrain
+    seed -> run), against the intervals over base models of the main run and the study together (BASE_MODELS,
+    `over_base_models`; predicting one new base model, which is what a rerun on another CPU is)."""
     mine = build_summary(main)
     theirs = build_summary(rerun).seeds
     tables = [rerun_table(mine.seeds, theirs).assign(over=FINETUNE_SEEDS)]
-    if study:
-        tables.append(rerun_table(over_base_models([main, *study.values()]), theirs).assign(over=BASE_MODELS))
+    if study:  # the rerun is one new base model
+        tables.append(rerun_table(over_base_models([main, *study.values()]), theirs, draws=1).assign(over=BASE_MODELS))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -509,7 +522,12 @@ def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | No
     runs = [f"`{_shown(paths.root)}` at commit `{run.git_commit}` on {(run.manifest or {}).get('device', '?')}"
             for paths, run in ((main, first), (rerun, second))]
     parts = [f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
-             f"Main run: {runs[0]}. Rerun: {runs[1]}. Written by `python -m pcclip.report --rerun`."]
+             f"Main run: {runs[0]}. Rerun: {runs[1]}. Written by `python -m pcclip.report --rerun`.",
+             "`inside`: the rerun's mean lies in the 95% t-interval of the main run's mean. `inside_pred`: it lies in "
+             "that interval widened to the 95% prediction interval of the rerun's own mean (`pred_lo`, `pred_hi` "
+             "in summary.csv; half-width times sqrt(1 + n/m) for n draws behind the interval and m behind the "
+             "rerun's mean), which a rerun drawn alike falls in 95% of the time; the interval of the mean holds it "
+             "far less often (about 83% for one new base model against three)."]
     kinds = {FINETUNE_SEEDS: "the main run's mean over its finetune seeds with its 95% t-interval (summary.csv "
                              "of the main run): the spread of finetuning on one base model",
              BASE_MODELS: "the mean over base models (the main run and its base-model study, each its mean over "
