@@ -423,8 +423,10 @@ def write_base_study(profile: Profile) -> pd.DataFrame:
         "## Over base models",
         "The same numbers over base models: each cell the mean of the rows above (one per base model) with its "
         "95% t-interval over them, n_seeds the number of base models (`over_base_models.csv`). A rerun on "
-        "another CPU pretrains another base model, so this is the spread its numbers are drawn from (`python -m "
-        "pcclip.report --rerun`).", markdown_table(with_intervals(pooled)), ""]))
+        "another CPU pretrains another base model, one more draw of this spread: it should land in the 95% "
+        "prediction interval of one new base model, each interval here widened by sqrt(1 + n_seeds) "
+        "(`pcclip.intervals.predicting`; `python -m pcclip.report --rerun` checks both).",
+        markdown_table(with_intervals(pooled)), ""]))
     return table
 
 
@@ -433,7 +435,7 @@ def over_base_models(runs: list[RunPaths]) -> pd.DataFrame:
     study) gives its mean over its finetune seeds, and `value`, `lo`, `hi` are their mean and 95% t-interval
     over the runs, `n_seeds` the number of base models. A rerun on another CPU pretrains another base model
     ("Determinism" in the README), so this, not the interval over finetune seeds on one base, is the spread its
-    base-dependent numbers are drawn from."""
+    base-dependent numbers are drawn from (`rerun_tables` widens it to where one new base model should land)."""
     means = []
     for i, paths in enumerate(runs):
         seeds = build_summary(paths).seeds
