@@ -12,7 +12,7 @@ ONLY ?=
 BASE_SEEDS ?= 1,2
 STAMP := $(VENV)/.pcclip-installed
 
-.PHONY: setup reproduce base-study test test-fast benchmarks refresh-references clean-results
+.PHONY: setup reproduce check-reproduce base-study test test-fast benchmarks refresh-references clean-results
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(PY) -m pcclip.pipeline --profile $(PROFILE) $(foreach o,$(SET),--set $(o)) $(if $(ONLY),--only $(ONLY))
 	if [ "$(PROFILE)" = diffworld ] && [ -z "$(SET)$(ONLY)" ]; then $(PY) -m pcclip.report diffworld; fi
+
+# Your `make reproduce` against the intervals of the run committed at AGAINST (it wrote over results/$(PROFILE))
+AGAINST ?= HEAD
+check-reproduce: $(STAMP)
+	$(PY) -m pcclip.report $(PROFILE) --rerun results/$(PROFILE) --against $(AGAINST)
 
 base-study: $(STAMP)
 	$(PY) -m pcclip.pipeline --profile $(PROFILE) --base-study $(BASE_SEEDS) $(foreach o,$(SET),--set $(o))

@@ -18,7 +18,7 @@ ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pcclip", "pcclip.atomic", "pcclip.paths", "pcclip.resources", "pcclip.profiles", "pcclip.fingerprint",
               "pcclip.precision", "pcclip.embeddings", "pcclip.results", "pcclip.locking", "pcclip.redact",
-              "pcclip.profile_checks", "pcclip.network", "pcclip.intervals")),
+              "pcclip.profile_checks", "pcclip.network", "pcclip.intervals", "pcclip.committed")),
     ("data", ("pcclip.world", "pcclip.datasets", "pcclip.dataset_layouts")),
     ("models", ("pcclip.models", "pcclip.clip_tables", "pcclip.text_tower", "pcclip.averaging", "pcclip.cache",
                 "pcclip.export", "pcclip.external")),

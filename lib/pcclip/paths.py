@@ -11,8 +11,10 @@ checkpoints/seed<s>/ beside the shared base.pt, so the seeds of one profile neve
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 RESULTS_ENV = "PCCLIP_RESULTS"
 # The one declaration of which notebooks depend on the finetuned models: the pipeline runs these once per
@@ -71,6 +73,21 @@ class RunPaths:
 def results_base() -> Path:
     """results/ of the checkout, or $PCCLIP_RESULTS."""
     return Path(os.environ.get(RESULTS_ENV) or repo_root() / "results")
+
+
+@contextmanager
+def results_tree(root: Path) -> Iterator[None]:
+    """$PCCLIP_RESULTS pointed at `root` inside the block (for the runs and the kernels they start, or to read
+    another tree's results), restored after it."""
+    before = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RESULTS_ENV)
+        else:
+            os.environ[RESULTS_ENV] = before
 
 
 def run_paths(profile_name: str, seed: int | None = None) -> RunPaths:

@@ -23,16 +23,14 @@ import os
 import platform
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 from .atomic import write_json
 from .locking import run_lock
 from .notebook import QUIET_ENV
-from .paths import PER_SEED_NOTEBOOKS, RESULTS_ENV, RunPaths, base_study_root, repo_root, run_paths, seeded
+from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, repo_root, results_tree, run_paths, seeded
 from .profiles import FORCE_ENV, Profile, load_profile, parse_overrides
 from .redact import secrets_for_children
 from .results import git_commit
@@ -194,25 +192,11 @@ def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: lis
         load_profile(profile_name, overrides | {"pretrain.seed": str(seed)})
     roots = []
     for seed in pretrain_seeds:
-        with _results_tree(base_study_root(main.name, seed)):
+        with results_tree(base_study_root(main.name, seed)):
             roots.append(run(profile_name, overrides | {"pretrain.seed": str(seed)}, only))
     table = write_base_study(main)
     print(f"[pipeline] base-model study: {len(table)} rows -> {base_study_root(main.name, None)}", flush=True)
     return roots
-
-
-@contextmanager
-def _results_tree(root: Path) -> Iterator[None]:
-    """$PCCLIP_RESULTS pointed at `root` for the runs (and the kernels they start) inside the block."""
-    before = os.environ.get(RESULTS_ENV)
-    os.environ[RESULTS_ENV] = str(root)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(RESULTS_ENV)
-        else:
-            os.environ[RESULTS_ENV] = before
 
 
 def _seed_list(text: str) -> list[int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from typing import Any
 import pandas as pd
 
 from .atomic import write_text
+from .committed import committed_results
 from .intervals import over_seeds, predicting
-from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, repo_root, run_paths, seeded
+from .paths import (PER_SEED_NOTEBOOKS, RunPaths, base_study_root, repo_root, results_base, results_tree, run_paths,
+                    seeded)
 from .profiles import Profile
 from .readme_numbers import refresh_readme
 from .results import rows_frame
@@ -514,14 +517,23 @@ def rerun_tables(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | N
     return pd.concat(tables, ignore_index=True)
 
 
-def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None) -> pd.DataFrame:
-    """<rerun>/../summary.csv (`rerun_tables`) and summary.md (the counts per kind of interval, then the numbers
-    outside the intervals over finetune seeds)."""
+def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None, out: Path | None = None,
+                committed: tuple[Path, str] | None = None) -> pd.DataFrame:
+    """out/summary.csv (`rerun_tables`; `out` defaults to <rerun>/..) and summary.md (the counts per kind of
+    interval, then the numbers outside the intervals over finetune seeds). `committed` = (tree, revision) when
+    the main run and study were read from `committed_results`: summary.md names them by revision, not by the
+    temporary tree."""
     table = rerun_tables(main, rerun, study)
     first, second = build_summary(main), build_summary(rerun)
-    root = rerun.root.parent
+    root = rerun.root.parent if out is None else out
+
+    def shown(folder: Path) -> str:
+        if committed is None or not folder.is_relative_to(committed[0]):
+            return f"`{_shown(folder)}`"
+        return f"`results/{folder.relative_to(committed[0])}` as git revision `{committed[1]}` holds it"
+
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
-    runs = [f"`{_shown(paths.root)}` at commit `{run.git_commit}` on {(run.manifest or {}).get('device', '?')}"
+    runs = [f"{shown(paths.root)} at commit `{run.git_commit}` on {(run.manifest or {}).get('device', '?')}"
             for paths, run in ((main, first), (rerun, second))]
     parts = [f"# Rerun of `{first.profile}`: does its mean fall inside the committed 95% intervals?",
              f"Main run: {runs[0]}. Rerun: {runs[1]}. Written by `python -m pcclip.report --rerun`.",
@@ -536,7 +548,7 @@ def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | No
                           "its finetune seeds) with its 95% t-interval: the spread a rerun that pretrains another "
                           "base model (another CPU) is drawn from"}
     for over, part in table.groupby("over", sort=False):
-        where = ", ".join(f"`{_shown(p.root)}`" for p in (study or {}).values())
+        where = ", ".join(shown(p.root) for p in (study or {}).values())
         parts += [f"## Against the intervals over {over}",
                   f"Each interval is {kinds[over]}" + (f"; study runs: {where}." if over == BASE_MODELS else "."),
                   markdown_table(rerun_counts(part)), markdown_table(rerun_counts(part, "model"))]
@@ -569,8 +581,10 @@ def sync_readme(readme: Path, summary_md: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pcclip.report [PROFILE] [--readme PATH] [--rerun RUN_FOLDER]` (`make reproduce` runs it last)."""
+    """`python -m pcclip.report [PROFILE] [--readme PATH] [--rerun RUN_FOLDER [--against REV]]` (`make reproduce`
+    runs it last; `make check-reproduce` runs `--rerun results/<profile> --against HEAD`)."""
     import argparse
+    import tempfile
 
     parser = argparse.ArgumentParser(prog="python -m pcclip.report", description=__doc__.splitlines()[0])
     parser.add_argument("profile", nargs="?", default="diffworld")
@@ -579,12 +593,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun", type=Path, metavar="RUN_FOLDER",
                         help="a rerun's results/<profile> folder, e.g. from a fresh clone: write its check against "
                              "the committed intervals beside it (RUN_FOLDER/../summary.md) and stop")
+    parser.add_argument("--against", metavar="REV",
+                        help="with --rerun: read the main run and its base-model study from git revision REV (e.g. "
+                             "HEAD), not from the working tree, which your own `make reproduce` wrote over; the check "
+                             "goes to results/<profile>-rerun-check/")
     args = parser.parse_args(argv)
+    if args.against and not args.rerun:
+        parser.error("--against REV needs --rerun RUN_FOLDER, the rerun to check (e.g. results/diffworld)")
     if args.rerun:
-        table = write_rerun(run_paths(args.profile), RunPaths(args.rerun), base_study_runs(args.profile))
+        out = results_base() / f"{args.profile}-rerun-check" if args.against else args.rerun.parent
+        with tempfile.TemporaryDirectory(prefix="pcclip-committed-") as tmp:
+            tree = Path(tmp)
+            if args.against:
+                commit = committed_results(args.against, [args.profile], tree, optional=[f"{args.profile}-base-seeds"])
+            with results_tree(tree) if args.against else nullcontext():
+                main_run, study = run_paths(args.profile), base_study_runs(args.profile)
+            table = write_rerun(main_run, RunPaths(args.rerun), study, out,
+                                (tree, f"{args.against} ({commit[:12]})") if args.against else None)
         for over, part in table.groupby("over", sort=False):
             print(f"against the intervals over {over}:\n{rerun_counts(part).to_string(index=False)}")
-        print(f"-> {args.rerun.parent / 'summary.md'}")
+        print(f"-> {out / 'summary.md'}")
         return 0
     root = run_paths(args.profile).root
     changed = sync_readme(args.readme, root / "summary.md")
