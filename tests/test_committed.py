@@ -59,3 +59,13 @@ def test_against_without_a_rerun_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["diffworld", "--against", "HEAD"])
     assert "--against REV needs --rerun RUN_FOLDER" in capsys.readouterr().err
+
+
+def test_a_run_of_one_finetune_seed_has_nothing_to_check_against_and_says_so(tmp_path, monkeypatch):
+    """The committed rehearsal ran one finetune seed and has no base-model study: no interval, so a clear error
+    instead of an empty check."""
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match=r"rehearsal has no 95% interval to check a rerun against: .*seeds \[0\] "
+                                         r"and it has no base-model study.*finetune.seeds=0,1,2"):
+        main(["rehearsal", "--rerun", str(ROOT / "results" / "rehearsal"), "--against", "HEAD"])
+    assert not (tmp_path / "rehearsal-rerun-check").exists()

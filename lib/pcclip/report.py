@@ -508,13 +508,20 @@ def rerun_tables(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | N
     """`rerun_table` against the main run's intervals over finetune seeds (`over` = FINETUNE_SEEDS; predicting the
     rerun's mean over its own finetune seeds), then, when the main run has a base-model study (`study`: pretrain
     seed -> run), against the intervals over base models of the main run and the study together (BASE_MODELS,
-    `over_base_models`; predicting one new base model, which is what a rerun on another CPU is)."""
+    `over_base_models`; predicting one new base model, which is what a rerun on another CPU is). A main run with
+    no interval at all (one finetune seed, no study) raises ValueError: there is nothing to check against."""
     mine = build_summary(main)
     theirs = build_summary(rerun).seeds
     tables = [rerun_table(mine.seeds, theirs).assign(over=FINETUNE_SEEDS)]
     if study:  # the rerun is one new base model
         tables.append(rerun_table(over_base_models([main, *study.values()]), theirs, draws=1).assign(over=BASE_MODELS))
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    if table.empty:
+        seeds = sorted(mine.seeds.seed[mine.seeds.seed != "mean"].unique())
+        raise ValueError(f"{main.root} has no 95% interval to check a rerun against: its numbers come from finetune "
+                         f"seeds {seeds} and it has no base-model study. Rerun both runs with two or more seeds "
+                         f"(--set finetune.seeds=0,1,2), or compare the numbers of its summary.csv directly")
+    return table
 
 
 def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None, out: Path | None = None,
