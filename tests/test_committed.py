@@ -65,7 +65,8 @@ def test_a_run_of_one_finetune_seed_has_nothing_to_check_against_and_says_so(tmp
     """The committed rehearsal ran one finetune seed and has no base-model study: no interval, so a clear error
     instead of an empty check."""
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
-    with pytest.raises(ValueError, match=r"rehearsal has no 95% interval to check a rerun against: .*seeds \[0\] "
-                                         r"and it has no base-model study.*finetune.seeds=0,1,2"):
+    with pytest.raises(ValueError, match=r"^`results/rehearsal` as git revision `HEAD \(\w{12}\)` holds it has no 95% "
+                                         r"interval to check a rerun against: .*seeds \[0\] and it has no "
+                                         r"base-model study.*finetune.seeds=0,1,2"):
         main(["rehearsal", "--rerun", str(ROOT / "results" / "rehearsal"), "--against", "HEAD"])
     assert not (tmp_path / "rehearsal-rerun-check").exists()

@@ -508,20 +508,14 @@ def rerun_tables(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | N
     """`rerun_table` against the main run's intervals over finetune seeds (`over` = FINETUNE_SEEDS; predicting the
     rerun's mean over its own finetune seeds), then, when the main run has a base-model study (`study`: pretrain
     seed -> run), against the intervals over base models of the main run and the study together (BASE_MODELS,
-    `over_base_models`; predicting one new base model, which is what a rerun on another CPU is). A main run with
-    no interval at all (one finetune seed, no study) raises ValueError: there is nothing to check against."""
+    `over_base_models`; predicting one new base model, which is what a rerun on another CPU is). Empty when the
+    main run has no interval at all (one finetune seed, no study)."""
     mine = build_summary(main)
     theirs = build_summary(rerun).seeds
     tables = [rerun_table(mine.seeds, theirs).assign(over=FINETUNE_SEEDS)]
     if study:  # the rerun is one new base model
         tables.append(rerun_table(over_base_models([main, *study.values()]), theirs, draws=1).assign(over=BASE_MODELS))
-    table = pd.concat(tables, ignore_index=True)
-    if table.empty:
-        seeds = sorted(mine.seeds.seed[mine.seeds.seed != "mean"].unique())
-        raise ValueError(f"{main.root} has no 95% interval to check a rerun against: its numbers come from finetune "
-                         f"seeds {seeds} and it has no base-model study. Rerun both runs with two or more seeds "
-                         f"(--set finetune.seeds=0,1,2), or compare the numbers of its summary.csv directly")
-    return table
+    return pd.concat(tables, ignore_index=True)
 
 
 def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None, out: Path | None = None,
@@ -529,16 +523,21 @@ def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | No
     """out/summary.csv (`rerun_tables`; `out` defaults to <rerun>/..) and summary.md (the counts per kind of
     interval, then the numbers outside the intervals over finetune seeds). `committed` = (tree, revision) when
     the main run and study were read from `committed_results`: summary.md names them by revision, not by the
-    temporary tree."""
-    table = rerun_tables(main, rerun, study)
-    first, second = build_summary(main), build_summary(rerun)
-    root = rerun.root.parent if out is None else out
-
+    temporary tree. A main run with no interval to check against (one finetune seed, no study) raises ValueError
+    saying what to do, and writes nothing."""
     def shown(folder: Path) -> str:
         if committed is None or not folder.is_relative_to(committed[0]):
             return f"`{_shown(folder)}`"
         return f"`results/{folder.relative_to(committed[0])}` as git revision `{committed[1]}` holds it"
 
+    table = rerun_tables(main, rerun, study)
+    first, second = build_summary(main), build_summary(rerun)
+    if table.empty:
+        seeds = sorted(first.seeds.seed[first.seeds.seed != "mean"].unique())
+        raise ValueError(f"{shown(main.root)} has no 95% interval to check a rerun against: its numbers come from "
+                         f"finetune seeds {seeds} and it has no base-model study. Run both with two or more seeds "
+                         f"(--set finetune.seeds=0,1,2), or compare the numbers of their summary.csv directly")
+    root = rerun.root.parent if out is None else out
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
     runs = [f"{shown(paths.root)} at commit `{run.git_commit}` on {(run.manifest or {}).get('device', '?')}"
             for paths, run in ((main, first), (rerun, second))]
