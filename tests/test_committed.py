@@ -24,14 +24,16 @@ def test_the_committed_folders_are_written_as_head_holds_them_and_absent_optiona
     assert commit == subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                     check=True).stdout.strip()
     for name in ("over_base_models.csv", "summary.md", "pretrain1/diffworld/manifest.json"):
-        assert (tmp_path / "diffworld-base-seeds" / name).read_bytes() == _at_head(f"results/diffworld-base-seeds/{name}")
+        path = f"diffworld-base-seeds/{name}"
+        assert (tmp_path / path).read_bytes() == _at_head(f"results/{path}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diffworld-base-seeds"]
 
 
 def test_a_revision_that_is_not_one_or_lacks_the_run_is_named_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"'no-such-rev' is not a git revision of .*name a commit, branch or tag"):
         committed_results("no-such-rev", ["diffworld"], tmp_path)
-    with pytest.raises(ValueError, match=r"git revision 'HEAD' \(\w{12}\) holds no results/no-such-profile/: .*git log"):
+    with pytest.raises(ValueError, match=r"git revision 'HEAD' \(\w{12}\) holds no results/no-such-profile/: "
+                                         r".*git log"):
         committed_results("HEAD", ["no-such-profile"], tmp_path)
     assert not any(tmp_path.iterdir())
 
