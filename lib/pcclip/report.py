@@ -504,17 +504,18 @@ def _shown(folder: Path) -> str:
 FINETUNE_SEEDS, BASE_MODELS = "finetune seeds", "base models"  # the `over` column of a rerun's summary.csv
 
 
-def rerun_tables(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | None = None) -> pd.DataFrame:
+def rerun_tables(main: RunPaths, mine: Summary, theirs: Summary,
+                 study: dict[int, RunPaths] | None = None) -> pd.DataFrame:
     """`rerun_table` against the main run's intervals over finetune seeds (`over` = FINETUNE_SEEDS; predicting the
     rerun's mean over its own finetune seeds), then, when the main run has a base-model study (`study`: pretrain
     seed -> run), against the intervals over base models of the main run and the study together (BASE_MODELS,
     `over_base_models`; predicting one new base model, which is what a rerun on another CPU is). Empty when the
-    main run has no interval at all (one finetune seed, no study)."""
-    mine = build_summary(main)
-    theirs = build_summary(rerun).seeds
-    tables = [rerun_table(mine.seeds, theirs).assign(over=FINETUNE_SEEDS)]
+    main run has no interval at all (one finetune seed, no study). `mine` and `theirs` are the summaries of the
+    main run (`main`) and of the rerun."""
+    tables = [rerun_table(mine.seeds, theirs.seeds).assign(over=FINETUNE_SEEDS)]
     if study:  # the rerun is one new base model
-        tables.append(rerun_table(over_base_models([main, *study.values()]), theirs, draws=1).assign(over=BASE_MODELS))
+        pooled = over_base_models([main, *study.values()])
+        tables.append(rerun_table(pooled, theirs.seeds, draws=1).assign(over=BASE_MODELS))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -530,8 +531,8 @@ def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | No
             return f"`{_shown(folder)}`"
         return f"`results/{folder.relative_to(committed[0])}` as git revision `{committed[1]}` holds it"
 
-    table = rerun_tables(main, rerun, study)
     first, second = build_summary(main), build_summary(rerun)
+    table = rerun_tables(main, first, second, study)
     if table.empty:
         seeds = sorted(first.seeds.seed[first.seeds.seed != "mean"].unique())
         raise ValueError(f"{shown(main.root)} has no 95% interval to check a rerun against: its numbers come from "
@@ -547,7 +548,7 @@ def write_rerun(main: RunPaths, rerun: RunPaths, study: dict[int, RunPaths] | No
              "that interval widened to the 95% prediction interval of the rerun's own mean (`pred_lo`, `pred_hi` "
              "in summary.csv; half-width times sqrt(1 + n/m) for n draws behind the interval and m behind the "
              "rerun's mean), which a rerun drawn alike falls in 95% of the time; the interval of the mean holds it "
-             "far less often (about 83% for one new base model against three)."]
+             "far less often (about 84% for one new base model against three)."]
     kinds = {FINETUNE_SEEDS: "the main run's mean over its finetune seeds with its 95% t-interval (summary.csv "
                              "of the main run): the spread of finetuning on one base model",
              BASE_MODELS: "the mean over base models (the main run and its base-model study, each its mean over "
@@ -609,13 +610,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun:
         out = results_base() / f"{args.profile}-rerun-check" if args.against else args.rerun.parent
         with tempfile.TemporaryDirectory(prefix="pcclip-committed-") as tmp:
-            tree = Path(tmp)
+            committed = None  # (tree, revision) once read from git
             if args.against:
-                commit = committed_results(args.against, [args.profile], tree, optional=[f"{args.profile}-base-seeds"])
-            with results_tree(tree) if args.against else nullcontext():
+                commit = committed_results(args.against, [args.profile], Path(tmp),
+                                           optional=[f"{args.profile}-base-seeds"])
+                committed = (Path(tmp), f"{args.against} ({commit[:12]})")
+            with results_tree(committed[0]) if committed else nullcontext():
                 main_run, study = run_paths(args.profile), base_study_runs(args.profile)
-            table = write_rerun(main_run, RunPaths(args.rerun), study, out,
-                                (tree, f"{args.against} ({commit[:12]})") if args.against else None)
+            table = write_rerun(main_run, RunPaths(args.rerun), study, out, committed)
         for over, part in table.groupby("over", sort=False):
             print(f"against the intervals over {over}:\n{rerun_counts(part).to_string(index=False)}")
         print(f"-> {out / 'summary.md'}")
