@@ -10,9 +10,13 @@ SET ?=
 ONLY ?=
 # Pretrain seeds of the base-model study (make base-study): the pipeline again on each of these base models
 BASE_SEEDS ?= 1,2
+# Levers and finetune seeds of the lever study (make levers): empty LEVERS runs every lever of pcclip.levers,
+# empty SEEDS every finetune seed
+LEVERS ?=
+SEEDS ?=
 STAMP := $(VENV)/.pcclip-installed
 
-.PHONY: setup reproduce check-reproduce base-study test test-fast benchmarks refresh-references clean-results
+.PHONY: setup reproduce check-reproduce base-study levers test test-fast benchmarks refresh-references clean-results
 
 setup: $(STAMP)
 
@@ -32,6 +36,9 @@ check-reproduce: $(STAMP)
 
 base-study: $(STAMP)
 	$(PY) -m pcclip.pipeline --profile $(PROFILE) --base-study $(BASE_SEEDS) $(foreach o,$(SET),--set $(o))
+
+levers: $(STAMP)
+	$(PY) -m pcclip.pipeline --profile $(PROFILE) --levers $(LEVERS) $(if $(SEEDS),--seeds $(SEEDS)) $(foreach o,$(SET),--set $(o))
 
 test: $(STAMP)
 	$(PY) -m pytest tests --nbval-lax --nbval-current-env notebooks -p no:cacheprovider

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("pcclip.evaluation", "pcclip.edit_sets", "pcclip.geometry", "pcclip.retrieval",
                     "pcclip.pair_geometry", "pcclip.geometry_tables")),
     ("notebooks", ("pcclip.runs", "pcclip.loading", "pcclip.distributed", "pcclip.notebook", "pcclip.report",
-                   "pcclip.readme_numbers",
+                   "pcclip.readme_numbers", "pcclip.levers",
                    "pcclip.pipeline", "pcclip.plots", "pcclip.preflight", "pcclip.rehearsal", "pcclip.base_overview",
                    "pcclip.evaluate")),
 )

@@ -99,3 +99,10 @@ def base_study_root(profile_name: str, pretrain_seed: int | None) -> Path:
     results tree of that base model's run: its run folder is pretrain<seed>/<profile>/."""
     root = results_base() / f"{profile_name}-base-seeds"
     return root if pretrain_seed is None else root / f"pretrain{pretrain_seed}"
+
+
+def lever_root(profile_name: str, lever: str | None) -> Path:
+    """The lever study's folder results/<profile>-levers/ (its table), and with `lever` the results tree of that
+    lever's run: its run folder is <lever>/<profile>/."""
+    root = results_base() / f"{profile_name}-levers"
+    return root if lever is None else root / lever

@@ -2,6 +2,7 @@
 
     python -m pcclip.pipeline --profile diffworld [--set finetune.steps=100 ...] [--only 00 02] [--seeds 1]
     python -m pcclip.pipeline --profile diffworld --base-study 1,2   # the base-model study (pretrain seeds)
+    python -m pcclip.pipeline --profile diffworld --levers recipe,blocks [--seeds 0,1]   # the lever study
     python -m pcclip.pipeline --refresh-references   # re-record the nbval reference outputs
 
 The notebooks of PER_SEED_NOTEBOOKS (those that use the finetuned models) run once per seed of finetune.seeds,
@@ -30,7 +31,8 @@ from pathlib import Path
 from .atomic import write_json
 from .locking import run_lock
 from .notebook import QUIET_ENV
-from .paths import PER_SEED_NOTEBOOKS, RunPaths, base_study_root, repo_root, results_tree, run_paths, seeded
+from .paths import (PER_SEED_NOTEBOOKS, RunPaths, base_study_root, lever_root, repo_root, results_tree, run_paths,
+                    seeded)
 from .profiles import FORCE_ENV, Profile, load_profile, parse_overrides
 from .redact import secrets_for_children
 from .results import git_commit
@@ -199,11 +201,40 @@ def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: lis
     return roots
 
 
+def lever_study(profile_name: str, overrides: dict[str, str], names: list[str] | None,
+                seeds: list[int] | None = None) -> list[Path]:
+    """The lever study (`pcclip.levers`): notebooks 02 and 03 again for each lever and finetune seed, each lever in
+    its own results tree that starts from the main run's base model and data; then the study's table. A lever's
+    overrides go over `overrides`; rerunning a lever reruns its notebooks (the trainer resumes its own state)."""
+    from .levers import NOTEBOOKS, base_name, levers, seed_tree, write_lever_study
+
+    chosen = levers(names)
+    main = load_profile(profile_name, overrides)
+    for lever in chosen:  # fail before any kernel on a bad override or seed
+        _seeds(load_profile(profile_name, overrides | lever.overrides), seeds)
+    main_paths = run_paths(main.name)
+    roots = []
+    for lever in chosen:
+        with results_tree(lever_root(main.name, lever.name)):
+            tree = run_paths(main.name)
+            with run_lock(main_paths.root, "the lever study's copy of the base model"), \
+                    run_lock(tree.root, "the lever study"):
+                seed_tree(main_paths, tree)
+            roots.append(run(profile_name, overrides | lever.overrides, list(NOTEBOOKS), seeds))
+    table = write_lever_study(main.name, base_name(main_paths))
+    print(f"[pipeline] lever study: {len(table)} rows -> {lever_root(main.name, None)}", flush=True)
+    return roots
+
+
 def _seed_list(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated seeds, e.g. 1,2") from None
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def refresh_references(profile_name: str = "smoke") -> None:
@@ -239,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: all of finetune.seeds)")
     parser.add_argument("--base-study", type=_seed_list, metavar="PRETRAIN_SEEDS",
                         help="run the base-model study with these pretrain seeds, e.g. 1,2")
+    parser.add_argument("--levers", type=_names, nargs="?", const=[], metavar="NAMES",
+                        help="run the lever study for these levers (pcclip.levers.LEVERS), e.g. recipe,blocks; "
+                        "all of them when no names are given")
     parser.add_argument("--refresh-references", action="store_true")
     args = parser.parse_args(argv)
     if args.refresh_references:
@@ -246,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.base_study is not None:
         base_study(args.profile, parse_overrides(args.set), args.base_study, args.only)
+        return 0
+    if args.levers is not None:
+        lever_study(args.profile, parse_overrides(args.set), args.levers or None, args.seeds)
         return 0
     run(args.profile, parse_overrides(args.set), args.only, args.seeds)
     return 0

@@ -1,0 +1,180 @@
+"""The lever study: named changes to the finetuning recipe, each retrained on the main run's base model and data
+and scored on notebook 03's sets, so that a lever's effect on held-out structures is a committed row, not a note.
+
+A lever is a set of profile overrides (`finetune.*`) and the model whose rows are its result: `pcclip`, or
+`pcclip_hn` for hard negatives, which notebook 02 trains beside an unchanged `pcclip`. `recipe` (no overrides)
+is the baseline of the study, retrained in it, so every row of the table comes from the same base model, data,
+machine and thread count. Each lever runs notebooks 02 and 03 (`NOTEBOOKS`) for each finetune seed in its own
+results tree, results/<profile>-levers/<lever>/<profile>/, which starts from copies of the main run's base
+model, data and embedding caches (`seed_tree`); the table over seeds is `lever_table`.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .atomic import write_text
+from .intervals import over_seeds
+from .paths import RunPaths, lever_root
+from .report import markdown_table, notebook_rows
+from .results import IDENTITY
+
+NOTEBOOKS = ("02", "03")  # finetune, then score: the notebooks each lever reruns
+READ = ("02_finetune", "03_ranking_eval")
+# the rows the table keeps: notebook 03's difference sets, held-out structures and frames, and notebook 02's
+# zero-shot accuracy (the drop the recipe must keep small)
+TASKS = {"03_ranking_eval": ("difference", "structures", "frames"), "02_finetune": ("zero_shot",)}
+
+
+@dataclass(frozen=True)
+class Lever:
+    name: str
+    why: str  # what the lever changes and the hypothesis it tests
+    overrides: dict[str, str] = field(default_factory=dict)
+    model: str = "pcclip"  # the run whose rows are the lever's result
+
+
+LEVERS: tuple[Lever, ...] = (
+    Lever("recipe", "the recipe unchanged: the study's baseline"),
+    Lever("hard_negatives", "each image difference also contrasted with its own role swap and negation (NegCLIP-"
+          "like, issue 15 item 5): role binding and negation taught directly", {"finetune.hard_negatives": "true"},
+          "pcclip_hn"),
+    Lever("caption_weight", "four times the caption term: keep more of what the captions taught the text tower",
+          {"finetune.caption_weight": "1.0"}),
+    Lever("blocks", "the paper's trainable part: the text transformer blocks alone, embeddings and projection "
+          "frozen", {"finetune.trainable": "blocks"}),
+    Lever("steps", "three times as long: in case held-out frames come late, as delayed generalisation does",
+          {"finetune.steps": "12000"}),
+    Lever("weight_decay", "three times as long with AdamW and weight decay 0.1, the usual companion of late "
+          "generalisation", {"finetune.steps": "12000", "finetune.optimizer": "adamw", "finetune.weight_decay": "0.1"}),
+)
+SHARED = ("checkpoints/base.pt", "data", "cache")  # what a lever's tree copies from the main run
+
+
+def levers(names: list[str] | None) -> tuple[Lever, ...]:
+    """The levers called `names` (all of LEVERS for None), in the order given; raises naming the known ones."""
+    known = {lever.name: lever for lever in LEVERS}
+    if names is None:
+        return LEVERS
+    unknown = [n for n in names if n not in known]
+    if unknown or not names or len(set(names)) < len(names):
+        raise ValueError(f"--levers {names}: give distinct names among {list(known)}, e.g. --levers recipe,blocks")
+    return tuple(known[n] for n in names)
+
+
+def seed_tree(main: RunPaths, tree: RunPaths) -> None:
+    """Copy the main run's base model, data and embedding caches into a lever's tree (once: a tree that has a base
+    model keeps its own), so its notebook 02 finetunes what the main run finetuned. Raises naming what to run
+    when the main run has no base model or data."""
+    missing = [main.root / part for part in SHARED[:2] if not (main.root / part).exists()]
+    if missing:
+        raise FileNotFoundError(f"the lever study starts from the main run's base model and data, and "
+                                f"{', '.join(map(str, missing))} do not exist: run the main run first "
+                                f"(make reproduce, or python -m pcclip.pipeline --profile {main.root.name} "
+                                "--only 00 01)")
+    if (tree.root / SHARED[0]).exists():
+        return
+    for part in SHARED[1:]:
+        if (main.root / part).exists():
+            shutil.copytree(main.root / part, tree.root / part, dirs_exist_ok=True)
+    (tree.checkpoints).mkdir(parents=True, exist_ok=True)
+    temporary = tree.root / f"{SHARED[0]}.partial"
+    shutil.copy2(main.root / SHARED[0], temporary)
+    temporary.replace(tree.root / SHARED[0])  # last and atomic: a tree with base.pt has everything
+
+
+def base_name(main: RunPaths) -> str:
+    """The main run's base model as its notebook 00 recorded it: "fingerprint <f>"."""
+    try:
+        return f"fingerprint {json.loads((main.metrics / '00_base_model.json').read_text())['info']['fingerprint']}"
+    except (OSError, ValueError, KeyError) as err:
+        raise FileNotFoundError(f"{main.metrics / '00_base_model.json'} does not name the base model ({err!r}): "
+                                f"rerun notebooks/00_base_model.ipynb (python -m pcclip.pipeline --only 00)") from None
+
+
+def lever_runs(profile: str) -> dict[str, RunPaths]:
+    """lever name -> run folder of each lever of LEVERS found under results/<profile>-levers/, in LEVERS order."""
+    return {lever.name: RunPaths(lever_root(profile, lever.name) / profile) for lever in LEVERS
+            if (lever_root(profile, lever.name) / profile / "metrics").is_dir()}
+
+
+def lever_rows(lever: Lever, paths: RunPaths) -> pd.DataFrame:
+    """The rows of TASKS that the lever's model wrote under `paths`, per seed, with the lever's name."""
+    parts = []
+    for notebook in READ:
+        rows = notebook_rows(paths, notebook)
+        parts.append(rows[rows.task.isin(TASKS[notebook]) & (rows.model == lever.model)])
+    rows = pd.concat(parts, ignore_index=True)
+    return rows.assign(lever=lever.name, overrides=" ".join(f"{k}={v}" for k, v in lever.overrides.items()))
+
+
+def lever_table(profile: str) -> pd.DataFrame:
+    """Every lever's rows per seed, then each identity's mean over seeds with its 95% interval (seed "mean");
+    empty while no lever has run."""
+    runs = lever_runs(profile)
+    if not runs:
+        return pd.DataFrame(columns=["lever"])
+    rows = pd.concat([lever_rows(lever, runs[lever.name]) for lever in levers(list(runs))], ignore_index=True)
+    key = ["lever", "overrides", *[c for c in IDENTITY if c != "seed"]]
+    means = over_seeds(rows, key).rename(columns={"mean": "value"}).assign(seed="mean")
+    table = pd.concat([rows[[*key, "seed", "value"]].astype({"seed": object}), means], ignore_index=True)
+    return table.astype({"n_seeds": "Int64"}).reset_index(drop=True)
+
+
+def _cells(table: pd.DataFrame, task: str, variant: str, attributes: tuple[str, ...]) -> pd.Series:
+    """Per lever: the per-seed values of one row ("0.85 / 0.69"), or with several attributes their minimum."""
+    rows = table[(table.task == task) & (table.split == "test") & (table.variant == variant)
+                 & table.attribute.isin(attributes) & (table.seed != "mean") & (table.metric == "accuracy")]
+    per_seed = rows.groupby(["lever", "seed"], sort=False).value.min().reset_index()
+    return per_seed.groupby("lever", sort=False).value.apply(lambda v: " / ".join(f"{x:.3f}" for x in v))
+
+
+def overview(table: pd.DataFrame) -> pd.DataFrame:
+    """One line per lever: per seed, held-out frames and the two families that fail (size and brightness), and
+    the lowest training-frame accuracy of size, x, y and brightness (issue 15's targets)."""
+    order = list(dict.fromkeys(table.lever))
+    columns = {
+        "held-out frames, size": ("structures", "heldout_frames", ("size",)),
+        "held-out frames, brightness": ("structures", "heldout_frames", ("brightness",)),
+        "change, size": ("structures", "change", ("size",)),
+        "negation, size": ("structures", "negation", ("size",)),
+        "training frames, lowest": ("difference", "train", ("size", "x", "y", "brightness")),
+    }
+    per_seed = table[table.seed != "mean"]
+    out = pd.DataFrame({"lever": order, "model": [table[table.lever == n].model.iloc[0] for n in order],
+                        "seeds": [",".join(map(str, dict.fromkeys(per_seed[per_seed.lever == n].seed))) for n in order]})
+    for title, where in columns.items():
+        cells = _cells(table, *where).to_dict()
+        out[title] = [cells.get(n, "") for n in out.lever]
+    shape = table[(table.task == "zero_shot") & (table.attribute == "shape") & (table.metric == "acc1")
+                  & (table.seed == "mean")].set_index("lever").value
+    out["zero-shot shape"] = out.lever.map(shape)
+    return out
+
+
+def _settings(lever: Lever) -> str:
+    return " ".join(f"`{k}={v}`" for k, v in lever.overrides.items()) or "no overrides"
+
+
+def write_lever_study(profile: str, base: str) -> pd.DataFrame:
+    """results/<profile>-levers/summary.csv (`lever_table`) and summary.md (`overview`, and what each lever is);
+    `base` names the base model the levers share."""
+    table = lever_table(profile)
+    root = lever_root(profile, None)
+    write_text(root / "summary.csv", table.round(6).to_csv(index=False))
+    runs = lever_runs(profile)
+    described = "\n".join(f"- `{lever.name}` ({_settings(lever)}; rows of `{lever.model}`): {lever.why}."
+                          for lever in levers(list(runs)))
+    write_text(root / "summary.md", "\n\n".join([
+        f"# Lever study: profile `{profile}`",
+        f"Each lever retrains notebook 02 on the main run's base model ({base}) and data and scores it with "
+        "notebook 03, per finetune seed, in its own folder here; written by `python -m pcclip.pipeline --levers`. "
+        "Each cell lists the accuracies of the finetune seeds in `seeds`, in that order (training frames: the lowest of size, x, y and "
+        "brightness); summary.csv holds every row of notebook 03's difference, structure and frame tables per "
+        "seed, and their means with 95% intervals over the seeds.",
+        described, markdown_table(overview(table)), ""]))
+    return table
+
