@@ -144,8 +144,9 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
         "training frames, lowest": ("difference", "train", ("size", "x", "y", "brightness")),
     }
     per_seed = table[table.seed != "mean"]
+    seeds = {n: ",".join(map(str, dict.fromkeys(per_seed[per_seed.lever == n].seed))) for n in order}
     out = pd.DataFrame({"lever": order, "model": [table[table.lever == n].model.iloc[0] for n in order],
-                        "seeds": [",".join(map(str, dict.fromkeys(per_seed[per_seed.lever == n].seed))) for n in order]})
+                        "seeds": [seeds[n] for n in order]})
     for title, where in columns.items():
         cells = _cells(table, *where).to_dict()
         out[title] = [cells.get(n, "") for n in out.lever]
@@ -172,8 +173,8 @@ def write_lever_study(profile: str, base: str) -> pd.DataFrame:
         f"# Lever study: profile `{profile}`",
         f"Each lever retrains notebook 02 on the main run's base model ({base}) and data and scores it with "
         "notebook 03, per finetune seed, in its own folder here; written by `python -m pcclip.pipeline --levers`. "
-        "Each cell lists the accuracies of the finetune seeds in `seeds`, in that order (training frames: the lowest of size, x, y and "
-        "brightness); summary.csv holds every row of notebook 03's difference, structure and frame tables per "
+        "Each cell lists the accuracies of the finetune seeds in `seeds`, in that order (training frames: the "
+        "lowest of size, x, y and brightness); summary.csv holds every row of notebook 03's difference, structure and frame tables per "
         "seed, and their means with 95% intervals over the seeds.",
         described, markdown_table(overview(table)), ""]))
     return table
