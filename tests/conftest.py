@@ -35,6 +35,25 @@ def smoke():
     return load_profile("smoke")
 
 
+@pytest.fixture
+def fake_kernel(tmp_path, monkeypatch):
+    """Call with a stand-in for papermill.execute_notebook (same signature): the pipeline then runs empty notebooks
+    00-06 through it, so a test sees what the runner does without a kernel."""
+    import papermill
+
+    from pcclip import pipeline
+    from pcclip.report import EXPECTED
+
+    def use(kernel) -> None:
+        folder = tmp_path / "notebooks"
+        folder.mkdir()
+        for name in (*EXPECTED, "06_report"):
+            (folder / f"{name}.ipynb").write_text("{}")
+        monkeypatch.setattr(pipeline, "notebooks", lambda: sorted(folder.glob("*.ipynb")))
+        monkeypatch.setattr(papermill, "execute_notebook", kernel)
+    return use
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle():
     """A randomly initialised diffclip-tiny (seeded): enough for shape and plumbing tests."""

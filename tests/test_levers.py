@@ -6,14 +6,12 @@ import json
 import os
 
 import pandas as pd
-import papermill
 import pytest
 
 import pcclip.pipeline as pipeline
 from pcclip.levers import LEVERS, lever_table, levers, overview
 from pcclip.paths import lever_root, run_paths
 from pcclip.profiles import load_profile
-from pcclip.report import EXPECTED
 
 
 def test_every_lever_is_a_valid_set_of_overrides_of_both_profiles_that_run_it():
@@ -66,13 +64,8 @@ def _fake_notebook(src, dst, parameters, **kw):
     write_rows(paths, name, rows, profile)
 
 
-def test_the_lever_study_retrains_each_lever_on_the_main_base_and_tabulates_its_seeds(tmp_path, monkeypatch):
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    for name in (*EXPECTED, "06_report"):
-        (folder / f"{name}.ipynb").write_text("{}")
-    monkeypatch.setattr(pipeline, "notebooks", lambda: sorted(folder.glob("*.ipynb")))
-    monkeypatch.setattr(papermill, "execute_notebook", _fake_notebook)
+def test_the_lever_study_retrains_each_lever_on_the_main_base_and_tabulates_its_seeds(fake_kernel):
+    fake_kernel(_fake_notebook)
     with pytest.raises(FileNotFoundError, match=r"the lever study starts from the main run's base model and data"):
         pipeline.lever_study("smoke", {}, ["recipe"])
     assert lever_table("smoke").empty

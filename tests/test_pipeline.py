@@ -308,17 +308,12 @@ def _fake_notebook(src, dst, parameters, **kw):
                profile)
 
 
-def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them(tmp_path, monkeypatch):
+def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them(fake_kernel):
     from pcclip.paths import base_study_root, run_paths
     from pcclip.profiles import load_profile
-    from pcclip.report import EXPECTED, base_models_table, base_study_table
+    from pcclip.report import base_models_table, base_study_table
 
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    for name in (*EXPECTED, "06_report"):
-        (folder / f"{name}.ipynb").write_text("{}")
-    monkeypatch.setattr(pipeline, "notebooks", lambda: sorted(folder.glob("*.ipynb")))
-    monkeypatch.setattr(papermill, "execute_notebook", _fake_notebook)
+    fake_kernel(_fake_notebook)
     assert base_study_table(load_profile("smoke")).empty  # no study yet
     pipeline.run("smoke", {})
     assert pipeline.main(["--profile", "smoke", "--base-study", "3,1"]) == 0  # as `make base-study` runs it

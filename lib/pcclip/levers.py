@@ -40,7 +40,9 @@ class Lever:
 LEVERS: tuple[Lever, ...] = (
     Lever("recipe", "the recipe unchanged: the study's baseline"),
     Lever("hard_negatives", "each image difference also contrasted with its own role swap and negation (NegCLIP-"
-          "like, issue 15 item 5): role binding and negation taught directly", {"finetune.hard_negatives": "true"},
+          "like, issue 15 item 5): role binding and negation taught directly. Its negatives include the negated form "
+          "of training frame comparative:3, which differs from the held-out frame negation:2 only in its comparative "
+          "word, so that frame's row tests less of a new structure here", {"finetune.hard_negatives": "true"},
           "pcclip_hn"),
     Lever("caption_weight", "four times the caption term: keep more of what the captions taught the text tower",
           {"finetune.caption_weight": "1.0"}),
@@ -174,8 +176,8 @@ def write_lever_study(profile: str, base: str) -> pd.DataFrame:
         f"Each lever retrains notebook 02 on the main run's base model ({base}) and data and scores it with "
         "notebook 03, per finetune seed, in its own folder here; written by `python -m pcclip.pipeline --levers`. "
         "Each cell lists the accuracies of the finetune seeds in `seeds`, in that order (training frames: the "
-        "lowest of size, x, y and brightness); summary.csv holds every row of notebook 03's difference, structure and frame tables per "
-        "seed, and their means with 95% intervals over the seeds.",
+        "lowest of size, x, y and brightness); summary.csv holds every row of notebook 03's difference, structure "
+        "and frame tables per seed, and their means with 95% intervals over the seeds.",
         described, markdown_table(overview(table)), ""]))
     return table
 
