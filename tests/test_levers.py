@@ -74,10 +74,13 @@ def test_the_lever_study_retrains_each_lever_on_the_main_base_and_tabulates_its_
                           "--seeds", "0,1"]) == 0  # as `make levers` runs it
     tree = lever_root("smoke", "caption_weight") / "smoke"
     assert sorted(p.name for p in (tree / "metrics").iterdir()) == [
-        "02_finetune.seed0.json", "02_finetune.seed1.json", "03_ranking_eval.seed0.json", "03_ranking_eval.seed1.json"]
+        "00_base_model.json", "02_finetune.seed0.json", "02_finetune.seed1.json", "03_ranking_eval.seed0.json",
+        "03_ranking_eval.seed1.json"]
     manifest = json.loads((tree / "manifest.json").read_text())
     assert manifest["overrides"] == {"finetune.caption_weight": "1.0"}
     assert (tree / "data" / "store" / "pairs.jsonl").is_file() and not (run_paths("smoke").root / "recipe").exists()
+    assert (tree / "metrics" / "00_base_model.json").read_bytes() == \
+        (run_paths("smoke").metrics / "00_base_model.json").read_bytes()  # names the base model it holds
 
     table = lever_table("smoke")
     size = table[(table.attribute == "size") & (table.task == "structures")]
@@ -93,6 +96,28 @@ def test_the_lever_study_retrains_each_lever_on_the_main_base_and_tabulates_its_
     assert lines.loc["caption_weight", "held-out frames, size"] == "0.600 / 0.610"
     assert lines.loc["hard_negatives", "seeds"] == "0,1" and lines.loc["recipe", "zero-shot shape"] == 0.3
     written = (lever_root("smoke", None) / "summary.md").read_text()
-    assert "base model (fingerprint f00d)" in written and "| caption_weight | pcclip | 0,1 | 0.600 / 0.610 |" in written
+    assert "| caption_weight | pcclip | f00d | 0,1 | 0.600 / 0.610 |" in written
     assert pd.read_csv(lever_root("smoke", None) / "summary.csv").lever.unique().tolist() == [
         "recipe", "hard_negatives", "caption_weight"]  # LEVERS order
+
+
+def test_a_lever_tree_keeps_its_base_model_and_is_named_only_by_the_main_runs_own(tmp_path):
+    from pcclip.levers import seed_tree
+    from pcclip.paths import RunPaths
+
+    main, tree = RunPaths(tmp_path / "main"), RunPaths(tmp_path / "lever")
+    main.checkpoints.mkdir(parents=True)
+    main.data.mkdir()
+    (main.checkpoints / "base.pt").write_bytes(b"weights")
+    with pytest.raises(FileNotFoundError, match=r"main/metrics/00_base_model.json do not exist: run the main run"):
+        seed_tree(main, tree)
+    main.metrics.mkdir()
+    (main.metrics / "00_base_model.json").write_text('{"info": {"fingerprint": "f00d"}}')
+    seed_tree(main, tree)
+    assert (tree.checkpoints / "base.pt").read_bytes() == b"weights" and not list(tree.root.rglob("*.partial"))
+    (main.checkpoints / "base.pt").write_bytes(b"a new base model")  # the main run was rerun: the tree keeps its own
+    seed_tree(main, tree)
+    assert (tree.checkpoints / "base.pt").read_bytes() == b"weights"
+    (tree.metrics / "00_base_model.json").unlink()  # and can no longer be named by the main run's notebook 00
+    with pytest.raises(ValueError, match=r"lever/checkpoints/base.pt is not the main run's base model"):
+        seed_tree(main, tree)

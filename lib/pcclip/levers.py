@@ -10,6 +10,7 @@ model, data and embedding caches (`seed_tree`); the table over seeds is `lever_t
 """
 from __future__ import annotations
 
+import filecmp
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -53,7 +54,9 @@ LEVERS: tuple[Lever, ...] = (
     Lever("weight_decay", "three times as long with AdamW and weight decay 0.1, the usual companion of late "
           "generalisation", {"finetune.steps": "12000", "finetune.optimizer": "adamw", "finetune.weight_decay": "0.1"}),
 )
-SHARED = ("checkpoints/base.pt", "data", "cache")  # what a lever's tree copies from the main run
+BASE, NAMED = "checkpoints/base.pt", "metrics/00_base_model.json"
+SHARED = ("data", "cache", NAMED, BASE)  # what a lever's tree copies from the main run, in this order
+REQUIRED = ("data", NAMED, BASE)
 
 
 def levers(names: list[str] | None) -> tuple[Lever, ...]:
@@ -68,33 +71,40 @@ def levers(names: list[str] | None) -> tuple[Lever, ...]:
 
 
 def seed_tree(main: RunPaths, tree: RunPaths) -> None:
-    """Copy the main run's base model, data and embedding caches into a lever's tree (once: a tree that has a base
-    model keeps its own), so its notebook 02 finetunes what the main run finetuned. Raises naming what to run
-    when the main run has no base model or data."""
-    missing = [main.root / part for part in SHARED[:2] if not (main.root / part).exists()]
+    """Copy the main run's data, embedding caches, notebook 00 metrics (which name the base model) and base model
+    into a lever's tree, base.pt last and atomically, so its notebook 02 finetunes what the main run finetuned. A
+    tree that has a base model keeps it (and gains the 00 metrics it lacks only when its base.pt is the main
+    run's, byte for byte). Raises naming what to run when the main run lacks a base model or data."""
+    missing = [main.root / part for part in REQUIRED if not (main.root / part).exists()]
     if missing:
         raise FileNotFoundError(f"the lever study starts from the main run's base model and data, and "
                                 f"{', '.join(map(str, missing))} do not exist: run the main run first "
                                 f"(make reproduce, or python -m pcclip.pipeline --profile {main.root.name} "
                                 "--only 00 01)")
-    if (tree.root / SHARED[0]).exists():
-        return
-    for part in SHARED[1:]:
-        if (main.root / part).exists():
+    base = tree.root / BASE
+    if base.exists():
+        if (tree.root / NAMED).exists():
+            return
+        if not filecmp.cmp(base, main.root / BASE, shallow=False):
+            raise ValueError(f"{base} is not the main run's base model and {tree.root / NAMED} is missing, so "
+                             f"its rows cannot be named: delete {tree.root} and run the lever again")
+    for part in SHARED:
+        if (main.root / part).is_dir():
             shutil.copytree(main.root / part, tree.root / part, dirs_exist_ok=True)
-    (tree.checkpoints).mkdir(parents=True, exist_ok=True)
-    temporary = tree.root / f"{SHARED[0]}.partial"
-    shutil.copy2(main.root / SHARED[0], temporary)
-    temporary.replace(tree.root / SHARED[0])  # last and atomic: a tree with base.pt has everything
+        elif (main.root / part).exists() and not (part == BASE and base.exists()):
+            temporary = tree.root / f"{part}.partial"
+            temporary.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(main.root / part, temporary)
+            temporary.replace(tree.root / part)
 
 
-def base_name(main: RunPaths) -> str:
-    """The main run's base model as its notebook 00 recorded it: "fingerprint <f>"."""
+def base_fingerprint(paths: RunPaths) -> str:
+    """The base model of a run as its notebook 00 metrics name it (a lever's tree holds a copy of its main run's)."""
     try:
-        return f"fingerprint {json.loads((main.metrics / '00_base_model.json').read_text())['info']['fingerprint']}"
+        return json.loads((paths.root / NAMED).read_text())["info"]["fingerprint"]
     except (OSError, ValueError, KeyError) as err:
-        raise FileNotFoundError(f"{main.metrics / '00_base_model.json'} does not name the base model ({err!r}): "
-                                f"rerun notebooks/00_base_model.ipynb (python -m pcclip.pipeline --only 00)") from None
+        raise FileNotFoundError(f"{paths.root / NAMED} does not name the base model ({err!r}): rerun "
+                                "notebooks/00_base_model.ipynb (python -m pcclip.pipeline --only 00)") from None
 
 
 def lever_runs(profile: str) -> dict[str, RunPaths]:
@@ -110,7 +120,8 @@ def lever_rows(lever: Lever, paths: RunPaths) -> pd.DataFrame:
         rows = notebook_rows(paths, notebook)
         parts.append(rows[rows.task.isin(TASKS[notebook]) & (rows.model == lever.model)])
     rows = pd.concat(parts, ignore_index=True)
-    return rows.assign(lever=lever.name, overrides=" ".join(f"{k}={v}" for k, v in lever.overrides.items()))
+    return rows.assign(lever=lever.name, overrides=" ".join(f"{k}={v}" for k, v in lever.overrides.items()),
+                       base=base_fingerprint(paths))
 
 
 def lever_table(profile: str) -> pd.DataFrame:
@@ -120,7 +131,7 @@ def lever_table(profile: str) -> pd.DataFrame:
     if not runs:
         return pd.DataFrame(columns=["lever"])
     rows = pd.concat([lever_rows(lever, runs[lever.name]) for lever in levers(list(runs))], ignore_index=True)
-    key = ["lever", "overrides", *[c for c in IDENTITY if c != "seed"]]
+    key = ["lever", "overrides", "base", *[c for c in IDENTITY if c != "seed"]]
     means = over_seeds(rows, key).rename(columns={"mean": "value"}).assign(seed="mean")
     table = pd.concat([rows[[*key, "seed", "value"]].astype({"seed": object}), means], ignore_index=True)
     return table.astype({"n_seeds": "Int64"}).reset_index(drop=True)
@@ -148,6 +159,7 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
     per_seed = table[table.seed != "mean"]
     seeds = {n: ",".join(map(str, dict.fromkeys(per_seed[per_seed.lever == n].seed))) for n in order}
     out = pd.DataFrame({"lever": order, "model": [table[table.lever == n].model.iloc[0] for n in order],
+                        "base model": [table[table.lever == n].base.iloc[0] for n in order],
                         "seeds": [seeds[n] for n in order]})
     for title, where in columns.items():
         cells = _cells(table, *where).to_dict()
@@ -162,9 +174,8 @@ def _settings(lever: Lever) -> str:
     return " ".join(f"`{k}={v}`" for k, v in lever.overrides.items()) or "no overrides"
 
 
-def write_lever_study(profile: str, base: str) -> pd.DataFrame:
-    """results/<profile>-levers/summary.csv (`lever_table`) and summary.md (`overview`, and what each lever is);
-    `base` names the base model the levers share."""
+def write_lever_study(profile: str) -> pd.DataFrame:
+    """results/<profile>-levers/summary.csv (`lever_table`) and summary.md (`overview`, and what each lever is)."""
     table = lever_table(profile)
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
@@ -173,8 +184,9 @@ def write_lever_study(profile: str, base: str) -> pd.DataFrame:
                           for lever in levers(list(runs)))
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
-        f"Each lever retrains notebook 02 on the main run's base model ({base}) and data and scores it with "
-        "notebook 03, per finetune seed, in its own folder here; written by `python -m pcclip.pipeline --levers`. "
+        "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
+        "scores it with notebook 03, per finetune seed, in its own folder here; written by "
+        "`python -m pcclip.pipeline --levers`. "
         "Each cell lists the accuracies of the finetune seeds in `seeds`, in that order (training frames: the "
         "lowest of size, x, y and brightness); summary.csv holds every row of notebook 03's difference, structure "
         "and frame tables per seed, and their means with 95% intervals over the seeds.",

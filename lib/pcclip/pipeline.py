@@ -206,7 +206,7 @@ def lever_study(profile_name: str, overrides: dict[str, str], names: list[str] |
     """The lever study (`pcclip.levers`): notebooks 02 and 03 again for each lever and finetune seed, each lever in
     its own results tree that starts from the main run's base model and data; then the study's table. A lever's
     overrides go over `overrides`; rerunning a lever reruns its notebooks (the trainer resumes its own state)."""
-    from .levers import NOTEBOOKS, base_name, levers, seed_tree, write_lever_study
+    from .levers import NOTEBOOKS, levers, seed_tree, write_lever_study
 
     chosen = levers(names)
     main = load_profile(profile_name, overrides)
@@ -221,7 +221,7 @@ def lever_study(profile_name: str, overrides: dict[str, str], names: list[str] |
                     run_lock(tree.root, "the lever study"):
                 seed_tree(main_paths, tree)
             roots.append(run(profile_name, overrides | lever.overrides, list(NOTEBOOKS), seeds))
-    table = write_lever_study(main.name, base_name(main_paths))
+    table = write_lever_study(main.name)
     print(f"[pipeline] lever study: {len(table)} rows -> {lever_root(main.name, None)}", flush=True)
     return roots
 
