@@ -37,6 +37,11 @@ class Lever:
     overrides: dict[str, str] = field(default_factory=dict)
     model: str = "pcclip"  # the run whose rows are the lever's result
 
+    @property
+    def settings(self) -> str:
+        """The overrides as `make levers` would pass them: "finetune.a=1 finetune.b=2" ("" for none)."""
+        return " ".join(f"{k}={v}" for k, v in self.overrides.items())
+
 
 LEVERS: tuple[Lever, ...] = (
     Lever("recipe", "the recipe unchanged: the study's baseline"),
@@ -120,8 +125,7 @@ def lever_rows(lever: Lever, paths: RunPaths) -> pd.DataFrame:
         rows = notebook_rows(paths, notebook)
         parts.append(rows[rows.task.isin(TASKS[notebook]) & (rows.model == lever.model)])
     rows = pd.concat(parts, ignore_index=True)
-    return rows.assign(lever=lever.name, overrides=" ".join(f"{k}={v}" for k, v in lever.overrides.items()),
-                       base=base_fingerprint(paths))
+    return rows.assign(lever=lever.name, overrides=lever.settings, base=base_fingerprint(paths))
 
 
 def lever_table(profile: str) -> pd.DataFrame:
@@ -170,18 +174,14 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _settings(lever: Lever) -> str:
-    return " ".join(f"`{k}={v}`" for k, v in lever.overrides.items()) or "no overrides"
-
-
 def write_lever_study(profile: str) -> pd.DataFrame:
     """results/<profile>-levers/summary.csv (`lever_table`) and summary.md (`overview`, and what each lever is)."""
     table = lever_table(profile)
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
     runs = lever_runs(profile)
-    described = "\n".join(f"- `{lever.name}` ({_settings(lever)}; rows of `{lever.model}`): {lever.why}."
-                          for lever in levers(list(runs)))
+    described = "\n".join(f"- `{lever.name}` (`{lever.settings or 'no overrides'}`; rows of `{lever.model}`): "
+                          f"{lever.why}." for lever in levers(list(runs)))
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
         "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
