@@ -121,3 +121,8 @@ def test_a_lever_tree_keeps_its_base_model_and_is_named_only_by_the_main_runs_ow
     (tree.metrics / "00_base_model.json").unlink()  # and can no longer be named by the main run's notebook 00
     with pytest.raises(ValueError, match=r"lever/checkpoints/base.pt is not the main run's base model"):
         seed_tree(main, tree)
+    (main.checkpoints / "base.pt").write_bytes(b"weights")  # the same base model again: only its name is copied
+    (main.data / "new.jsonl").write_text("{}\n")
+    seed_tree(main, tree)
+    assert json.loads((tree.metrics / "00_base_model.json").read_text())["info"]["fingerprint"] == "f00d"
+    assert not (tree.data / "new.jsonl").exists()

@@ -14,6 +14,7 @@ import filecmp
 import json
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -88,19 +89,25 @@ def seed_tree(main: RunPaths, tree: RunPaths) -> None:
                                 "--only 00 01)")
     base = tree.root / BASE
     if base.exists():
-        if (tree.root / NAMED).exists():
-            return
-        if not filecmp.cmp(base, main.root / BASE, shallow=False):
-            raise ValueError(f"{base} is not the main run's base model and {tree.root / NAMED} is missing, so "
-                             f"its rows cannot be named: delete {tree.root} and run the lever again")
+        if not (tree.root / NAMED).exists():
+            if not filecmp.cmp(base, main.root / BASE, shallow=False):
+                raise ValueError(f"{base} is not the main run's base model and {tree.root / NAMED} is missing, so "
+                                 f"its rows cannot be named: delete {tree.root} and run the lever again")
+            _copy(main.root / NAMED, tree.root / NAMED)
+        return
     for part in SHARED:
         if (main.root / part).is_dir():
             shutil.copytree(main.root / part, tree.root / part, dirs_exist_ok=True)
-        elif (main.root / part).exists() and not (part == BASE and base.exists()):
-            temporary = tree.root / f"{part}.partial"
-            temporary.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(main.root / part, temporary)
-            temporary.replace(tree.root / part)
+        elif (main.root / part).exists():
+            _copy(main.root / part, tree.root / part)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy one file atomically: a crash leaves the old target or none, never half of one."""
+    temporary = target.with_name(f"{target.name}.partial")
+    temporary.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, temporary)
+    temporary.replace(target)
 
 
 def base_fingerprint(paths: RunPaths) -> str:
