@@ -3,10 +3,11 @@ and scored on notebook 03's sets, so that a lever's effect on held-out structure
 
 A lever is a set of profile overrides (`finetune.*`) and the model whose rows are its result: `pcclip`, or
 `pcclip_hn` for hard negatives, which notebook 02 trains beside an unchanged `pcclip`. `recipe` (no overrides)
-is the baseline of the study, retrained in it, so every row of the table comes from the same base model, data,
-machine and thread count. Each lever runs notebooks 02 and 03 (`NOTEBOOKS`) for each finetune seed in its own
-results tree, results/<profile>-levers/<lever>/<profile>/, which starts from copies of the main run's base
-model, data and embedding caches (`seed_tree`); the table over seeds is `lever_table`.
+is the baseline of the study, so every row of the table comes from the same base model and data. Each lever runs
+notebooks 02 and 03 (`NOTEBOOKS`) for each finetune seed in its own results tree,
+results/<profile>-levers/<lever>/<profile>/, which starts from copies of the main run's base model, data,
+embedding caches and finetuned runs (`seed_tree`): notebook 02 retrains only the runs the lever changes, and
+`recipe` re-scores the main run's models when it has them. The table over seeds is `lever_table`.
 """
 from __future__ import annotations
 
@@ -77,8 +78,9 @@ def levers(names: list[str] | None) -> tuple[Lever, ...]:
 
 
 def seed_tree(main: RunPaths, tree: RunPaths) -> None:
-    """Copy the main run's data, embedding caches, notebook 00 metrics (which name the base model) and base model
-    into a lever's tree, base.pt last and atomically, so its notebook 02 finetunes what the main run finetuned. A
+    """Copy the main run's data, embedding caches, notebook 00 metrics (which name the base model), finetuned runs
+    and base model into a lever's tree, base.pt last and atomically, so its notebook 02 finetunes what the main run
+    finetuned, retraining only the runs whose recipe the lever changes (runs.train_run checks each recipe). A
     tree that has a base model keeps it (and gains the 00 metrics it lacks only when its base.pt is the main
     run's, byte for byte). Raises naming what to run when the main run lacks a base model or data."""
     missing = [main.root / part for part in REQUIRED if not (main.root / part).exists()]
@@ -96,6 +98,10 @@ def seed_tree(main: RunPaths, tree: RunPaths) -> None:
             _copy(main.root / NAMED, tree.root / NAMED)
         return
     for part in SHARED:
+        if part == BASE:  # the finetuned runs first: notebook 02 reuses each whose recipe the lever leaves as it is
+            for run in sorted(main.checkpoints.glob("seed*/*.pt")):
+                if "_state-" not in run.name:
+                    _copy(run, tree.root / run.relative_to(main.root))
         if (main.root / part).is_dir():
             shutil.copytree(main.root / part, tree.root / part, dirs_exist_ok=True)
         elif (main.root / part).exists():
