@@ -130,3 +130,14 @@ def test_a_lever_tree_keeps_its_base_model_and_is_named_only_by_the_main_runs_ow
     seed_tree(main, tree)
     assert json.loads((tree.metrics / "00_base_model.json").read_text())["info"]["fingerprint"] == "f00d"
     assert not (tree.data / "new.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv, names, seeds", [
+    (["--levers"], None, None), (["--levers", "--seeds", "0,1"], None, [0, 1]),
+    (["--levers", "blocks,recipe"], ["blocks", "recipe"], None)])
+def test_make_levers_passes_its_names_and_seeds(monkeypatch, argv, names, seeds):
+    """`make levers` with LEVERS empty gives a bare --levers: every lever."""
+    called = []
+    monkeypatch.setattr(pipeline, "lever_study", lambda *args: called.append(args))
+    assert pipeline.main(["--profile", "smoke", *argv]) == 0
+    assert called == [("smoke", {}, names, seeds)]
