@@ -231,18 +231,23 @@ def test_the_lever_studys_recipe_retrains_the_epyc_fresh_clones_models_exactly()
     recipe = RESULTS / "diffworld-levers" / "recipe" / "diffworld"
     assert base_fingerprint(RunPaths(recipe)) == base_fingerprint(RunPaths(RESULTS / EPYC))
     for notebook in ("02_finetune", "03_ranking_eval"):
-        ours, theirs = (notebook_rows(RunPaths(root), notebook) for root in (recipe, RESULTS / EPYC))
-        timed = ours.metric.isin(["seconds", "samples_per_s"])
+        ours, theirs = (rows[~rows.metric.isin(["seconds", "samples_per_s"])]
+                        for rows in (notebook_rows(RunPaths(root), notebook) for root in (recipe, RESULTS / EPYC)))
         key = [c for c in ours.columns if c not in ("value", "se", "n")]
-        joined = ours[~timed].merge(theirs, on=key, how="outer", suffixes=("", "_epyc"), indicator=True)
-        assert (joined._merge == "both").all() and len(joined) > 100, notebook
-        assert (joined.value == joined.value_epyc).all(), notebook
+        joined = ours.merge(theirs, on=key, how="outer", suffixes=("", "_epyc"), indicator=True)
+        assert (joined._merge == "both").all() and len(joined) > 80, notebook
+        assert joined.value.equals(joined.value_epyc), notebook  # NaN where both have NaN
 
 
 def test_no_lever_lifts_held_out_frames_to_the_target_on_every_seed():
     """The README's reading of the study: issue 15's held-out-frame target (0.90 on size and brightness on every
     seed) is met by no lever of it."""
     table = pd.read_csv(LEVER_STUDY / "summary.csv", keep_default_na=False)
-    frames = table[(table.task == "structures") & (table.variant == "heldout_frames") & (table.seed != "mean")
+    table = table[(table.metric == "accuracy") & (table.seed != "mean")]
+    frames = table[(table.task == "structures") & (table.variant == "heldout_frames")
                    & table.attribute.isin(["size", "brightness"])]
     assert set(frames.lever) == set(table.lever) and (frames.groupby("lever").value.min() < 0.90).all()
+    size = table[(table.task == "structures") & (table.attribute == "size")]
+    change = size[size.variant == "change"].set_index(["lever", "seed"]).value
+    assert list(change[change >= 0.30].index) == [("recipe", "1")]  # read backwards on every other seed
+    assert (size[size.variant == "negation"].value < 0.90).all()

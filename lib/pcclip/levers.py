@@ -193,8 +193,8 @@ def write_lever_study(profile: str) -> pd.DataFrame:
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
     runs = lever_runs(profile)
-    described = "\n".join(f"- `{lever.name}` (`{lever.settings or 'no overrides'}`; rows of `{lever.model}`): "
-                          f"{lever.why}." for lever in levers(list(runs)))
+    described = "\n".join(f"- `{lever.name}` ({f'`{lever.settings}`' if lever.settings else 'no overrides'}; rows of "
+                          f"`{lever.model}`): {lever.why}." for lever in levers(list(runs)))
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
         "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
