@@ -204,8 +204,9 @@ def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: lis
 def lever_study(profile_name: str, overrides: dict[str, str], names: list[str] | None,
                 seeds: list[int] | None = None) -> list[Path]:
     """The lever study (`pcclip.levers`): notebooks 02 and 03 again for each lever and finetune seed, each lever in
-    its own results tree that starts from the main run's base model and data; then the study's table. A lever's
-    overrides go over `overrides`; rerunning a lever reruns its notebooks (the trainer resumes its own state)."""
+    its own results tree that starts from copies of the main run's base model, data and finetuned runs; then the
+    study's table. A lever's overrides go over `overrides`; rerunning a lever reruns its notebooks, whose notebook 02
+    reuses each finished run and resumes a crashed one."""
     from .levers import NOTEBOOKS, levers, seed_tree, write_lever_study
 
     chosen = levers(names)
