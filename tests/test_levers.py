@@ -117,7 +117,7 @@ def test_a_lever_tree_keeps_its_base_model_and_is_named_only_by_the_main_runs_ow
     (main.finetuned(1) / "pcclip.pt").write_bytes(b"finetuned")  # reused where the lever leaves its recipe
     (main.finetuned(1) / "pcclip_state-abc.pt").write_bytes(b"a crashed run's state")  # not a run: left behind
     seed_tree(main, tree)
-    assert (tree.checkpoints / "base.pt").read_bytes() == b"weights" and not list(tree.root.rglob("*.partial"))
+    assert (tree.checkpoints / "base.pt").read_bytes() == b"weights" and not list(tree.root.rglob(".*.tmp"))
     assert [p.name for p in tree.finetuned(1).iterdir()] == ["pcclip.pt"]
     (main.checkpoints / "base.pt").write_bytes(b"a new base model")  # the main run was rerun: the tree keeps its own
     seed_tree(main, tree)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_text
+from .atomic import atomic_path, write_text
 from .intervals import over_seeds
 from .paths import RunPaths, lever_root
 from .report import markdown_table, notebook_rows
@@ -109,11 +109,9 @@ def seed_tree(main: RunPaths, tree: RunPaths) -> None:
 
 
 def _copy(source: Path, target: Path) -> None:
-    """Copy one file atomically: a crash leaves the old target or none, never half of one."""
-    temporary = target.with_name(f"{target.name}.partial")
-    temporary.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, temporary)
-    temporary.replace(target)
+    """Copy one file atomically (`atomic.atomic_path`): a crash leaves the old target or none, never half of one."""
+    with atomic_path(target) as temporary:
+        shutil.copy2(source, temporary)
 
 
 def base_fingerprint(paths: RunPaths) -> str:
@@ -165,7 +163,6 @@ def _cells(table: pd.DataFrame, task: str, variant: str, attributes: tuple[str, 
 def overview(table: pd.DataFrame) -> pd.DataFrame:
     """One line per lever: per seed, held-out frames and the two families that fail (size and brightness), and
     the lowest training-frame accuracy of size, x, y and brightness (issue 15's targets)."""
-    order = list(dict.fromkeys(table.lever))
     columns = {
         "held-out frames, size": ("structures", "heldout_frames", ("size",)),
         "held-out frames, brightness": ("structures", "heldout_frames", ("brightness",)),
@@ -173,11 +170,9 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
         "negation, size": ("structures", "negation", ("size",)),
         "training frames, lowest": ("difference", "train", ("size", "x", "y", "brightness")),
     }
-    per_seed = table[table.seed != "mean"]
-    seeds = {n: ",".join(map(str, dict.fromkeys(per_seed[per_seed.lever == n].seed))) for n in order}
-    out = pd.DataFrame({"lever": order, "model": [table[table.lever == n].model.iloc[0] for n in order],
-                        "base model": [table[table.lever == n].base.iloc[0] for n in order],
-                        "seeds": [seeds[n] for n in order]})
+    by = table[table.seed != "mean"].groupby("lever", sort=False)
+    out = pd.DataFrame({"model": by.model.first(), "base model": by.base.first(),
+                        "seeds": by.seed.agg(lambda s: ",".join(map(str, dict.fromkeys(s))))}).reset_index()
     for title, where in columns.items():
         cells = _cells(table, *where).to_dict()
         out[title] = [cells.get(n, "") for n in out.lever]
@@ -192,9 +187,8 @@ def write_lever_study(profile: str) -> pd.DataFrame:
     table = lever_table(profile)
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
-    runs = lever_runs(profile)
     described = "\n".join(f"- `{lever.name}` ({f'`{lever.settings}`' if lever.settings else 'no overrides'}; rows of "
-                          f"`{lever.model}`): {lever.why}." for lever in levers(list(runs)))
+                          f"`{lever.model}`): {lever.why}." for lever in LEVERS if lever.name in set(table.lever))
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
         "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
