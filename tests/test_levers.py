@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pcclip.pipeline as pipeline
-from pcclip.levers import LEVERS, lever_table, levers, overview
+from pcclip.levers import LEVERS, family_seeds, lever_table, levers, overview
 from pcclip.paths import lever_root, run_paths
 from pcclip.profiles import load_profile
 
@@ -69,6 +69,7 @@ def test_the_lever_study_retrains_each_lever_on_the_main_base_and_tabulates_its_
     with pytest.raises(FileNotFoundError, match=r"the lever study starts from the main run's base model and data"):
         pipeline.lever_study("smoke", {}, ["recipe"])
     assert lever_table("smoke").empty
+    assert overview(lever_table("smoke")).empty and family_seeds(lever_table("smoke")).empty  # notebook 06 before
     pipeline.run("smoke", {}, only=["00"])
     assert pipeline.main(["--profile", "smoke", "--levers", "recipe,caption_weight,hard_negatives",
                           "--seeds", "0,1"]) == 0  # as `make levers` runs it
@@ -95,6 +96,10 @@ def test_the_lever_study_retrains_each_lever_on_the_main_base_and_tabulates_its_
     lines = overview(table).set_index("lever")
     assert lines.loc["caption_weight", "held-out frames, size"] == "0.600 / 0.610"
     assert lines.loc["hard_negatives", "seeds"] == "0,1" and lines.loc["recipe", "zero-shot shape"] == 0.3
+    drawn = family_seeds(table)  # notebook 06's figure: per lever, family, attribute and seed
+    assert len(drawn) == 3 * 2 * 2 and set(drawn.variant) == {"heldout_frames"}
+    assert drawn[(drawn.lever == "caption_weight") & (drawn.attribute == "size")].value.tolist() == \
+        pytest.approx([0.6, 0.61])
     written = (lever_root("smoke", None) / "summary.md").read_text()
     assert "| caption_weight | pcclip | f00d | 0,1 | 0.600 / 0.610 |" in written
     assert pd.read_csv(lever_root("smoke", None) / "summary.csv").lever.unique().tolist() == [

@@ -169,6 +169,14 @@ def test_error_bars_are_the_t_intervals_of_the_table(run):
     cells = sorted(float(t.get_text()) for t in fig.axes[0].texts)
     assert cells == pytest.approx([0.4, 0.5, 0.85, 0.95])  # base x, base size, pcclip x, pcclip size
     plt.close(fig)
+    fig = seed_errorbars(rows.rename(columns={"model": "lever"}), x="split", col="attribute", hue="lever", target=0.9)
+    assert [ax.get_title() for ax in fig.axes] == ["attribute size", "attribute x"]
+    assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["base", "pcclip"]
+    assert 0.9 in {line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == ":"}
+    plt.close(fig)
+    fig = seed_errorbars(rows.iloc[:0], empty="no lever study yet")  # a study that has not run: says so
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no lever study yet"]
+    plt.close(fig)
 
 
 def test_a_rerun_is_checked_against_the_main_runs_intervals(run, tmp_path, monkeypatch):

@@ -170,6 +170,8 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
         "negation, size": ("structures", "negation", ("size",)),
         "training frames, lowest": ("difference", "train", ("size", "x", "y", "brightness")),
     }
+    if table.empty:
+        return pd.DataFrame(columns=["lever", "model", "base model", "seeds", *columns, "zero-shot shape"])
     by = table[table.seed != "mean"].groupby("lever", sort=False)
     out = pd.DataFrame({"model": by.model.first(), "base model": by.base.first(),
                         "seeds": by.seed.agg(lambda s: ",".join(map(str, dict.fromkeys(s))))}).reset_index()
@@ -180,6 +182,22 @@ def overview(table: pd.DataFrame) -> pd.DataFrame:
                   & (table.seed == "mean")].set_index("lever").value
     out["zero-shot shape"] = out.lever.map(shape)
     return out
+
+
+FAMILIES = ("heldout_frames", "heldout_words", "change", "negation")  # the structures the figure shows
+
+
+def family_seeds(table: pd.DataFrame, attributes: tuple[str, ...] = ("size", "brightness"),
+                 families: tuple[str, ...] = FAMILIES) -> pd.DataFrame:
+    """Per lever, family, attribute and finetune seed: the held-out-structure accuracy of the lever's model (the
+    rows `plots.report.seed_errorbars` draws with x="lever", col="variant", hue="attribute")."""
+    if table.empty:
+        return pd.DataFrame(columns=["lever", "variant", "attribute", "seed", "value"])
+    rows = table[(table.task == "structures") & (table.split == "test") & (table.metric == "accuracy")
+                 & table.variant.isin(families) & table.attribute.isin(attributes) & (table.seed != "mean")]
+    order = {name: i for i, name in enumerate(families)}
+    rows = rows.sort_values("variant", key=lambda v: v.map(order), kind="stable")
+    return rows[["lever", "variant", "attribute", "seed", "value"]].reset_index(drop=True)
 
 
 def write_lever_study(profile: str) -> pd.DataFrame:

@@ -9,21 +9,32 @@ from ..intervals import t_interval
 
 
 def seed_errorbars(per_seed: pd.DataFrame, x: str = "attribute", col: str = "split", ylabel: str = "accuracy",
-                   chance: float = 0.5, ylim: tuple[float, float] = (0.0, 1.05)):
-    """One panel per value of `col`: per `x` (groups) and model (colours) the mean over finetune seeds with its
+                   chance: float = 0.5, ylim: tuple[float, float] = (0.0, 1.05), hue: str = "model",
+                   target: float | None = None, empty: str = "nothing to show"):
+    """One panel per value of `col`: per `x` (groups) and `hue` (colours) the mean over finetune seeds with its
     95% t-interval as error bars (the table's interval, `pcclip.intervals`), each seed as a small dot; `chance`
-    dashed. `per_seed` has columns x, col, model, seed, value (one row per seed)."""
-    panels, models = list(dict.fromkeys(per_seed[col])), list(dict.fromkeys(per_seed.model))
+    dashed, a `target` dotted. `per_seed` has columns x, col, hue, seed, value (one row per seed); without rows, one panel saying
+    `empty` (a study that has not run)."""
+    if per_seed.empty:
+        fig, ax = plt.subplots(figsize=(4.6, 1.2))
+        ax.text(0.5, 0.5, empty, ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    panels, models = list(dict.fromkeys(per_seed[col])), list(dict.fromkeys(per_seed[hue]))
     spread = 0.8 - 0.8 / len(models)  # the pointplot's dodge that puts each mean over its seeds' dots
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
         part = per_seed[per_seed[col] == panel]
-        sns.pointplot(part, x=x, y="value", hue="model", hue_order=models, errorbar=t_interval, dodge=spread or False,
+        sns.pointplot(part, x=x, y="value", hue=hue, hue_order=models, errorbar=t_interval, dodge=spread or False,
                       linestyle="none", capsize=0.1, markersize=4, err_kws={"linewidth": 1.2}, ax=ax,
                       legend=ax is axes[0][-1])
-        sns.stripplot(part, x=x, y="value", hue="model", hue_order=models, dodge=True, size=2.5, alpha=0.5, ax=ax, legend=False)
+        sns.stripplot(part, x=x, y="value", hue=hue, hue_order=models, dodge=True, size=2.5, alpha=0.5, ax=ax, legend=False)
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
+        if target is not None:
+            ax.axhline(target, color="black", linestyle=":", linewidth=1)
         ax.set(title=f"{col} {panel}", xlabel=x, ylabel=ylabel, ylim=ylim)
+        if max(len(str(v)) for v in part[x]) > 8:  # long group names (levers) would run into each other
+            ax.tick_params(axis="x", labelrotation=30)
     handles, labels = axes[0][-1].get_legend_handles_labels()
     axes[0][-1].legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
