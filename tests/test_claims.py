@@ -169,9 +169,21 @@ def test_fresh_clone_learns_the_training_frames_on_every_seed(folder):
 BASE_MODEL_RUNS = ("diffworld", "diffworld-base-seeds/pretrain1/diffworld", "diffworld-base-seeds/pretrain2/diffworld")
 
 
-@pytest.mark.parametrize("run", BASE_MODEL_RUNS)
-def test_the_recipe_learns_the_training_frames_on_every_seed_of_every_base_model(run):
+@pytest.mark.parametrize("run", BASE_MODEL_RUNS[1:])
+def test_the_recipe_learns_the_training_frames_on_every_seed_of_the_studys_base_models(run):
     _learns_the_training_frames(run)
+
+
+def test_on_the_main_runs_base_model_one_finetune_seed_falls_short_of_the_training_frame_target():
+    """The main run (the EPYC's base model): two of three finetune seeds reach 0.95 on every attribute, and the
+    README says so where it puts the main run beside the base-model study."""
+    rows = _rows("03_ranking_eval")
+    rows = rows[(rows.task == "difference") & (rows.split == "test") & (rows.variant == "train")
+                & rows.attribute.isin(["size", "x", "y", "brightness"]) & (rows.model == "pcclip")
+                & (rows.metric == "accuracy")]
+    lowest = rows.groupby("seed").value.min()
+    assert len(lowest) == 3 and (lowest >= 0.95).sum() == 2
+    assert "on the EPYC's base model of today's main run two of three do" in _paragraph("  On the Xeon's three base")
 
 
 @pytest.mark.parametrize("run", BASE_MODEL_RUNS)
@@ -225,17 +237,23 @@ def test_committed_lever_study_is_the_table_its_runs_give_now(monkeypatch):
     assert markdown_table(overview(table)) in (LEVER_STUDY / "summary.md").read_text()
 
 
-def test_the_lever_studys_recipe_retrains_the_epyc_fresh_clones_models_exactly():
-    """Same base model, machine kind and thread count: every row of notebooks 02 and 03 of the study's `recipe`
-    equals the EPYC fresh clone's (committed from another checkout on another day), timings apart."""
-    recipe = RESULTS / "diffworld-levers" / "recipe" / "diffworld"
-    assert base_fingerprint(RunPaths(recipe)) == base_fingerprint(RunPaths(RESULTS / EPYC))
-    for notebook in ("02_finetune", "03_ranking_eval"):
+@pytest.mark.parametrize("run, notebooks", [
+    ("diffworld-levers/recipe/diffworld", ("02_finetune", "03_ranking_eval")),
+    ("diffworld", ("00_base_model", "01_data_synthesis", "02_finetune", "03_ranking_eval",
+                   "04_comparative_prompting", "05_embedding_geometry")),
+])
+def test_reruns_on_the_epyc_give_the_epyc_fresh_clones_rows_exactly(run, notebooks):
+    """Same base model, machine kind and thread count: every row of these notebooks equals the EPYC fresh clone's
+    (committed from another checkout on another day), timings apart: the lever study's `recipe` (notebooks 02 and
+    03 on a copy of its base model) and the main run (`make reproduce` from a fresh clone of a later commit)."""
+    ours_root = RESULTS / run
+    assert base_fingerprint(RunPaths(ours_root)) == base_fingerprint(RunPaths(RESULTS / EPYC))
+    for notebook in notebooks:
         ours, theirs = (rows[~rows.metric.isin(["seconds", "samples_per_s"])]
-                        for rows in (notebook_rows(RunPaths(root), notebook) for root in (recipe, RESULTS / EPYC)))
+                        for rows in (notebook_rows(RunPaths(root), notebook) for root in (ours_root, RESULTS / EPYC)))
         key = [c for c in ours.columns if c not in ("value", "se", "n")]
         joined = ours.merge(theirs, on=key, how="outer", suffixes=("", "_epyc"), indicator=True)
-        assert (joined._merge == "both").all() and len(joined) > 80, notebook
+        assert (joined._merge == "both").all() and len(joined) > 10, notebook
         assert joined.value.equals(joined.value_epyc), notebook  # NaN where both have NaN
 
 
