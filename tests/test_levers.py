@@ -21,6 +21,7 @@ def test_every_lever_is_a_valid_set_of_overrides_of_both_profiles_that_run_it():
             for key, value in lever.overrides.items():
                 section, name = key.split(".")
                 assert str(getattr(getattr(loaded, section), name)).lower() == value.lower()
+            assert loaded.finetune.hard_negatives == (lever.model == "pcclip_hn"), lever.name  # its rows exist
     assert LEVERS[0].name == "recipe" and not LEVERS[0].overrides  # the baseline comes first
 
 
