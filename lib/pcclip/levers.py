@@ -53,8 +53,8 @@ LEVERS: tuple[Lever, ...] = (
           "word, so that frame's row tests less of a new structure here", {"finetune.hard_negatives": "true"},
           "pcclip_hn"),
     Lever("role_swaps", "hard negatives without the negation: each image difference contrasted with its own role "
-          "swap alone (finetune.negatives_per_text=1; the writer lists the swap first), which costs a step less "
-          "than both: is role binding what lifts the training frames?",
+          "swap alone (finetune.negatives_per_text=1; the writer lists the swap first), a cheaper step than both: "
+          "is role binding what lifts the training frames?",
           {"finetune.hard_negatives": "true", "finetune.negatives_per_text": "1"}, "pcclip_hn"),
     Lever("caption_weight", "four times the caption term: keep more of what the captions taught the text tower",
           {"finetune.caption_weight": "1.0"}),

@@ -13,8 +13,8 @@ def seed_errorbars(per_seed: pd.DataFrame, x: str = "attribute", col: str = "spl
                    target: float | None = None, empty: str = "nothing to show"):
     """One panel per value of `col`: per `x` (groups) and `hue` (colours) the mean over finetune seeds with its
     95% t-interval as error bars (the table's interval, `pcclip.intervals`), each seed as a small dot; `chance`
-    dashed, a `target` dotted. `per_seed` has columns x, col, hue, seed, value (one row per seed); without rows, one panel saying
-    `empty` (a study that has not run)."""
+    dashed, a `target` dotted. `per_seed` has columns x, col, hue, seed, value (one row per seed); without rows,
+    one panel saying `empty` (a study that has not run)."""
     if per_seed.empty:
         fig, ax = plt.subplots(figsize=(4.6, 1.2))
         ax.text(0.5, 0.5, empty, ha="center", va="center")
