@@ -10,7 +10,7 @@ import pytest
 
 from pcclip.committed import committed_results
 from pcclip.paths import RESULTS_ENV, repo_root
-from pcclip.report import main
+from pcclip.report import FINETUNE_SEEDS, main
 
 ROOT = repo_root()
 
@@ -39,12 +39,13 @@ def test_a_revision_that_is_not_one_or_lacks_the_run_is_named_with_the_fix(tmp_p
 
 
 def test_check_reproduce_reads_the_main_run_and_study_from_git(tmp_path, monkeypatch, capsys):
-    """The committed EPYC fresh clone checked against HEAD's main run and study, with $PCCLIP_RESULTS pointing at an
-    empty tree (no main run there to read by mistake): the committed check of that clone again, into
-    <results>/diffworld-rerun-check/."""
+    """The committed EPYC fresh clone checked against the main run and study it was checked against (git revision
+    d26ed78, the last with the Xeon's main run; today's main run is that clone's own run again), with
+    $PCCLIP_RESULTS pointing at an empty tree (no main run there to read by mistake): the committed check of that
+    clone again, into <results>/diffworld-rerun-check/."""
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
     clone = ROOT / "results" / "diffworld-fresh-clone-epyc"
-    assert main(["diffworld", "--rerun", str(clone / "diffworld"), "--against", "HEAD"]) == 0
+    assert main(["diffworld", "--rerun", str(clone / "diffworld"), "--against", "d26ed78"]) == 0
     out = tmp_path / "diffworld-rerun-check"
     ours, committed = (pd.read_csv(f, keep_default_na=False) for f in (out / "summary.csv", clone / "summary.csv"))
     assert list(ours.columns) == list(committed.columns) and len(ours) == len(committed) > 500
@@ -52,9 +53,13 @@ def test_check_reproduce_reads_the_main_run_and_study_from_git(tmp_path, monkeyp
     assert np.allclose(ours[numbers].astype(float), committed[numbers].astype(float), atol=1e-6)
     assert (ours.inside_pred == committed.inside_pred).all() and (ours.over == committed.over).all()
     md = (out / "summary.md").read_text()
-    assert "`results/diffworld` as git revision `HEAD (" in md and "pretrain2/diffworld` as git revision" in md
+    assert "`results/diffworld` as git revision `d26ed78 (" in md and "pretrain2/diffworld` as git revision" in md
     assert str(tmp_path) not in md.replace(str(out), "") and "pcclip-committed-" not in md
     assert f"-> {out / 'summary.md'}" in capsys.readouterr().out
+    # against HEAD, whose main run is this clone's run again (README, "Today's main run"): every mean inside
+    assert main(["diffworld", "--rerun", str(clone / "diffworld"), "--against", "HEAD"]) == 0
+    again = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert len(again) > 500 and again.inside_pred.all() and again[again.over == FINETUNE_SEEDS].inside.all()
 
 
 def test_against_without_a_rerun_is_refused(capsys):
