@@ -156,10 +156,16 @@ def lever_table(profile: str) -> pd.DataFrame:
     return table.astype({"n_seeds": "Int64"}).reset_index(drop=True)
 
 
+def _seed_rows(table: pd.DataFrame, task: str, variants: tuple[str, ...],
+               attributes: tuple[str, ...]) -> pd.DataFrame:
+    """The per-seed test-split accuracy rows of `task` for these variants and attributes (no means)."""
+    return table[(table.task == task) & (table.split == "test") & table.variant.isin(variants)
+                 & table.attribute.isin(attributes) & (table.seed != "mean") & (table.metric == "accuracy")]
+
+
 def _cells(table: pd.DataFrame, task: str, variant: str, attributes: tuple[str, ...]) -> pd.Series:
     """Per lever: the per-seed values of one row ("0.85 / 0.69"), or with several attributes their minimum."""
-    rows = table[(table.task == task) & (table.split == "test") & (table.variant == variant)
-                 & table.attribute.isin(attributes) & (table.seed != "mean") & (table.metric == "accuracy")]
+    rows = _seed_rows(table, task, (variant,), attributes)
     per_seed = rows.groupby(["lever", "seed"], sort=False).value.min().reset_index()
     return per_seed.groupby("lever", sort=False).value.apply(lambda v: " / ".join(f"{x:.3f}" for x in v))
 
@@ -197,8 +203,7 @@ def family_seeds(table: pd.DataFrame, attributes: tuple[str, ...] = ("size", "br
     rows `plots.report.seed_errorbars` draws with x="lever", col="variant", hue="attribute")."""
     if table.empty:
         return pd.DataFrame(columns=["lever", "variant", "attribute", "seed", "value"])
-    rows = table[(table.task == "structures") & (table.split == "test") & (table.metric == "accuracy")
-                 & table.variant.isin(families) & table.attribute.isin(attributes) & (table.seed != "mean")]
+    rows = _seed_rows(table, "structures", families, attributes)
     order = {name: i for i, name in enumerate(families)}
     rows = rows.sort_values("variant", key=lambda v: v.map(order), kind="stable")
     return rows[["lever", "variant", "attribute", "seed", "value"]].reset_index(drop=True)
