@@ -56,6 +56,10 @@ LEVERS: tuple[Lever, ...] = (
           "swap alone (finetune.negatives_per_text=1; the writer lists the swap first), a cheaper step than both: "
           "is role binding what lifts the training frames?",
           {"finetune.hard_negatives": "true", "finetune.negatives_per_text": "1"}, "pcclip_hn"),
+    Lever("role_swaps_short", "role swaps over three quarters of the steps (3000), so that a run costs about what the "
+          "recipe's does: could role swaps become the recipe without slowing make reproduce?",
+          {"finetune.hard_negatives": "true", "finetune.negatives_per_text": "1", "finetune.steps": "3000"},
+          "pcclip_hn"),
     Lever("caption_weight", "four times the caption term: keep more of what the captions taught the text tower",
           {"finetune.caption_weight": "1.0"}),
     Lever("blocks", "the paper's trainable part: the text transformer blocks alone, embeddings and projection "
