@@ -181,13 +181,18 @@ def test_the_recipe_learns_the_training_frames_on_every_seed_of_the_studys_base_
     _learns_the_training_frames(run)
 
 
-def test_on_the_main_runs_base_model_one_finetune_seed_falls_short_of_the_training_frame_target():
-    """The main run (the EPYC's base model): two of three finetune seeds reach 0.95 on every attribute, and the
-    README says so where it puts the main run beside the base-model study."""
-    rows = _rows("03_ranking_eval")
-    lowest = _training_frames(rows[rows.model == "pcclip"]).groupby("seed").value.min()
-    assert len(lowest) == 3 and (lowest >= 0.95).sum() == 2
-    assert "on the EPYC's base model of today's main run two of three do" in _paragraph("  On the Xeon's three base")
+def test_eleven_of_twelve_runs_learn_the_training_frames_and_the_one_short_is_the_main_runs_seed_0():
+    """README, Finetuning: the main run (2 threads), its base model with 1 thread and the base-model study; only
+    the main run's finetune seed 0 misses 0.95 on an attribute."""
+    short = []
+    for run in (*BASE_MODEL_RUNS, "diffworld-fresh-clone-epyc/threads1"):
+        rows = _rows("03_ranking_eval", run)
+        lowest = _training_frames(rows[rows.model == "pcclip"]).groupby("seed").value.min()
+        assert len(lowest) == 3, run
+        short += [(run, seed) for seed, value in lowest.items() if value < 0.95]
+    assert short == [("diffworld", 0)], short
+    said = _paragraph("Eleven of twelve runs learn the training frames")
+    assert "the one that does not is the main run's seed 0 with 2 threads" in said
 
 
 @pytest.mark.parametrize("run", BASE_MODEL_RUNS)
