@@ -277,17 +277,21 @@ def test_no_lever_lifts_held_out_frames_to_the_target_on_every_seed():
     size = table[(table.task == "structures") & (table.attribute == "size")]
     change = size[size.variant == "change"].set_index(["lever", "seed"]).value
     assert list(change[change >= 0.30].index) == [("recipe", "1")]  # read backwards on every other seed
-    assert (size[size.variant == "negation"].value < 0.90).all()
+    negation = size[size.variant == "negation"].set_index(["lever", "seed"]).value
+    assert list(negation[negation >= 0.90].index) == [("short", "0")]  # the README names the one seed
 
 
 def test_the_levers_that_hold_the_training_frames_on_every_seed_are_the_ones_the_readme_names():
     """Lowest of size, x, y and brightness on new sentences of the training frames, per lever and seed: hard
-    negatives, the role swaps alone, `blocks` and `steps` reach 0.95 on every seed, the recipe and caption_weight do
-    not."""
+    negatives, the role swaps alone, both at 3000 steps, `blocks` and `steps` reach 0.95 on every seed, the recipe and
+    caption_weight do not."""
     table = pd.read_csv(LEVER_STUDY / "summary.csv", keep_default_na=False)  # each lever's rows: its own model
     lowest = _training_frames(table).groupby(["lever", "seed"]).value.min().groupby("lever").min()
-    assert set(lowest[lowest >= 0.95].index) == {"hard_negatives", "role_swaps", "blocks", "steps"}
-    assert set(lowest.index) == {"recipe", "hard_negatives", "role_swaps", "caption_weight", "blocks", "steps"}
+    assert set(lowest[lowest >= 0.95].index) == {"hard_negatives", "role_swaps", "short", "role_swaps_short", "blocks",
+                                                 "steps"}
+    assert set(lowest.index) == {"recipe", "hard_negatives", "role_swaps", "short", "role_swaps_short",
+                                 "caption_weight", "blocks", "steps"}
     said = _paragraph("No lever reaches 0.90")
-    assert "Four levers hold the training frames on every seed" in said
-    assert "the role swaps alone, `blocks` and three times the steps" in said
+    assert "Six levers hold the training frames on every seed" in said
+    assert "the role swaps alone, both at 3000 steps (`short`, `role_swaps_short`), `blocks` and three times" in said
+    assert "negation reaches 0.90 on one seed of one lever (`short`, seed 0)" in said

@@ -216,13 +216,18 @@ def family_seeds(table: pd.DataFrame, attributes: tuple[str, ...] = ("size", "br
     return rows[["lever", "variant", "attribute", "seed", "value"]].reset_index(drop=True)
 
 
+def _sentence(text: str) -> str:
+    """`text` ended as a sentence: a full stop unless it ends in a question mark."""
+    return text if text.endswith(("?", ".")) else f"{text}."
+
+
 def write_lever_study(profile: str) -> pd.DataFrame:
     """results/<profile>-levers/summary.csv (`lever_table`) and summary.md (`overview`, and what each lever is)."""
     table = lever_table(profile)
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
     described = "\n".join(f"- `{lever.name}` ({f'`{lever.settings}`' if lever.settings else 'no overrides'}; rows of "
-                          f"`{lever.model}`): {lever.why}." for lever in LEVERS if lever.name in set(table.lever))
+                          f"`{lever.model}`): {_sentence(lever.why)}" for lever in LEVERS if lever.name in set(table.lever))
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
         "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
