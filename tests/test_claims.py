@@ -176,23 +176,19 @@ def test_fresh_clone_learns_the_training_frames_on_every_seed(folder):
 BASE_MODEL_RUNS = ("diffworld", "diffworld-base-seeds/pretrain1/diffworld", "diffworld-base-seeds/pretrain2/diffworld")
 
 
-@pytest.mark.parametrize("run", BASE_MODEL_RUNS[1:])
-def test_the_recipe_learns_the_training_frames_on_every_seed_of_the_studys_base_models(run):
-    _learns_the_training_frames(run)
-
-
-def test_eleven_of_twelve_runs_learn_the_training_frames_and_the_one_short_is_the_main_runs_seed_0():
-    """README, Finetuning: the main run (2 threads), its base model with 1 thread and the base-model study; only
-    the main run's finetune seed 0 misses 0.95 on an attribute."""
+def test_ten_of_twelve_runs_learn_the_training_frames_and_the_two_short_are_the_readmes():
+    """README, Finetuning and Two commands: the main run (2 threads), its base model with 1 thread and the base-model
+    study; only finetune seed 0 of the main run and of pretrain seed 1 miss 0.95 on an attribute."""
     short = []
     for run in (*BASE_MODEL_RUNS, "diffworld-fresh-clone-epyc/threads1"):
         rows = _rows("03_ranking_eval", run)
         lowest = _training_frames(rows[rows.model == "pcclip"]).groupby("seed").value.min()
         assert len(lowest) == 3, run
         short += [(run, seed) for seed, value in lowest.items() if value < 0.95]
-    assert short == [("diffworld", 0)], short
-    said = _paragraph("Eleven of twelve runs learn the training frames")
-    assert "the one that does not is the main run's seed 0 with 2 threads" in said
+    assert short == [("diffworld", 0), (BASE_MODEL_RUNS[1], 0)], short
+    said = _paragraph("Ten of twelve runs learn the training frames")
+    assert "the two that do not are seed 0 of the main run with 2 threads" in said and "seed 0 of pretrain seed 1" in said
+    assert "here seed 0 of pretrain seed 1" in _paragraph("The committed study has two further base models")
 
 
 @pytest.mark.parametrize("run", BASE_MODEL_RUNS)
