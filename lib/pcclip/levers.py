@@ -56,8 +56,8 @@ LEVERS: tuple[Lever, ...] = (
           "swap alone (finetune.negatives_per_text=1; the writer lists the swap first), a cheaper step than both: "
           "is role binding what lifts the training frames?",
           {"finetune.hard_negatives": "true", "finetune.negatives_per_text": "1"}, "pcclip_hn"),
-    Lever("short", "three quarters of the steps (3000) with the paper's loss: role_swaps_short's baseline, and a test of "
-          "whether the recipe's 4000 steps are what holds the training frames", {"finetune.steps": "3000"}),
+    Lever("short", "three quarters of the steps (3000) with the paper's loss: role_swaps_short's baseline, and a test "
+          "of whether the recipe's 4000 steps are what holds the training frames", {"finetune.steps": "3000"}),
     Lever("role_swaps_short", "role swaps over three quarters of the steps (3000): with role binding taught directly, "
           "are 4000 steps still needed? A role-swap step costs more than a recipe step, so fewer steps would be the "
           "price of making role swaps the recipe within make reproduce's 25 minutes",
@@ -227,7 +227,8 @@ def write_lever_study(profile: str) -> pd.DataFrame:
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
     described = "\n".join(f"- `{lever.name}` ({f'`{lever.settings}`' if lever.settings else 'no overrides'}; rows of "
-                          f"`{lever.model}`): {_sentence(lever.why)}" for lever in LEVERS if lever.name in set(table.lever))
+                          f"`{lever.model}`): {_sentence(lever.why)}"
+                          for lever in LEVERS if lever.name in set(table.lever))
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
         "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
