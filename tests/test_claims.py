@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from pcclip.intervals import predicting
-from pcclip.levers import base_fingerprint, lever_table, overview
+from pcclip.levers import base_fingerprint, lever_table, overview, seed_rows
 from pcclip.paths import RESULTS_ENV, RunPaths, repo_root
 from pcclip.profiles import load_profile
 from pcclip.report import (
@@ -152,9 +152,7 @@ def test_fresh_clone_rerun_is_summarised_as_the_readme_says(folder):
 def _training_frames(rows: pd.DataFrame) -> pd.DataFrame:
     """Accuracy on new sentences of the training frames (test pairs) of size, x, y and brightness, per seed: the
     rows of issue 15's 0.95 target (notebook 03's rows, or the lever study's)."""
-    return rows[(rows.task == "difference") & (rows.split == "test") & (rows.variant == "train")
-                & rows.attribute.isin(["size", "x", "y", "brightness"]) & (rows.metric == "accuracy")
-                & (rows.seed != "mean")]
+    return seed_rows(rows, "difference", ("train",), ("size", "x", "y", "brightness"))
 
 
 def _learns_the_training_frames(run: str) -> None:
@@ -185,8 +183,7 @@ def test_ten_of_twelve_runs_learn_the_training_frames_and_the_two_short_are_the_
         lowest = _training_frames(rows[rows.model == "pcclip"]).groupby("seed").value.min()
         assert len(lowest) == 3, run
         short += [(run, seed) for seed, value in lowest.items() if value < 0.95]
-        held = rows[(rows.model == "pcclip") & (rows.task == "structures") & (rows.variant == "heldout_frames")
-                    & rows.attribute.isin(["size", "brightness"]) & (rows.metric == "accuracy") & (rows.seed != "mean")]
+        held = seed_rows(rows[rows.model == "pcclip"], "structures", ("heldout_frames",), ("size", "brightness"))
         assert len(held) == 6 and held.value.min() < 0.90, run  # "reach 0.90 on no base model's every seed"
     assert short == [("diffworld", 0), (BASE_MODEL_RUNS[1], 0)], short
     said = _paragraph("Ten of twelve runs learn the training frames")

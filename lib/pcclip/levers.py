@@ -163,16 +163,17 @@ def lever_table(profile: str) -> pd.DataFrame:
     return table.astype({"n_seeds": "Int64"}).reset_index(drop=True)
 
 
-def _seed_rows(table: pd.DataFrame, task: str, variants: tuple[str, ...],
+def seed_rows(table: pd.DataFrame, task: str, variants: tuple[str, ...],
                attributes: tuple[str, ...]) -> pd.DataFrame:
-    """The per-seed test-split accuracy rows of `task` for these variants and attributes (no means)."""
+    """The per-seed test-split accuracy rows of `task` for these variants and attributes (no means): a lever study
+    table or a run's notebook rows."""
     return table[(table.task == task) & (table.split == "test") & table.variant.isin(variants)
                  & table.attribute.isin(attributes) & (table.seed != "mean") & (table.metric == "accuracy")]
 
 
 def _cells(table: pd.DataFrame, task: str, variant: str, attributes: tuple[str, ...]) -> pd.Series:
     """Per lever: the per-seed values of one row ("0.85 / 0.69"), or with several attributes their minimum."""
-    rows = _seed_rows(table, task, (variant,), attributes)
+    rows = seed_rows(table, task, (variant,), attributes)
     per_seed = rows.groupby(["lever", "seed"], sort=False).value.min().reset_index()
     return per_seed.groupby("lever", sort=False).value.apply(lambda v: " / ".join(f"{x:.3f}" for x in v))
 
@@ -210,7 +211,7 @@ def family_seeds(table: pd.DataFrame, attributes: tuple[str, ...] = ("size", "br
     rows `plots.report.seed_errorbars` draws with x="lever", col="variant", hue="attribute")."""
     if table.empty:
         return pd.DataFrame(columns=["lever", "variant", "attribute", "seed", "value"])
-    rows = _seed_rows(table, "structures", families, attributes)
+    rows = seed_rows(table, "structures", families, attributes)
     order = {name: i for i, name in enumerate(families)}
     rows = rows.sort_values("variant", key=lambda v: v.map(order), kind="stable")
     return rows[["lever", "variant", "attribute", "seed", "value"]].reset_index(drop=True)
@@ -226,9 +227,9 @@ def write_lever_study(profile: str) -> pd.DataFrame:
     table = lever_table(profile)
     root = lever_root(profile, None)
     write_text(root / "summary.csv", table.round(6).to_csv(index=False))
+    studied = set(table.lever)
     described = "\n".join(f"- `{lever.name}` ({f'`{lever.settings}`' if lever.settings else 'no overrides'}; rows of "
-                          f"`{lever.model}`): {_sentence(lever.why)}"
-                          for lever in LEVERS if lever.name in set(table.lever))
+                          f"`{lever.model}`): {_sentence(lever.why)}" for lever in LEVERS if lever.name in studied)
     write_text(root / "summary.md", "\n\n".join([
         f"# Lever study: profile `{profile}`",
         "Each lever retrains notebook 02 on the main run's base model (its fingerprint: `base model`) and data and "
