@@ -222,3 +222,40 @@ def test_out_of_range_attributes_are_refused(kwargs, match):
     values = dict(shape="circle", color="red", size=0.5, x=0.5, y=0.5, brightness=0.5) | kwargs
     with pytest.raises(ValueError, match=match):
         make_records(**values)
+
+
+# The grammar's training comparatives and positives with the attribute and relation each states ("more": the
+# high bucket: larger, further right, lower, brighter), hand-written, not read from the data file.
+_SAYS = {"size": {"more": ["larger", "bigger", "large", "big"], "less": ["smaller", "small", "little"]},
+         "x": {"more": ["further right", "more to the right", "farther to the right", "on the right", "to the right",
+                        "far right"],
+               "less": ["further left", "more to the left", "farther to the left", "on the left", "to the left",
+                        "far left"]},
+         "y": {"more": ["lower", "further down", "closer to the bottom", "low", "near the bottom", "at the bottom"],
+               "less": ["higher", "further up", "closer to the top", "high", "near the top", "at the top"]},
+         "brightness": {"more": ["brighter", "lighter", "bright", "light"], "less": ["darker", "dark"]}}
+_RELATION = re.compile(r"(not )?\b(" + "|".join(sorted((w for a in _SAYS.values() for ws in a.values() for w in ws),
+                                                     key=len, reverse=True)) + r")\b( than|$)")
+
+
+def test_relational_captions_state_true_relations_and_leave_plain_captions_as_they_were():
+    split = build_split(MICRO, "train")
+    assert split.captions(seed=4, relational_share=0.0) == split.captions(seed=4)  # the main run's base model
+    texts = split.captions(seed=4, relational_share=1.0)
+    assert texts != split.captions(seed=4)
+    checked, negated = 0, 0
+    for i, text in enumerate(texts):
+        row = split.records.row(i)
+        if all(bucket(row[a]) == "mid" for a in _SAYS):
+            continue
+        found = list(_RELATION.finditer(text))
+        assert len(found) == 1, text  # exactly one relational clause ("than ...", "not ..." or at the end)
+        (negation, word, _), = [m.groups() for m in found]
+        (attr, relation), = [(a, r) for a, rs in _SAYS.items() for r, ws in rs.items() if word in ws]
+        if negation:
+            relation = {"more": "less", "less": "more"}[relation]
+        assert bucket(row[attr]) == ("high" if relation == "more" else "low"), (text, attr, row[attr])
+        assert SHAPES[split.records.shape[i]] in text
+        checked, negated = checked + 1, negated + bool(negation)
+    assert checked > 0.9 * len(split) and 0.2 * checked < negated < 0.6 * checked  # 3 of 9 templates negate
+    assert any(t.startswith("compared with") for t in texts) and any(" is the " in t for t in texts)

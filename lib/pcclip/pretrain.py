@@ -34,7 +34,8 @@ def pretrain(bundle: ClipBundle, train: WorldSplit, cfg: PretrainConfig, state_p
     model, n = bundle.model, len(train)
     torch.manual_seed(cfg.seed)
     images = bundle.images_to_tensor(train.images)
-    tokens = torch.stack([bundle.tokenizer(train.captions(seed=cfg.seed * 10 + v)) for v in range(CAPTION_VARIANTS)])
+    tokens = torch.stack([bundle.tokenizer(train.captions(cfg.seed * 10 + v, cfg.relational_captions))
+                          for v in range(CAPTION_VARIANTS)])
     decay = [p for name, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in name]
     no_decay = [p for name, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in name)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},

@@ -45,7 +45,7 @@ RULES: dict[str, Range] = {
     "world.n_test": COUNT, "world.n_holdout": COUNT,
     "pretrain.steps": COUNT, "pretrain.batch_size": Range(2), "pretrain.lr": POSITIVE,
     "pretrain.weight_decay": NON_NEGATIVE, "pretrain.warmup": NON_NEGATIVE, "pretrain.seed": NON_NEGATIVE,
-    "pretrain.log_every": COUNT,
+    "pretrain.log_every": COUNT, "pretrain.relational_captions": FRACTION,
     "cache.batch_size": COUNT, "cache.shard_size": COUNT, "cache.num_workers": NON_NEGATIVE,
     "synthesis.n_pairs": COUNT, "synthesis.seed": NON_NEGATIVE, "synthesis.n_images": NON_NEGATIVE,
     "synthesis.contrast_fraction": FRACTION, "synthesis.contrast_gap": Range(0, 1, low_open=True),

@@ -70,6 +70,10 @@ class PretrainConfig:
     warmup: int = 50
     seed: int = 0
     log_every: int = 25
+    # Share of pretraining captions that also compare the object with a reference in its own image ("..., not
+    # smaller than most shapes"; world.captions.relational): comparative syntax before finetuning. 0: plain
+    # captions, the main run's base model (README, "Finetuning", relational pretraining)
+    relational_captions: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Captions are what a human (or the synthesis LLM) sees: shape and colour by name,
 continuous attributes bucketed into words (several synonyms each, positions by side or by compass),
 some attributes left out at random. Some of these words are the difference grammar's held-out
-words: pretraining teaches them, difference training data never uses them.
+words: pretraining teaches them, difference training data never uses them. A share of the captions
+(`relational`, pretrain.relational_captions) may also compare the object with a reference in its own image
+('..., not smaller than most shapes'): comparative syntax grounded in one image, for pretraining only.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..resources import load_json
-from .attributes import COLORS, SHAPES, Records
+from .attributes import COLORS, CONTINUOUS, SHAPES, Records
+from .phrasing import attribute_words, pick
 
 
 @lru_cache(maxsize=1)
@@ -57,5 +60,28 @@ def caption(records: Records, i: int, rng: np.random.Generator) -> str:
     return template.format(a=_article(desc), desc=desc, where=where)
 
 
-def captions(records: Records, rng: np.random.Generator) -> list[str]:
-    return [caption(records, i, rng) for i in range(len(records))]
+def relational(records: Records, i: int, plain: str, rng: np.random.Generator) -> str:
+    """`plain` (a caption of record i) with a clause that compares the object with a reference in its image, true of
+    it, in the difference grammar's training words; `plain` itself when every attribute is in the middle bucket."""
+    stated = [a for a in CONTINUOUS if bucket(getattr(records, a)[i]) != "mid"]
+    if not stated:
+        return plain
+    table = vocabulary()["relations"]
+    attr = pick(rng, stated)
+    more = bucket(getattr(records, attr)[i]) == "high"
+    said = pick(rng, attribute_words(attr, "train", "more" if more else "less"))
+    other = pick(rng, attribute_words(attr, "train", "less" if more else "more"))
+    return pick(rng, table["templates"]).format(caption=plain, n=SHAPES[records.shape[i]], c=said["comparative"],
+                                                co=other["comparative"], po=other["positive"],
+                                                ref=pick(rng, table["references"][attr]))
+
+
+def captions(records: Records, rng: np.random.Generator, relational_share: float = 0.0) -> list[str]:
+    """One caption per record; a `relational_share` of them with a relational clause (no extra draws at 0, so
+    plain captions stay what they were)."""
+    out = []
+    for i in range(len(records)):
+        text = caption(records, i, rng)
+        out.append(relational(records, i, text, rng) if relational_share and rng.random() < relational_share
+                   else text)
+    return out

@@ -60,9 +60,11 @@ class WorldSplit:
         ident = {"world": asdict(self.config), "split": self.name, "render": RENDER_VERSION}
         return f"diffworld-{self.name}-{fingerprint(ident)}"
 
-    def captions(self, seed: int) -> list[str]:
-        """Fresh captions (phrasing and dropped attributes vary with seed)."""
-        return captions(self.records, np.random.default_rng([self.config.seed, SPLITS.index(self.name), seed]))
+    def captions(self, seed: int, relational_share: float = 0.0) -> list[str]:
+        """Fresh captions (phrasing and dropped attributes vary with seed), a `relational_share` of them
+        relational (captions.relational)."""
+        return captions(self.records, np.random.default_rng([self.config.seed, SPLITS.index(self.name), seed]),
+                        relational_share)
 
 
 def build_split(cfg: WorldConfig, split: str) -> WorldSplit:
