@@ -8,6 +8,7 @@ regenerates; a claim must hold on every finetune seed. The rehearsal in
 """
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -174,22 +175,52 @@ def test_fresh_clone_learns_the_training_frames_on_every_seed(folder):
 BASE_MODEL_RUNS = ("diffworld", "diffworld-base-seeds/pretrain1/diffworld", "diffworld-base-seeds/pretrain2/diffworld")
 
 
-def test_ten_of_twelve_runs_learn_the_training_frames_and_the_two_short_are_the_readmes():
-    """README, Finetuning and Two commands: the main run (2 threads), its base model with 1 thread and the base-model
-    study; only finetune seed 0 of the main run and of pretrain seed 1 miss 0.95 on an attribute."""
+def _shortfalls(runs: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(run, finetune seed) of each of the runs' `pcclip` seeds under issue 15's 0.95 on some training frame; each
+    run must have three seeds and some held-out size or brightness frame under 0.90 ("on no base model's every
+    seed")."""
     short = []
-    for run in (*BASE_MODEL_RUNS, "diffworld-fresh-clone-epyc/threads1"):
+    for run in runs:
         rows = _rows("03_ranking_eval", run)
         lowest = _training_frames(rows[rows.model == "pcclip"]).groupby("seed").value.min()
         assert len(lowest) == 3, run
         short += [(run, seed) for seed, value in lowest.items() if value < 0.95]
         held = seed_rows(rows[rows.model == "pcclip"], "structures", ("heldout_frames",), ("size", "brightness"))
-        assert len(held) == 6 and held.value.min() < 0.90, run  # "reach 0.90 on no base model's every seed"
+        assert len(held) == 6 and held.value.min() < 0.90, run
+    return short
+
+
+def test_ten_of_twelve_runs_learn_the_training_frames_and_the_two_short_are_the_readmes():
+    """README, Finetuning and Two commands: the main run (2 threads), its base model with 1 thread and the base-model
+    study; only finetune seed 0 of the main run and of pretrain seed 1 miss 0.95 on an attribute."""
+    short = _shortfalls((*BASE_MODEL_RUNS, "diffworld-fresh-clone-epyc/threads1"))
     assert short == [("diffworld", 0), (BASE_MODEL_RUNS[1], 0)], short
     said = _paragraph("Ten of twelve runs learn the training frames")
     assert "the two that do not are seed 0 of the main run with 2 threads" in said
     assert "and seed 0 of pretrain seed 1" in said
     assert "here seed 0 of pretrain seed 1" in _paragraph("The committed study has two further base models")
+
+
+# `short` (finetune.steps=3000) on the three base models: the lever study's tree, then the study's base models
+SHORT_RUNS = ("diffworld-levers/short/diffworld", "diffworld-base-seeds-short/pretrain1/diffworld",
+              "diffworld-base-seeds-short/pretrain2/diffworld")
+
+
+def test_three_thousand_steps_hold_the_training_frames_on_seven_runs_of_nine_as_four_thousand_do():
+    """README, Finetuning, after the lever study: 3000 steps miss seed 0 on both of the study's base models, 4000
+    steps seed 0 of the main run and of pretrain seed 1; each tree ran 3000 steps on its base model."""
+    for run, recipe in zip(SHORT_RUNS[1:], BASE_MODEL_RUNS[1:]):
+        manifest = json.loads((RESULTS / run / "manifest.json").read_text())
+        pretrain_seed = run.split("/")[1].removeprefix("pretrain")
+        assert manifest["overrides"] == {"finetune.steps": "3000", "pretrain.seed": pretrain_seed}, run
+        assert set(manifest["notebooks"]) == {f"{nb}.ipynb" for nb in ("00_base_model", "01_data_synthesis")} | {
+            f"{nb}.seed{seed}.ipynb" for nb in ("02_finetune", "03_ranking_eval") for seed in (0, 1, 2)}, run
+        assert base_fingerprint(RunPaths(RESULTS / run)) == base_fingerprint(RunPaths(RESULTS / recipe)), run
+    assert _shortfalls(SHORT_RUNS) == [(SHORT_RUNS[1], 0), (SHORT_RUNS[2], 0)]
+    assert _shortfalls(BASE_MODEL_RUNS) == [(BASE_MODEL_RUNS[0], 0), (BASE_MODEL_RUNS[1], 0)]
+    said = _paragraph("No lever reaches 0.90")
+    assert "3000 steps hold the training frames on seven runs of nine, as 4000 steps do" in said
+    assert "there 3000 steps miss on seed 0 of both" in said
 
 
 @pytest.mark.parametrize("run", BASE_MODEL_RUNS)
