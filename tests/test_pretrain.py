@@ -12,6 +12,7 @@ from pcclip.losses import symmetric_info_nce
 from pcclip.models import load_clip
 from pcclip.pretrain import pretrain
 from pcclip.profiles import PretrainConfig, WorldConfig
+from pcclip.training import CAPTION_VARIANTS
 from pcclip.world import build_split
 
 WORLD = WorldConfig(seed=1, image_size=32, n_train=16, n_val=8, n_test=8, n_holdout=8)
@@ -100,3 +101,12 @@ def test_state_of_another_config_is_refused(train, tmp_path):
     with pytest.raises(ValueError, match="training state .* was written with another config \\(differs in "
                                          "\\['pretrain'\\]\\); delete it"):
         pretrain(fresh_bundle(), train, PretrainConfig(steps=2, batch_size=16, warmup=1), state_path=state)
+
+
+def test_pretraining_captions_take_the_profiles_relational_share(train, monkeypatch):
+    """pretrain.relational_captions reaches every caption variant pretraining draws (0 in the main run)."""
+    shares, real = [], type(train).captions
+    monkeypatch.setattr(type(train), "captions",
+                        lambda self, seed, share=0.0: shares.append(share) or real(self, seed, share))
+    pretrain(fresh_bundle(), train, PretrainConfig(steps=1, batch_size=8, warmup=1, seed=0, relational_captions=0.25))
+    assert shares == [0.25] * CAPTION_VARIANTS
