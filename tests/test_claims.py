@@ -202,9 +202,10 @@ def test_ten_of_twelve_runs_learn_the_training_frames_and_the_two_short_are_the_
 
 
 def _notebooks_00_to_03(run: str, overrides: dict[str, str]) -> None:
-    """`run` executed notebooks 00-03 (every finetune seed) with these overrides and nothing else."""
+    """`run` executed notebooks 00-03 (every finetune seed) at one commit, with these overrides, and nothing else."""
     manifest = json.loads((RESULTS / run / "manifest.json").read_text())
     assert manifest["overrides"] == overrides, run
+    assert {entry["git_commit"] for entry in manifest["notebooks"].values()} == {manifest["git_commit"]}, run
     assert set(manifest["notebooks"]) == {f"{nb}.ipynb" for nb in ("00_base_model", "01_data_synthesis")} | {
         f"{nb}.seed{seed}.ipynb" for nb in ("02_finetune", "03_ranking_eval") for seed in (0, 1, 2)}, run
 

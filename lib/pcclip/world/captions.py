@@ -63,12 +63,13 @@ def caption(records: Records, i: int, rng: np.random.Generator) -> str:
 def relational(records: Records, i: int, plain: str, rng: np.random.Generator) -> str:
     """`plain` (a caption of record i) with a clause that compares the object with a reference in its image, true of
     it, in the difference grammar's training words; `plain` itself when every attribute is in the middle bucket."""
-    stated = [a for a in CONTINUOUS if bucket(getattr(records, a)[i]) != "mid"]
+    buckets = {a: bucket(getattr(records, a)[i]) for a in CONTINUOUS}
+    stated = [a for a, b in buckets.items() if b != "mid"]
     if not stated:
         return plain
     table = vocabulary()["relations"]
     attr = pick(rng, stated)
-    more = bucket(getattr(records, attr)[i]) == "high"
+    more = buckets[attr] == "high"
     said = pick(rng, attribute_words(attr, "train", "more" if more else "less"))
     other = pick(rng, attribute_words(attr, "train", "less" if more else "more"))
     return pick(rng, table["templates"]).format(caption=plain, n=SHAPES[records.shape[i]], c=said["comparative"],
