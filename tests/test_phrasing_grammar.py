@@ -139,9 +139,9 @@ def test_held_out_frames_and_words_never_train_but_captions_teach_the_words() ->
     heldout_frames = {f.id for f in frames() if f.heldout}
     held = set().union(*heldout_words().values())
     assert {"east", "west", "north", "south", "tiny", "massive", "pale", "dim"} <= held
-    for mode in ("oracle", "caption"):
-        records = load_records(synthesize(replace(profile, synthesis=replace(profile.synthesis, mode=mode)),
-                                          run_paths("smoke"), progress=False))
+    for mode, broad in (("oracle", False), ("caption", False), ("oracle", True)):  # broad: synthesis.broad_frames
+        syn = replace(profile.synthesis, mode=mode, broad_frames=broad)
+        records = load_records(synthesize(replace(profile, synthesis=syn), run_paths("smoke"), progress=False))
         texts = [r["text"] for r in records if r["text"]]
         assert len(texts) > 300
         assert not held & set().union(*map(tokens, texts))
@@ -171,6 +171,51 @@ def test_held_out_frames_use_only_words_that_training_or_captions_teach() -> Non
     untaught = {f.id: sorted(slotless(f.text) - taught) for f in frames() if f.heldout}
     assert not any(untaught.values()), untaught
     assert {f.family for f in frames() if f.heldout} == set(FAMILIES)
+
+
+def test_broad_frames_train_only_with_the_switch_and_state_their_direction() -> None:
+    """synthesis.broad_frames adds the broad frames to the training draws and nothing else: the core training frames
+    keep their order (so the default data is unchanged) and every evaluation phrasing draws the frames it did."""
+    broad = {f.id for f in frames() if f.broad}
+    assert len(broad) == 26 and not any(f.heldout for f in frames() if f.broad)  # README, DiffWorld, "Broad grammar"
+    for attr in CONTINUOUS:
+        core, wide = selection("train", attr)[0], selection("train", attr, broad=True)[0]
+        assert not broad & {f.id for f in core} and [f for f in wide if not f.broad] == list(core)
+        for phrasing in (*STRUCTURES, *heldout_frame_ids()):
+            assert selection(phrasing, attr, broad=True) == selection(phrasing, attr), (attr, phrasing)
+    seen = set()
+    for attr in CONTINUOUS:
+        for k in range(400):
+            for direction in (1, -1):
+                p = attribute_phrase(attr, direction, np.random.default_rng(k), "train", broad=True)
+                twin = attribute_phrase(attr, -direction, np.random.default_rng(k), "train", broad=True)
+                row1, row2 = ROWS if direction > 0 else ROWS[::-1]
+                assert_true_of(sentence(p.text), row1, row2)
+                for false in (twin.text, p.swapped, p.negated):  # reversed twin, role swap, negated form
+                    assert false is None or is_false(sentence(false), row1, row2), (p.text, false)
+                assert len(sentence(p.text).split()) <= 18, p.text
+                seen.add(p.id.split(":", 1)[1])
+    assert broad <= seen
+
+
+def arrangement(text: str) -> str:
+    """A frame with its role names and image nouns folded ('picture A', 'the first picture' -> 'the first image')."""
+    text = text.replace("{S}", "the {s} image").replace("{O}", "the {o} image")
+    return re.sub(r"\bpicture\b", "image", text)
+
+
+def test_no_broad_frame_is_a_held_out_frame_under_other_role_names() -> None:
+    """The broad grammar teaches further arrangements, not the held-out ones: no broad frame is a held-out frame (or
+    its negated form) with other role names or 'picture' for 'image', and no broad frame's negated form (a hard
+    negative) is a held-out frame. (A negated form may equal a held-out frame's negated form: core comparative:3's
+    already equals negation:2's.)"""
+    held = {arrangement(f.text) for f in frames() if f.heldout}
+    held_negated = {arrangement(f.negated) for f in frames() if f.heldout and f.negated}
+    broad = [f for f in frames() if f.broad]
+    for f in broad:
+        assert arrangement(f.text) not in held | held_negated, f.id
+        assert not f.negated or arrangement(f.negated) not in held, f.id
+    assert arrangement("compared with {O}, {S} has {a_ns} that is {c}") in held  # the folding finds marked_roles:2
 
 
 def split_of(n: int, seed: int = 0) -> WorldSplit:

@@ -33,7 +33,7 @@ KEYWORDS = [
     (r"\b(brighter|lighter|bright|light|brightens|pale|paler)\b", "brightness", 1),
     (r"\b(darker|dark|darkens|dimmer|dim|dims|outshone)\b", "brightness", -1),
 ]
-CLAUSE_END = r";|\.\s|, | but "
+CLAUSE_END = r";|\.\s|, | but | while "
 STANDARD = r"\b(than|compared with|unlike)\b.*?\b(first|second)\b"
 ROLES = [(r"\b(picture a|image 1|image one)\b", "the first image"), (r"\b(picture b|image 2|image two)\b", "the second image")]
 # a change over time ('from the first image to the second, the shape grows') states the end image's attribute
@@ -85,10 +85,10 @@ def world():
     return profile, source, plan_pairs(profile.synthesis, source)
 
 
-@pytest.mark.parametrize("mode", ["caption", "oracle"])
-def test_every_description_is_true_of_its_pair(world, mode: str) -> None:
+@pytest.mark.parametrize("mode, broad", [("caption", False), ("oracle", False), ("oracle", True)])
+def test_every_description_is_true_of_its_pair(world, mode: str, broad: bool) -> None:
     profile, source, plan = world
-    cfg = replace(profile.synthesis, mode=mode)
+    cfg = replace(profile.synthesis, mode=mode, broad_frames=broad)
     inputs = [pair_input(plan, k, source, cfg) for k in range(len(plan))]
     gens = make_writer(cfg).write(inputs)
     subjects = []
@@ -101,6 +101,8 @@ def test_every_description_is_true_of_its_pair(world, mode: str) -> None:
     assert sum(bool(g.text) for g in gens) > 0.9 * len(gens)
     # both orders: 'the first is larger' and 'the second is smaller' style statements
     assert 0.35 < subjects.count("first") / len(subjects) < 0.65
+    broad_used = {p.split(":", 1)[1] for g in gens for p in g.phrasings} & {f.id for f in frames() if f.broad}
+    assert len(broad_used) > 10 if broad else not broad_used  # the switch draws the broad frames, and only it
 
 
 def _vocab_words(attr: str) -> set[str]:
@@ -245,8 +247,11 @@ def test_subject_first_sets_the_share_of_clauses_about_the_first_image(world) ->
         assert low <= subjects.count("first") / len(subjects) <= high, share
 
 
-def test_a_store_written_before_subject_first_existed_still_matches_at_its_default(tmp_path, monkeypatch) -> None:
-    """Its meta has no subject_first: at the default it is resumed as is; another value starts afresh."""
+@pytest.mark.parametrize("setting, default, other", [("subject_first", 0.5, 0.2), ("broad_frames", False, True)])
+def test_a_store_written_before_a_later_setting_existed_still_matches_at_its_default(tmp_path, monkeypatch, setting,
+                                                                                    default, other) -> None:
+    """Its meta lacks the setting (runner.ADDED_LATER): at the default it is resumed as is; another value starts
+    afresh."""
     from pcclip.paths import run_paths
     from pcclip.synthesis import synthesize
     from pcclip.synthesis.store import meta_path
@@ -254,10 +259,19 @@ def test_a_store_written_before_subject_first_existed_still_matches_at_its_defau
     monkeypatch.setenv("PCCLIP_RESULTS", str(tmp_path))
     paths = run_paths("smoke")
     path = synthesize(load_profile("smoke", {"synthesis.n_pairs": 60}), paths, progress=False)
-    assert "subject_first" not in json.loads(meta_path(path).read_text())["synthesis"]
+    assert setting not in json.loads(meta_path(path).read_text())["synthesis"]
     before = path.read_bytes()
-    synthesize(load_profile("smoke", {"synthesis.n_pairs": 60, "synthesis.subject_first": 0.5}), paths, progress=False)
+    synthesize(load_profile("smoke", {"synthesis.n_pairs": 60, f"synthesis.{setting}": default}), paths, progress=False)
     assert path.read_bytes() == before and not list(path.parent.glob("differences.*.jsonl"))
-    synthesize(load_profile("smoke", {"synthesis.n_pairs": 60, "synthesis.subject_first": 0.2}), paths, progress=False)
-    assert json.loads(meta_path(path).read_text())["synthesis"]["subject_first"] == 0.2
+    synthesize(load_profile("smoke", {"synthesis.n_pairs": 60, f"synthesis.{setting}": other}), paths, progress=False)
+    assert json.loads(meta_path(path).read_text())["synthesis"][setting] == other
     assert len(list(path.parent.glob("differences.*.jsonl"))) == 1 and path.read_bytes() != before
+
+
+def test_broad_frames_with_an_llm_writer_is_refused_naming_both_settings(world) -> None:
+    from pcclip.synthesis.runner import check_settings
+
+    profile, source, _ = world
+    with pytest.raises(ValueError, match=r"synthesis.broad_frames .* synthesis.writer is 'hf': set synthesis.broad_f"):
+        check_settings(replace(profile.synthesis, writer="hf", broad_frames=True), source)
+    check_settings(replace(profile.synthesis, broad_frames=True), source)  # the template writer takes it

@@ -51,7 +51,7 @@ def _multi_clause(attrs: list[str], directions: dict[str, int], rng: np.random.G
 
 
 def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator, nouns: tuple[str, str],
-             subject_first: float) -> list[tuple[Phrase, tuple[str, ...]]]:
+             subject_first: float, broad: bool) -> list[tuple[Phrase, tuple[str, ...]]]:
     """(phrase, attributes) per clause, in the order of `chosen`."""
     cont = [a for a in chosen if a in facts.directions]
     merge = len(cont) >= 2 and rng.random() < phrasings()["probabilities"]["multi"]
@@ -60,7 +60,7 @@ def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator, nouns: t
         if attr in facts.categories:
             out.append((category_phrase(attr, facts.categories[attr], rng, "train", nouns), (attr,)))
         elif not merge:
-            out.append((attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first), (attr,)))
+            out.append((attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first, broad), (attr,)))
         elif attr == cont[0]:
             out.append((_multi_clause(cont, facts.directions, rng, nouns, subject_first), tuple(cont)))
     return out
@@ -92,10 +92,10 @@ def _negatives(kept: list[Phrase], joins: list[str], same: tuple[str, str] | Non
 
 
 def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = None, max_facts: int = 3,
-                   max_words: int = 18, subject_first: float = 0.5) -> Description:
+                   max_words: int = 18, subject_first: float = 0.5, broad: bool = False) -> Description:
     """A description of up to `max_facts` differences ('' if there are none), `focus` first, with its
     hard negatives (`_negatives`); each continuous clause makes the first image its subject with probability
-    `subject_first` (synthesis.subject_first).
+    `subject_first` (synthesis.subject_first) and draws the broad frames too with `broad` (synthesis.broad_frames).
 
     Clauses are added while the text stays within `max_words` (the first one always is):
     the DiffWorld text tower reads only 24 tokens, and a truncated clause teaches nothing.
@@ -107,7 +107,7 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
     rest = [rest[i] for i in rng.permutation(len(rest))]
     chosen = ([focus] if focus in attrs else []) + rest
     chosen = chosen[:1 + draw_index(rng, max_facts)]
-    clauses = _clauses(facts, chosen, rng, _nouns(facts, rng), subject_first)
+    clauses = _clauses(facts, chosen, rng, _nouns(facts, rng), subject_first, broad)
     kept, used, joins = [clauses[0][0]], list(clauses[0][1]), []
     text = clauses[0][0].text
     for phrase, clause_attrs in clauses[1:]:
@@ -156,7 +156,7 @@ class TemplateWriter:
         out = []
         for pair in batch:
             d = describe_facts(self.facts(pair), np.random.default_rng(pair.seed), pair.focus, self.cfg.max_facts,
-                               self.cfg.max_words, self.cfg.subject_first)
+                               self.cfg.max_words, self.cfg.subject_first, self.cfg.broad_frames)
             out.append(Generation(text=d.text, attributes=d.attributes, phrasings=d.phrasings, words=d.words,
                                   negatives=d.negatives))
         return out

@@ -12,7 +12,8 @@ draw training frames with the given image as the grammatical subject ('the secon
 first one'), because a text tower can read one role and not the other. Every draw comes from the caller's
 generator, and every sentence keeps a record of its frame, its words and its hard negatives (`Phrase`). Each
 held-out frame is also a phrasing of its own, named by its id ('negation:2'), so that a weak frame cannot hide in
-its family's row either.
+its family's row either. Broad frames ('broad' in the data) are further training arrangements that only
+synthesis.broad_frames draws; every evaluation phrasing leaves them out, so both grammars are scored on one set.
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ class Frame:
     text: str
     negated: str | None  # the frame negated: false with the same fills
     heldout: bool
+    broad: bool  # trains only with synthesis.broad_frames: the broad grammar's further arrangements
     attributes: tuple[str, ...]  # the attributes the frame fits
     subject_more: bool  # the image with more is always the subject (passive frames)
 
@@ -94,7 +96,7 @@ def frames() -> tuple[Frame, ...]:
     if tuple(table) != FAMILIES:
         raise ValueError(f"difference_phrasings.json frame families {tuple(table)} must be {FAMILIES}")
     return tuple(Frame(f"{family}:{k}", family, f["text"], f.get("negated"), bool(f.get("heldout")),
-                       tuple(f.get("attributes", CONTINUOUS)), f.get("subject") == "more")
+                       bool(f.get("broad")), tuple(f.get("attributes", CONTINUOUS)), f.get("subject") == "more")
                  for family, entries in table.items() for k, f in enumerate(entries))
 
 
@@ -109,12 +111,14 @@ def phrasing_names() -> tuple[str, ...]:
     return (*PHRASINGS, *heldout_frame_ids())
 
 
-def selection(phrasing: str, attribute: str) -> tuple[tuple[Frame, ...], str]:
-    """(frames, word split 'train' or 'heldout') that `phrasing` draws from for `attribute`."""
+def selection(phrasing: str, attribute: str, broad: bool = False) -> tuple[tuple[Frame, ...], str]:
+    """(frames, word split 'train' or 'heldout') that `phrasing` draws from for `attribute`. `broad`: training data
+    also draws the broad frames (synthesis.broad_frames); the evaluation families keep to the core training frames,
+    so models trained on either grammar are scored on the same sentences."""
     if phrasing not in phrasing_names():
         raise ValueError(f"phrasing split {phrasing!r} must be one of {PHRASINGS} or a held-out frame's id "
                          f"{heldout_frame_ids()}")
-    fits = [f for f in frames() if attribute in f.attributes]
+    fits = [f for f in frames() if attribute in f.attributes and (broad and phrasing == "train" or not f.broad)]
     if phrasing in ("train", "seen_frames"):
         chosen = [f for f in fits if not f.heldout]
     elif phrasing in SUBJECTS:
@@ -162,16 +166,18 @@ def _render(frame: Frame, subject: str, fills: dict[str, str], nouns: tuple[str,
 
 
 def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, split: str = "train",
-                     nouns: tuple[str, str] = ("shape", "shape"), subject_first: float = 0.5) -> Phrase:
+                     nouns: tuple[str, str] = ("shape", "shape"), subject_first: float = 0.5,
+                     broad: bool = False) -> Phrase:
     """A clause stating `direction` for one continuous attribute (+1: the first image has more), whose subject
-    is the first image with probability `subject_first` (but in passive frames and the subject families).
+    is the first image with probability `subject_first` (but in passive frames and the subject families); `broad`:
+    training clauses also draw the broad frames (`selection`).
 
     The draws (frame, subject, role marks, words) take the same random numbers for either direction, so the
     same generator state phrases a fact and its reversed twin with one frame and opposite meaning."""
     _check_split_and_attribute(split, attribute, CONTINUOUS, phrasing_names())
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 (first image has more) or -1, got {direction!r}")
-    chosen, word_split = selection(split, attribute)
+    chosen, word_split = selection(split, attribute, broad)
     if not chosen:
         raise ValueError(f"phrasing {split!r} has no frame for {attribute!r}: add one to difference_phrasings.json")
     frame = chosen[draw_index(rng, len(chosen))]
