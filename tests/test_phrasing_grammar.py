@@ -15,7 +15,7 @@ import torch
 from test_synthesis_template import assert_true_of, claims
 
 from pcclip.evaluation.difference import difference_table
-from pcclip.evaluation.diffworld_sets import attribute_pairs, frame_sets, structure_sets
+from pcclip.evaluation.diffworld_sets import attribute_pairs, frame_sets, pool_frames, structure_sets
 from pcclip.evaluation.tables import difference_rows, structures_pivot
 from pcclip.profiles import EvalConfig, WorldConfig, load_profile
 from pcclip.paths import run_paths
@@ -273,6 +273,20 @@ def test_frame_sets_describe_the_structure_pairs_in_each_held_out_frame_alone() 
         selection("negation:0", "size")  # a training frame is no evaluation phrasing
     with pytest.raises(ValueError, match="frame family of continuous"):
         attribute_pairs(split, "shape", 5, 0, heldout_frame_ids()[0])
+
+
+def test_pool_frames_names_the_frame_of_every_sentence_a_family_row_is_scored_on() -> None:
+    """The held-out-frames row of a continuous attribute reads one pool of eval.phrasings sentences (every pair, seed
+    and split picks from it); pool_frames names each sentence's frame, so the row's mix of frames can be read."""
+    by_id = {f.id: f for f in frames()}
+    for attr in CONTINUOUS:
+        for phrasing in ("heldout_frames", "negation"):
+            pool = [text for pair in structure_sets(split_of(40), EvalConfig(n_images=30, seeds=1))[
+                ("test", phrasing, attr)] for text in pair.texts]
+            named = pool_frames(attr, phrasing)
+            assert len(named) == 16 and set(named) <= {f.id for f in selection(phrasing, attr)[0]}
+            for text in pool:  # each sentence of the set is one of the pool's, written by a frame it names
+                assert any(frame_pattern(by_id[f].text).fullmatch(text) for f in named), (attr, text)
 
 
 def test_structure_rows_one_per_attribute_model_and_family(text_tower) -> None:

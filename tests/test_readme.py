@@ -98,9 +98,10 @@ def test_tagged_numbers_are_read_with_the_prose_rounding(results) -> None:
     text = (f"size 0.988{SIZE} (0.99{SIZE}), base 0.47{BASE_MIN}-0.51<!-- row task=difference model=base agg=max -->,"
             f" gain +0.000{GAIN} and +0.02<!-- row task=comparative variant=tuned -->, named 81%"
             "<!-- row task=analogy -->, ran 3<!-- manifest key=total_seconds scale=1/60 --> min,"
-            " 02 took 1,377<!-- manifest key=notebooks/02_finetune.ipynb/seconds --> s")
+            " 02 took 1,377<!-- manifest key=notebooks/02_finetune.ipynb/seconds --> s,"
+            " base mean 0.488<!-- row task=difference model=base agg=mean -->")  # (0.4712 + 0.5051) / 2
     assert [q.written for q in quotes(text, results)] == ["0.988", "0.99", "0.47", "0.51", "+0.000", "+0.02",
-                                                          "81%", "3", "1,377"]
+                                                          "81%", "3", "1,377", "0.488"]
     assert stale(text, results) == []
 
 
@@ -119,7 +120,7 @@ def test_a_stale_number_fails_and_refresh_rewrites_it_in_its_format(results, tmp
     ("<!-- row model=base -->", r"2 rows match; name one with the fields \['attribute'\]"),
     ("<!-- row model=caption_ft -->", "no metric row matches"),
     ("<!-- row modle=base -->", r"unknown tag fields \['modle'\]"),
-    ("<!-- row model=base agg=mean -->", "agg=mean is not one of"),
+    ("<!-- row model=base agg=median -->", "agg=median is not one of"),
     ("<!-- row model base -->", "malformed number tag"),
     ("<!-- manifest key=seconds -->", "manifest.json has no key 'seconds'"),
     ("<!-- row profile=paper -->", "no metrics files under .*paper"),

@@ -14,7 +14,7 @@ neither (two or more decimals, or a percent, in prose outside tables and code).
 `row` selects metric rows of results/<profile>/metrics/*.json by identity (any field of
 `pcclip.results.IDENTITY`; `a|b` for either value, `field=` for blank). A tag without `seed=` reads the mean
 over the finetune seeds (the per-seed files of notebooks 02-05; the summary's headline mean), `seed=1` one seed.
-After that it must match one number unless `agg` (min, max, absmax) combines several. `manifest` reads a key of
+After that it must match one number unless `agg` (min, max, absmax, mean) combines several. `manifest` reads a key of
 results/<profile>/manifest.json (`a/b` for nested keys). `profile` defaults to diffworld, `scale` (a number or
 fraction) multiplies the value. The written number sets the rounding: its decimals, a leading `+` (sign always
 shown), a trailing `%` (percent) and thousands commas are kept when the number is rewritten.
@@ -40,7 +40,7 @@ UNCHECKED = "<!-- unchecked: "
 MEASURED = re.compile(NUMBER)
 LOOKS_MEASURED = re.compile(r".*\.\d\d+%?|.*%")  # two or more decimals, or a percent
 AGGREGATES: dict[str, Callable[[pd.Series], float]] = {
-    "min": pd.Series.min, "max": pd.Series.max, "absmax": lambda s: s.abs().max()}
+    "min": pd.Series.min, "max": pd.Series.max, "absmax": lambda s: s.abs().max(), "mean": pd.Series.mean}
 OPTIONS = ("profile", "agg", "scale")
 
 

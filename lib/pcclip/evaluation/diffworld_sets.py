@@ -17,7 +17,8 @@ import numpy as np
 from ..datasets.pairset import PairSet, pair_positions
 from ..profiles import EvalConfig
 from ..world import ATTRIBUTES, COLORS, CONTINUOUS, SHAPES, WorldSplit
-from ..world.phrasing import STRUCTURES, attribute_sentence, category_sentence, heldout_frame_ids, selection
+from ..world.phrasing import (STRUCTURES, attribute_sentence, category_sentence, heldout_frame_ids, selection,
+                              sentence_phrase)
 
 MIN_GAP = 1.0 / 3.0  # continuous pairs differ by at least one caption-bucket width: a nameable difference
 PHRASING_SPLITS = ("eval", "train")
@@ -62,8 +63,22 @@ def _pool(attribute: str, phrasing_split: str, key: int | tuple[int, int], phras
     """
     write = _writer(attribute, phrasing_split)
     unordered = [1] if attribute in CONTINUOUS else sorted(key)
-    ids = [ATTRIBUTES.index(attribute), _names().index(phrasing_split), *unordered]
-    return [(write(key, np.random.default_rng([*ids, p]), False), write(key, np.random.default_rng([*ids, p]), True))
+    return [(write(key, _draw_rng(attribute, phrasing_split, unordered, p), False),
+             write(key, _draw_rng(attribute, phrasing_split, unordered, p), True)) for p in range(phrasings)]
+
+
+def _draw_rng(attribute: str, phrasing_split: str, unordered: list[int], p: int) -> np.random.Generator:
+    return np.random.default_rng([ATTRIBUTES.index(attribute), _names().index(phrasing_split), *unordered, p])
+
+
+def pool_frames(attribute: str, phrasing_split: str, phrasings: int = 16) -> list[str]:
+    """The frame id of each sentence in the pool of a continuous attribute's set (`_pool`): one pool of `phrasings`
+    draws serves every pair, seed and split, so a family's row weighs its frames as these draws happened to fall
+    (README, "Held-out frames: what fails")."""
+    _check_attribute_and_phrasing(attribute, phrasing_split)
+    if attribute not in CONTINUOUS:
+        raise ValueError(f"pool_frames reads the frames of continuous attributes {CONTINUOUS}, not {attribute!r}")
+    return [sentence_phrase(attribute, 1, _draw_rng(attribute, phrasing_split, [1], p), phrasing_split).id.split(":", 1)[1]
             for p in range(phrasings)]
 
 

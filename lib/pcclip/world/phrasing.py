@@ -221,9 +221,14 @@ def attribute_sentence(attribute: str, direction: int, rng: np.random.Generator,
     """How image 1 differs from image 2 in one continuous attribute; direction +1: the first
     has more (larger / further right / lower / brighter). `split`: one of `phrasing_names()` ('eval', the
     structures other than seen_frames and the held-out frames' ids never train)."""
+    return sentence(sentence_phrase(attribute, direction, rng, split).text)
+
+
+def sentence_phrase(attribute: str, direction: int, rng: np.random.Generator, split: str = "train") -> Phrase:
+    """The clause `attribute_sentence` writes, with its record (which frame a sentence of an evaluation set used)."""
     _check_split_and_attribute(split, attribute, CONTINUOUS, phrasing_names())
     noun = pick(rng, phrasings()["nouns"])
-    return sentence(attribute_phrase(attribute, direction, rng, split, (noun, noun)).text)
+    return attribute_phrase(attribute, direction, rng, split, (noun, noun))
 
 
 def category_sentence(attribute: str, value1: str, value2: str, rng: np.random.Generator,
