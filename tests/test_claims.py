@@ -404,7 +404,8 @@ def test_the_broad_grammar_moves_which_held_out_frames_are_learned_not_how_many(
     assert _shortfalls((BROAD_RUN, "diffworld")) == [(BROAD_RUN, 0), (BROAD_RUN, 2), ("diffworld", 0)]
     said = _paragraph("It moves which frames are learned, not how many")
     assert "two_clause:2, superlative:2 and negation:3 rise on the mean" in said
-    assert "marked_roles:2 and inverted:3 fall as well" in said and "reach 0.95 on one seed of three (core: two)" in said
+    assert "marked_roles:2 and inverted:3 fall as well" in said
+    assert "reach 0.95 on one seed of three (core: two)" in said
 
 
 def test_the_held_out_frames_row_weighs_its_frames_as_its_pool_fell():

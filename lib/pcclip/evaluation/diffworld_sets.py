@@ -62,12 +62,14 @@ def _pool(attribute: str, phrasing_split: str, key: int | tuple[int, int], phras
     every seed and split reuses them (seeds vary the images and which draw a pair gets).
     """
     write = _writer(attribute, phrasing_split)
+    return [(write(key, _draw_rng(attribute, phrasing_split, key, p), False),
+             write(key, _draw_rng(attribute, phrasing_split, key, p), True)) for p in range(phrasings)]
+
+
+def _draw_rng(attribute: str, phrasing_split: str, key: int | tuple[int, int], p: int) -> np.random.Generator:
+    """The random state of draw p of a pool: one kind for a continuous attribute (either sign), else the unordered
+    pair of values."""
     unordered = [1] if attribute in CONTINUOUS else sorted(key)
-    return [(write(key, _draw_rng(attribute, phrasing_split, unordered, p), False),
-             write(key, _draw_rng(attribute, phrasing_split, unordered, p), True)) for p in range(phrasings)]
-
-
-def _draw_rng(attribute: str, phrasing_split: str, unordered: list[int], p: int) -> np.random.Generator:
     return np.random.default_rng([ATTRIBUTES.index(attribute), _names().index(phrasing_split), *unordered, p])
 
 
@@ -78,8 +80,9 @@ def pool_frames(attribute: str, phrasing_split: str, phrasings: int = 16) -> lis
     _check_attribute_and_phrasing(attribute, phrasing_split)
     if attribute not in CONTINUOUS:
         raise ValueError(f"pool_frames reads the frames of continuous attributes {CONTINUOUS}, not {attribute!r}")
-    return [sentence_phrase(attribute, 1, _draw_rng(attribute, phrasing_split, [1], p), phrasing_split).id.split(":", 1)[1]
-            for p in range(phrasings)]
+    drawn = (sentence_phrase(attribute, 1, _draw_rng(attribute, phrasing_split, 1, p), phrasing_split)
+             for p in range(phrasings))
+    return [phrase.id.split(":", 1)[1] for phrase in drawn]
 
 
 def _describe(keys: list, attribute: str, phrasing_split: str, phrasings: int,

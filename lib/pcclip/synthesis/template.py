@@ -60,7 +60,8 @@ def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator, nouns: t
         if attr in facts.categories:
             out.append((category_phrase(attr, facts.categories[attr], rng, "train", nouns), (attr,)))
         elif not merge:
-            out.append((attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first, broad), (attr,)))
+            phrase = attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first, broad)
+            out.append((phrase, (attr,)))
         elif attr == cont[0]:
             out.append((_multi_clause(cont, facts.directions, rng, nouns, subject_first), tuple(cont)))
     return out

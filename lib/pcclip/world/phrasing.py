@@ -118,7 +118,7 @@ def selection(phrasing: str, attribute: str, broad: bool = False) -> tuple[tuple
     if phrasing not in phrasing_names():
         raise ValueError(f"phrasing split {phrasing!r} must be one of {PHRASINGS} or a held-out frame's id "
                          f"{heldout_frame_ids()}")
-    fits = [f for f in frames() if attribute in f.attributes and (broad and phrasing == "train" or not f.broad)]
+    fits = [f for f in frames() if attribute in f.attributes and ((broad and phrasing == "train") or not f.broad)]
     if phrasing in ("train", "seen_frames"):
         chosen = [f for f in fits if not f.heldout]
     elif phrasing in SUBJECTS:
