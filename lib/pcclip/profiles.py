@@ -72,7 +72,7 @@ class PretrainConfig:
     log_every: int = 25
     # Share of pretraining captions that also compare the object with a reference in its own image ("..., not
     # smaller than most shapes"; world.captions.relational): comparative syntax before finetuning. 0: plain
-    # captions, the main run's base model (README, "Finetuning", relational pretraining)
+    # captions; diffworld pretrains on 0.5 (README, "Finetuning", relational pretraining)
     relational_captions: float = 0.0
 
 
@@ -370,7 +370,9 @@ def _rehearsal() -> Profile:
 
 PROFILES: dict[str, typing.Callable[[], Profile]] = {
     "smoke": _smoke,
-    "diffworld": lambda: Profile(name="diffworld", source="diffworld"),
+    # half the pretraining captions relational: the training frames then hold on every seed of three base models
+    "diffworld": lambda: Profile(name="diffworld", source="diffworld",
+                                 pretrain=PretrainConfig(relational_captions=0.5)),
     "paper": lambda: _paper("ViT-L-14", "datacomp_xl_s13b_b90k", "paper"),
     # OpenAI's weights were trained with QuickGELU: open_clip names that architecture ViT-B-32-quickgelu
     "paper-b32": lambda: _paper("ViT-B-32-quickgelu", "openai", "paper-b32"),
