@@ -40,7 +40,7 @@ def test_a_revision_that_is_not_one_or_lacks_the_run_is_named_with_the_fix(tmp_p
 
 def test_check_reproduce_reads_the_main_run_and_study_from_git(tmp_path, monkeypatch, capsys):
     """The committed EPYC fresh clone checked against the main run and study it was checked against (git revision
-    d26ed78, the last with the Xeon's main run; today's main run is that clone's own run again), with
+    d26ed78, the last with the Xeon's main run; the plain-caption main run after it was that clone's run again), with
     $PCCLIP_RESULTS pointing at an empty tree (no main run there to read by mistake): the committed check of that
     clone again, into <results>/diffworld-rerun-check/."""
     monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
@@ -56,8 +56,9 @@ def test_check_reproduce_reads_the_main_run_and_study_from_git(tmp_path, monkeyp
     assert "`results/diffworld` as git revision `d26ed78 (" in md and "pretrain2/diffworld` as git revision" in md
     assert str(tmp_path) not in md.replace(str(out), "") and "pcclip-committed-" not in md
     assert f"-> {out / 'summary.md'}" in capsys.readouterr().out
-    # against HEAD, whose main run is this clone's run again (README, "Today's main run"): every mean inside
-    assert main(["diffworld", "--rerun", str(clone / "diffworld"), "--against", "HEAD"]) == 0
+    # against 952222c, the last commit whose main run was this clone's run again (README, "A fresh clone of the
+    # plain-caption recipe"): every mean inside
+    assert main(["diffworld", "--rerun", str(clone / "diffworld"), "--against", "952222c"]) == 0
     again = pd.read_csv(out / "summary.csv", keep_default_na=False)
     assert len(again) > 500 and again.inside_pred.all() and again[again.over == FINETUNE_SEEDS].inside.all()
 
