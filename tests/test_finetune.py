@@ -257,7 +257,7 @@ def test_bad_data_and_config_fail_clearly(tiny_bundle):
                  progress=False)
 
 
-def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path):
+def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path, capsys):
     base_file = tmp_path / "base.pt"
     save_clip(tiny_bundle, "diffclip-tiny", base_file)
     profile = load_profile("smoke", {"model.pretrained": str(base_file), "finetune.steps": 2, "finetune.batch_size": 8,
@@ -274,6 +274,15 @@ def test_runs_checkpoints_and_load_models(tiny_bundle, tmp_path):
                  for run in ("base", "pcclip", "caption_ft")}
     assert summaries["base"].steps == 0 and summaries["pcclip"].steps == 2 and not summaries["pcclip"].reused
     assert train_run(profile, paths, "pcclip", base, data, progress=False).reused
+    assert capsys.readouterr().out == ""  # the same thread count: nothing to say
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert train_run(profile, paths, "pcclip", base, data, progress=False).reused
+    finally:
+        torch.set_num_threads(threads)
+    said = capsys.readouterr().out
+    assert f"trained with {threads} torch threads (now {threads + 1})" in said and "pcclip.pt" in said
     models = load_models(profile, paths)
     assert set(models) == {"base", "pcclip", "caption_ft", "pcclip_wa"}
     image_state = {k: v for k, v in models["base"].model.state_dict().items() if k.startswith("visual.")}

@@ -114,6 +114,7 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
     recipe = {**run_settings(profile, run, base), "data": data.key()}
     ckpt = checkpoint_path(paths, run, profile.finetune.seed)
     if ckpt.exists() and (meta := checkpoint_meta(ckpt, RERUN_02)).get("recipe") == recipe:
+        _note_other_threads(ckpt, meta)
         return RunSummary(run, meta["history"], meta["steps"], meta["skipped"], meta["seconds"],
                           meta["samples_per_s"], reused=True)
     state = ckpt.parent / f"{run}_state-{fingerprint(recipe)}.pt"
@@ -122,9 +123,21 @@ def train_run(profile: Profile, paths: RunPaths, run: str, base: ClipBundle, dat
                          reused=False)
     if world()[0] == 0:
         save_clip(result.bundle, base.model_name, ckpt,
-                  meta={"recipe": recipe, **{k: v for k, v in asdict(summary).items() if k not in ("run", "reused")}})
+                  meta={"recipe": recipe, "threads": torch.get_num_threads(),
+                        **{k: v for k, v in asdict(summary).items() if k not in ("run", "reused")}})
         remove_states(ckpt.parent, f"{run}_state-*.pt")
     return summary
+
+
+def _note_other_threads(ckpt: Path, meta: dict) -> None:
+    """Say so when a reused run trained with another torch thread count: CPU kernels sum in a thread-dependent
+    order, so retraining with today's count gives other weights (README, Determinism), yet the recipe leaves the
+    count out so that a run is not retrained merely for running elsewhere. Runs saved before the count was
+    recorded say nothing."""
+    saved, now = meta.get("threads"), torch.get_num_threads()
+    if saved is not None and saved != now:
+        print(f"[02] reusing {ckpt}, trained with {saved} torch threads (now {now}): delete it to retrain with "
+              f"{now}", flush=True)
 
 
 def run_data(profile: Profile, paths: RunPaths, run: str, data: TrainData) -> TrainData:
