@@ -56,20 +56,23 @@ LEVERS: tuple[Lever, ...] = (
           "swap alone (finetune.negatives_per_text=1; the writer lists the swap first), a cheaper step than both: "
           "is role binding what lifts the training frames?",
           {"finetune.hard_negatives": "true", "finetune.negatives_per_text": "1"}, "pcclip_hn"),
-    Lever("short", "three quarters of the steps (3000) with the paper's loss: role_swaps_short's baseline, and a test "
-          "of whether the recipe's 4000 steps are what holds the training frames", {"finetune.steps": "3000"}),
-    Lever("role_swaps_short", "role swaps over three quarters of the steps (3000): with role binding taught directly, "
-          "are 4000 steps still needed? A role-swap step costs more than a recipe step, so fewer steps would be the "
-          "price of making role swaps the recipe within make reproduce's 25 minutes",
+    Lever("short", "3000 steps with the paper's loss, three quarters of the 4000 the committed studies' recipe had: "
+          "role_swaps_short's baseline, and the test of whether 4000 steps are what holds the training frames. Since "
+          "session 29 it is the diffworld recipe itself, so a study run today gives it the recipe's rows",
+          {"finetune.steps": "3000"}),
+    Lever("role_swaps_short", "role swaps over 3000 steps (three quarters of the studies' recipe of 4000): with role "
+          "binding taught directly, are 4000 steps still needed? A role-swap step costs more than a recipe step, so "
+          "fewer steps would be the price of making role swaps the recipe within make reproduce's 25 minutes",
           {"finetune.hard_negatives": "true", "finetune.negatives_per_text": "1", "finetune.steps": "3000"},
           "pcclip_hn"),
     Lever("caption_weight", "four times the caption term: keep more of what the captions taught the text tower",
           {"finetune.caption_weight": "1.0"}),
     Lever("blocks", "the paper's trainable part: the text transformer blocks alone, embeddings and projection "
           "frozen", {"finetune.trainable": "blocks"}),
-    Lever("steps", "three times as long: in case held-out frames come late, as delayed generalisation does",
+    Lever("steps", "three times the studies' 4000 steps: in case held-out frames come late, as delayed "
+          "generalisation does",
           {"finetune.steps": "12000"}),
-    Lever("weight_decay", "three times as long with AdamW and weight decay 0.1, the usual companion of late "
+    Lever("weight_decay", "the steps of `steps` with AdamW and weight decay 0.1, the usual companion of late "
           "generalisation", {"finetune.steps": "12000", "finetune.optimizer": "adamw", "finetune.weight_decay": "0.1"}),
 )
 BASE, NAMED = "checkpoints/base.pt", "metrics/00_base_model.json"
