@@ -164,8 +164,8 @@ class FinetuneConfig:
     warmup: int = 30  # linear warmup steps
     # optimizer steps; 0 means `epochs` passes over the pairs (the paper counts epochs). Small batches, many steps:
     # 4000 of 64 left the role-order plateau on finetune seeds where 2000 of 128 and 1000 of 256 (the same pairs
-    # seen) stayed on it; on relational base models 3000 of 64 held the training frames on all nine runs as 4000
-    # did, at three quarters of the time (README, "Finetuning")
+    # seen) stayed on it; on relational base models 3000 of 64 held the training frames on all twelve runs (three
+    # base models, 1 and 2 threads) as 4000 did, at three quarters of the time (README, "Finetuning")
     steps: int = 3000
     epochs: float = 0.0
     batch_size: int = 64  # global batch per optimizer step (all ranks and micro-batches together)
