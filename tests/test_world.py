@@ -240,7 +240,7 @@ _RELATION = re.compile(r"(not )?\b(" + "|".join(sorted((w for a in _SAYS.values(
 
 def test_relational_captions_state_true_relations_and_leave_plain_captions_as_they_were():
     split = build_split(MICRO, "train")
-    assert split.captions(seed=4, relational_share=0.0) == split.captions(seed=4)  # the main run's base model
+    assert split.captions(seed=4, relational_share=0.0) == split.captions(seed=4)  # plain captions: smoke's base model
     texts = split.captions(seed=4, relational_share=1.0)
     assert texts != split.captions(seed=4)
     checked, negated = 0, 0
