@@ -535,6 +535,7 @@ def test_the_lever_study_of_todays_recipe_reads_as_the_readme_says():
     assert "on brightness on seeds 1 and 2 only" in said and "more often than not on seeds 1 and 2* (size" in said
     assert "on size on every seed: hard negatives" in said and "1.7-2.1 times" in said
 
+
 BROAD_RUN = "diffworld-broad/diffworld"  # synthesis.broad_frames on the plain pretrain seed 0 base model (README)
 
 
