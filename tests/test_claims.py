@@ -262,12 +262,9 @@ def test_three_thousand_steps_leave_the_held_out_frames_where_four_thousand_left
     with 2 threads the mean of the held-out frames' own rows with 3000 steps (today's runs) stays within 0.025 of the
     4000 steps' on size and brightness; with 1 thread it is higher on both. Both step counts hold the training
     frames on every run (test_every_run_on_relational_base_models_...)."""
-    def gap(run: str, before: str) -> pd.Series:  # mean of the frames' own rows, 3000 minus 4000 steps
-        return (_frame_means(run).mean() - _frame_means(before).mean())[["size", "brightness"]]
-
-    for run, before in zip(BASE_MODEL_RUNS, RUNS_4000):
-        assert (gap(run, before).abs() < 0.025).all(), (run, gap(run, before))
-    assert (gap(THREADS1, THREADS1_4000) > 0).all()
+    for run, before in zip(BASE_MODEL_RUNS, RUNS_4000):  # 3000 minus 4000 steps
+        assert (_frame_mean_gap(run, before).abs() < 0.025).all(), (run, _frame_mean_gap(run, before))
+    assert (_frame_mean_gap(THREADS1, THREADS1_4000) > 0).all()
     said = _paragraph("- *`short`* (3000 steps, the paper's loss)")
     assert "So 3000 steps hold them on all nine relational runs, as 4000 steps do" in said
     assert "the mean of the frames stays within 0.025 of the 4000 steps'" in said
@@ -548,12 +545,11 @@ def test_hard_negatives_lift_the_frames_on_another_base_model():
     _same_rows(RESULTS / HN_PRETRAIN1, RESULTS / BASE_MODEL_RUNS[1],
                ("00_base_model", "02_finetune", "03_ranking_eval"),
                models=("base", "pcclip", "pcclip_wa", "caption_ft"))
-    lift = (_frame_means(HN_PRETRAIN1, "pcclip_hn").mean() - _frame_means(HN_PRETRAIN1).mean())[["size", "brightness"]]
+    lift = _frame_mean_gap(HN_PRETRAIN1, HN_PRETRAIN1, model="pcclip_hn")
     assert (lift >= 0.04).all() and (_frame_lifts(TODAYS_LEVERS).loc["hard_negatives"] >= 0.04).all()
     rows = _rows("03_ranking_eval", HN_PRETRAIN1)
-    size = rows[(rows.task == "structures") & (rows.split == "test") & (rows.attribute == "size")
-                & (rows.variant == "marked_roles") & (rows.metric == "accuracy")].pivot(index="seed", columns="model",
-                                                                                         values="value")
+    size = seed_rows(rows, "structures", ("marked_roles",), ("size",)).pivot(index="seed", columns="model",
+                                                                           values="value")
     assert (size.pcclip_hn > size.pcclip).all()
     lowest = _training_frames(rows).groupby("model").value.min()
     assert lowest["pcclip_hn"] > lowest["pcclip"] >= 0.95
@@ -580,6 +576,11 @@ def _frame_means(run: str, model: str = "pcclip") -> pd.DataFrame:
                 & (rows.metric == "accuracy")]
     assert rows.seed.nunique() == 3, run
     return rows.groupby(["variant", "attribute"]).value.mean().unstack()
+
+
+def _frame_mean_gap(run: str, baseline: str, model: str = "pcclip") -> pd.Series:
+    """The mean of `model`'s held-out frames' own rows in `run` minus `pcclip`'s in `baseline`, size and brightness."""
+    return (_frame_means(run, model).mean() - _frame_means(baseline).mean())[["size", "brightness"]]
 
 
 def test_the_broad_grammar_moves_which_held_out_frames_are_learned_not_how_many():
@@ -635,7 +636,7 @@ def test_the_broad_grammar_on_the_relational_base_models_reads_as_the_readme_say
         assert (RESULTS / run / "metrics/01_phrasings.csv").read_bytes() != (
             RESULTS / recipe / "metrics/01_phrasings.csv").read_bytes(), run
         broad, core = _frame_means(run), _frame_means(recipe)
-        lifts.append((broad.mean() - core.mean())[["size", "brightness"]])
+        lifts.append(_frame_mean_gap(run, recipe))
         rising = ["marked_roles:2", "marked_roles:3", "negation:2", "two_clause:2"]
         assert (broad.loc[rising, ["size", "brightness"]] > core.loc[rising, ["size", "brightness"]]).all().all(), run
         assert (broad.loc["change:2", ["size", "brightness"]] < core.loc["change:2", ["size", "brightness"]]).all()
