@@ -354,3 +354,31 @@ def test_rewritten_caption_run_trains_through_the_same_trainer(tiny_bundle, tmp_
     meta = checkpoint_meta(paths.finetuned(0) / "rewritten_ft.pt")
     assert meta["recipe"]["finetune"]["objective"] == "caption" and meta["recipe"]["data"] != data.key()
     assert set(load_models(profile, paths)) == {"base", "pcclip", "caption_ft", "rewritten_ft", "pcclip_wa"}
+
+
+def test_the_caption_term_takes_the_relational_share_without_changing_a_runs_settings():
+    """finetune.relational_captions: the caption term's captions (plain at 0, as before it existed), not the
+    settings a checkpoint is checked against: the data key holds the captions, so a new share retrains."""
+    from pcclip.models import ClipBundle
+    from pcclip.runs import caption_term, run_settings
+    from pcclip.training import CAPTION_VARIANTS
+    from pcclip.profiles import WorldConfig
+    from pcclip.world import build_split
+
+    train = build_split(WorldConfig(seed=3, image_size=32, n_train=96, n_val=8, n_test=8, n_holdout=8), "train")
+    idx, plain = caption_term(train, 0.0)
+    assert plain == [c for v in range(CAPTION_VARIANTS) for c in train.captions(1000 + v)]
+    assert idx.tolist() == list(range(96)) * CAPTION_VARIANTS
+    idx_half, half = caption_term(train, 0.5)
+    assert torch.equal(idx_half, idx) and len(half) == len(plain)
+    # half drawn relational (objects in the middle bucket of every attribute stay plain); 7 of 9 templates say "than"
+    relational = sum(" than " in text for text in half) / len(half)
+    assert all(" than " not in text for text in plain) and 0.25 < relational < 0.5, relational
+    base = ClipBundle.__new__(ClipBundle)
+    base.model_name, base.fingerprint = "diffclip-tiny", "f00d"
+    assert (run_settings(load_profile("smoke", {"finetune.relational_captions": 0.5}), "pcclip", base)
+            == run_settings(load_profile("smoke"), "pcclip", base))
+    with pytest.raises(ValueError, match=r"finetune.relational_captions=0.5, source='paper': .*COCO's captions"):
+        load_profile("paper", {"finetune.relational_captions": "0.5"})
+    with pytest.raises(ValueError, match=r"finetune.relational_captions=1.5 \(allowed: >= 0 and <= 1\)"):
+        load_profile("smoke", {"finetune.relational_captions": "1.5"})

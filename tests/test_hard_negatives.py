@@ -245,7 +245,8 @@ def test_pcclip_hn_trains_beside_pcclip_whose_recipe_is_unchanged(tiny_bundle, t
     recipe = run_settings(on, "pcclip", base)
     assert recipe == run_settings(off, "pcclip", base)  # the switch leaves pcclip's recipe (and checkpoint) alone
     assert recipe["finetune"] == {k: v for k, v in fields.items()
-                                  if not k.startswith("rewritten_") and k not in ("hard_negatives", "negatives_per_text", "seeds")}
+                                  if not k.startswith("rewritten_")
+                                  and k not in ("hard_negatives", "negatives_per_text", "seeds", "relational_captions")}
     summaries = {run: train_run(on, paths, run, base, data, progress=False) for run in profile_runs(on)}
     assert summaries["pcclip_hn"].steps == 2 and not summaries["pcclip_hn"].reused
     hn = checkpoint_meta(checkpoint_path(paths, "pcclip_hn", on.finetune.seed))["recipe"]

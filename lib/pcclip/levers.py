@@ -69,6 +69,14 @@ LEVERS: tuple[Lever, ...] = (
           {"finetune.caption_weight": "1.0"}),
     Lever("blocks", "the paper's trainable part: the text transformer blocks alone, embeddings and projection "
           "frozen", {"finetune.trainable": "blocks"}),
+    Lever("relational_captions", "the caption term draws half its captions with a relational clause, as the base "
+          "model was pretrained ('..., not smaller than most shapes'), where it drew plain ones: keep alive, while "
+          "finetuning, the comparative syntax that the held-out frames are arrangements of",
+          {"finetune.relational_captions": "0.5"}),
+    Lever("caption_weight_relational", "caption_weight and relational_captions together: four times a caption term "
+          "that is half relational", {"finetune.caption_weight": "1.0", "finetune.relational_captions": "0.5"}),
+    Lever("caption_weight_blocks", "caption_weight and blocks together: the two levers that keep the text tower "
+          "nearest its pretraining", {"finetune.caption_weight": "1.0", "finetune.trainable": "blocks"}),
     Lever("steps", "three times the studies' 4000 steps: in case held-out frames come late, as delayed "
           "generalisation does",
           {"finetune.steps": "12000"}),

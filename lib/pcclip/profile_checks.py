@@ -56,6 +56,7 @@ RULES: dict[str, Range] = {
     "synthesis.top_p": Range(0, 1, low_open=True), "synthesis.concurrency": COUNT, "synthesis.timeout_s": POSITIVE,
     "synthesis.retries": NON_NEGATIVE, "synthesis.backoff_s": NON_NEGATIVE,
     "finetune.temperature": POSITIVE, "finetune.caption_weight": NON_NEGATIVE,
+    "finetune.relational_captions": FRACTION,
     "finetune.caption_temperature": POSITIVE, "finetune.caption_term_batch": NON_NEGATIVE, "finetune.lr": POSITIVE,
     "finetune.weight_decay": NON_NEGATIVE,
     "finetune.gamma": Range(0, 1, low_open=True), "finetune.warmup": NON_NEGATIVE, "finetune.steps": NON_NEGATIVE,
@@ -104,6 +105,10 @@ RELATIONS = [
      lambda get: not get("finetune.hard_negatives") or get("finetune.loss") == "contrastive",
      "finetune.hard_negatives=true needs finetune.loss='contrastive': a hard negative is one more text each "
      "difference is contrasted with"),
+    (("finetune.relational_captions", "source"),
+     lambda get: not get("finetune.relational_captions") or get("source") == "diffworld",
+     "finetune.relational_captions draws DiffWorld's relational captions, and this profile's caption term is "
+     "COCO's captions: leave it at 0"),
     (("eval.comparatives_per_model", "eval.comparatives"),
      lambda get: not get("eval.comparatives_per_model") or get("eval.comparatives") == "llm",
      "eval.comparatives_per_model=true needs eval.comparatives='llm': the hand-written comparatives are one set "

@@ -153,6 +153,10 @@ class FinetuneConfig:
     # lambda: adds lambda * CLIP caption loss. Besides protecting zero-shot accuracy it keeps the text
     # embeddings spread out (without it the tiny text tower collapses; README, "Finetuning").
     caption_weight: float = 0.25
+    # share of the caption term's captions with a relational clause, as pretrain.relational_captions makes them:
+    # 0 gives the plain captions of the main run; the relational base models pretrained on 0.5 (README,
+    # "Finetuning", the lever study on today's recipe)
+    relational_captions: float = 0.0
     caption_temperature: float = 0.1  # of the caption loss (the authors' caption baseline uses 0.1)
     # captions per step in that caption term; 0: batch_size. A quarter of the batch (README, "Finetuning")
     caption_term_batch: int = 16

@@ -30,7 +30,7 @@ from .synthesis.sources import load_coco
 from .synthesis.store import DifferencePairs, load_accepted, meta_path
 from .traindata import TrainData
 from .training import CAPTION_VARIANTS, world
-from .world import build_split
+from .world import WorldSplit, build_split
 
 RUNS = ("base", "pcclip", "pcclip_hn", "caption_ft", "rewritten_ft")
 TRAINED_RUNS = ("pcclip", "pcclip_hn", "caption_ft", "rewritten_ft")
@@ -93,9 +93,9 @@ def run_settings(profile: Profile, run: str, base: ClipBundle) -> dict:
     rewritten_* fields are left out: `run_config` has copied what they set into the trainer's own fields, and
     checkpoints trained before they existed keep their recipe; so are the hard-negative fields of a run without
     them, and `seeds` (which seeds the pipeline runs: a model is determined by its own `seed`, and adding a seed
-    must not make the others stale)."""
+    must not make the others stale), and `relational_captions`, which shapes only the captions (the data key)."""
     cfg = asdict(run_config(profile.finetune, run))
-    drop = {k for k in cfg if k.startswith("rewritten_") or k == "seeds"
+    drop = {k for k in cfg if k.startswith("rewritten_") or k in ("seeds", "relational_captions")
             or (k in HARD_NEGATIVE_FIELDS and not cfg["hard_negatives"])}
     return {"run": run, "finetune": {k: v for k, v in cfg.items() if k not in drop},
             "model": base.model_name, "base": base.fingerprint}
@@ -176,9 +176,17 @@ def prepare_data(profile: Profile, paths: RunPaths, base: ClipBundle) -> TrainDa
     train = build_split(profile.world, "train")
     image_emb = embed_split(base, train, paths.cache, profile.cache, profile.model.precision, progress=False)
     pairs = load_accepted(differences_path(paths))
-    captions = [c for v in range(CAPTION_VARIANTS) for c in train.captions(seed=1000 + v)]
+    caption_idx, captions = caption_term(train, profile.finetune.relational_captions)
     return TrainData(image_emb, torch.as_tensor(pairs.idx1), torch.as_tensor(pairs.idx2), list(pairs.texts),
-                     torch.arange(len(train)).repeat(CAPTION_VARIANTS), captions, pairs.negatives)
+                     caption_idx, captions, pairs.negatives)
+
+
+def caption_term(train: WorldSplit, relational_share: float) -> tuple[torch.Tensor, list[str]]:
+    """The caption loss's DiffWorld captions: CAPTION_VARIANTS fresh phrasings of each train image (seeds other
+    than pretraining's), a `relational_share` of them with a relational clause (finetune.relational_captions), and
+    the image each describes."""
+    captions = [c for v in range(CAPTION_VARIANTS) for c in train.captions(1000 + v, relational_share)]
+    return torch.arange(len(train)).repeat(CAPTION_VARIANTS), captions
 
 
 def _coco_pairs(paths: RunPaths) -> tuple[DifferencePairs, str | None]:
