@@ -174,6 +174,11 @@ def test_error_bars_are_the_t_intervals_of_the_table(run):
     assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["base", "pcclip"]
     assert 0.9 in {line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == ":"}
     plt.close(fig)
+    many = pd.concat([rows.assign(split=f"lever_number_{i}") for i in range(8)])  # eight long group names
+    fig = seed_errorbars(many, x="split", col="attribute")
+    assert fig.get_size_inches()[0] == pytest.approx(2 * 0.75 * 8)  # two panels, each with room for eight names
+    assert {(t.get_rotation(), t.get_ha()) for t in fig.axes[0].get_xticklabels()} == {(40.0, "right")}
+    plt.close(fig)
     fig = seed_errorbars(rows.iloc[:0], empty="no lever study yet")  # a study that has not run: says so
     assert [t.get_text() for t in fig.axes[0].texts] == ["no lever study yet"]
     plt.close(fig)

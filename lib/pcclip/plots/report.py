@@ -22,7 +22,8 @@ def seed_errorbars(per_seed: pd.DataFrame, x: str = "attribute", col: str = "spl
         return fig
     panels, models = list(dict.fromkeys(per_seed[col])), list(dict.fromkeys(per_seed[hue]))
     spread = 0.8 - 0.8 / len(models)  # the pointplot's dodge that puts each mean over its seeds' dots
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharey=True, squeeze=False)
+    width = max(4.6, 0.75 * per_seed[x].nunique())  # room for each group's name (eight levers)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.6), sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
         part = per_seed[per_seed[col] == panel]
         sns.pointplot(part, x=x, y="value", hue=hue, hue_order=models, errorbar=t_interval, dodge=spread or False,
@@ -34,7 +35,7 @@ def seed_errorbars(per_seed: pd.DataFrame, x: str = "attribute", col: str = "spl
             ax.axhline(target, color="black", linestyle=":", linewidth=1)
         ax.set(title=f"{col} {panel}", xlabel=x, ylabel=ylabel, ylim=ylim)
         if max(len(str(v)) for v in part[x]) > 8:  # long group names (levers) would run into each other
-            ax.tick_params(axis="x", labelrotation=30)
+            plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     axes[0][-1].legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
