@@ -338,3 +338,27 @@ def test_base_study_runs_each_pretrain_seed_into_its_own_tree_and_tabulates_them
         [round(mean, 6)]
     with pytest.raises(ValueError, match=r"--base-study \[0\]: give distinct pretrain seeds other than"):
         pipeline.base_study("smoke", {}, [0])
+
+
+def test_a_base_study_of_some_notebooks_runs_them_and_says_why_it_writes_no_table(fake_kernel, capsys, monkeypatch):
+    """--base-study with --only: the chosen notebooks run in the study's tree; the table, which needs every notebook's
+    metrics, is not written, and the run says so (naming what is missing) and succeeds; a whole study whose table
+    cannot be written still fails."""
+    import pcclip.report
+    from pcclip.paths import base_study_root
+    from pcclip.report import StaleResults
+
+    fake_kernel(_fake_notebook)
+    pipeline.run("smoke", {})
+    assert pipeline.main(["--profile", "smoke", "--base-study", "2", "--only", "00", "03"]) == 0
+    assert (base_study_root("smoke", 2) / "smoke" / "metrics" / "03_ranking_eval.seed1.json").is_file()
+    assert not (base_study_root("smoke", None) / "summary.md").exists()
+    said = capsys.readouterr().out
+    assert "base-model study: ran notebooks 00 03 only, so its table is not written" in said
+    assert "02_finetune.seed0.json is missing" in said
+    def stale(profile):
+        raise StaleResults("a stale tree")
+
+    monkeypatch.setattr(pcclip.report, "write_base_study", stale)
+    with pytest.raises(StaleResults, match="a stale tree"):
+        pipeline.base_study("smoke", {}, [2])

@@ -182,8 +182,9 @@ def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: lis
     """The base-model study: the whole pipeline again for each of `pretrain_seeds` (a new base model, then
     every finetune seed on it), each in its own results tree `paths.base_study_root`; then the study's table
     beside the main run (`pcclip.report.write_base_study`). The main run's pretrain seed is refused: it is the
-    main run, which must be complete before the study starts (its table needs it)."""
-    from .report import build_summary, write_base_study
+    main run, which must be complete before the study starts (its table needs it). With `only`, trees that lack
+    the other notebooks' metrics leave the table unwritten, and the run says why instead of failing."""
+    from .report import StaleResults, build_summary, write_base_study
 
     main = load_profile(profile_name, overrides)
     build_summary(run_paths(main.name))  # StaleResults names what the main run lacks, before an hour of study
@@ -196,7 +197,14 @@ def base_study(profile_name: str, overrides: dict[str, str], pretrain_seeds: lis
     for seed in pretrain_seeds:
         with results_tree(base_study_root(main.name, seed)):
             roots.append(run(profile_name, overrides | {"pretrain.seed": str(seed)}, only))
-    table = write_base_study(main)
+    try:
+        table = write_base_study(main)
+    except StaleResults as exc:
+        if only is None:
+            raise
+        print(f"[pipeline] base-model study: ran notebooks {' '.join(only)} only, so its table is not written (run "
+              f"the study without --only to write it), because {exc}", flush=True)
+        return roots
     print(f"[pipeline] base-model study: {len(table)} rows -> {base_study_root(main.name, None)}", flush=True)
     return roots
 
