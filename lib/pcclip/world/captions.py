@@ -5,7 +5,8 @@ continuous attributes bucketed into words (several synonyms each, positions by s
 some attributes left out at random. Some of these words are the difference grammar's held-out
 words: pretraining teaches them, difference training data never uses them. A share of the captions
 (`relational`, pretrain.relational_captions) may also compare the object with a reference in its own image
-('..., not smaller than most shapes'): comparative syntax grounded in one image, for pretraining only.
+('..., not smaller than most shapes'): comparative syntax grounded in one image, for pretraining (and, with
+finetune.relational_captions, the finetuning caption term; never the difference writer).
 """
 from __future__ import annotations
 
