@@ -73,6 +73,9 @@ LEVERS: tuple[Lever, ...] = (
           "model was pretrained ('..., not smaller than most shapes'), where it drew plain ones: keep alive, while "
           "finetuning, the comparative syntax that the held-out frames are arrangements of",
           {"finetune.relational_captions": "0.5"}),
+    Lever("relational_quarter", "relational_captions with a quarter of the captions relational instead of half: does a "
+          "smaller share keep the training frames that half lets slip, and the lift on negation?",
+          {"finetune.relational_captions": "0.25"}),
     Lever("caption_weight_relational", "caption_weight and relational_captions together: four times a caption term "
           "that is half relational", {"finetune.caption_weight": "1.0", "finetune.relational_captions": "0.5"}),
     Lever("caption_weight_blocks", "caption_weight and blocks together: the two levers that keep the text tower "
