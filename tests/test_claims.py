@@ -497,7 +497,7 @@ def test_the_relational_lever_study_reads_as_the_readme_says():
 
 
 TODAYS_LEVER_NAMES = ("recipe", "hard_negatives", "role_swaps", "caption_weight", "blocks", "relational_captions",
-                      "caption_weight_relational", "caption_weight_blocks")  # run on today's recipe
+                      "relational_quarter", "caption_weight_relational", "caption_weight_blocks")  # on today's recipe
 
 
 def _committed_heldout_frames() -> pd.DataFrame:
@@ -633,7 +633,8 @@ def test_a_relational_caption_term_lifts_the_pooled_rows_on_every_seed_and_the_l
     pooled = pooled.pivot_table(index=["attribute", "seed"], columns="lever", values="value")
     assert (pooled.relational_captions > pooled.recipe).all() and len(pooled) == 6
     assert pooled.relational_captions.max() < 0.90
-    frames = rows[(rows.task == "frames") & (rows.variant == "negation:2") & rows.attribute.isin(["size", "brightness"])]
+    frames = rows[(rows.task == "frames") & (rows.variant == "negation:2")
+                  & rows.attribute.isin(["size", "brightness"])]
     negation = frames.groupby(["lever", "attribute"]).value.mean().unstack()
     assert (negation.loc["recipe"] < 0.2).all() and (negation.loc["relational_captions"] > 0.3).all()
     assert (_todays_size_families(rows).loc["change"].relational_captions < 0.5).all()
@@ -643,6 +644,35 @@ def test_a_relational_caption_term_lifts_the_pooled_rows_on_every_seed_and_the_l
     said = _paragraph("- *Hard negatives lift the held-out frames on today's recipe too")
     assert "lifts the pooled held-out rows on every seed, on size and brightness, and to 0.90 on none" in said
     assert "each under both of its parts alone, on both attributes" in said and "(lowest 0.927, on x)" in said
+
+
+def test_a_quarter_relational_caption_term_keeps_the_training_frames_and_lifts_the_frames_more_than_half():
+    """README, Finetuning, "The lever study on today's recipe": `relational_quarter` lifts the mean of the frames more
+    than `relational_captions` on both attributes, with the training frames at 0.95 or more on every seed (half: not
+    on seed 2); its pooled brightness falls under the recipe's on seed 0; negation:2 rises less than with half; its
+    best pooled size, on seed 2, comes with brightness under 0.75; a run at about the recipe's cost."""
+    lifts = _frame_lifts(TODAYS_LEVERS)
+    assert (lifts.loc["relational_quarter"] > lifts.loc["relational_captions"]).all()
+    rows = _todays_lever_rows()
+    assert _training_frames(rows[rows.lever == "relational_quarter"]).value.min() >= 0.95
+    pooled = seed_rows(rows, "structures", ("heldout_frames",), ("size", "brightness"))
+    pooled = pooled.pivot_table(index=["attribute", "seed"], columns="lever", values="value")
+    rises = pooled.relational_quarter > pooled.recipe
+    assert rises["size"].all() and rises["brightness"].tolist() == [False, True, True]
+    quarter = pooled.relational_quarter
+    assert quarter.loc["size"].idxmax() == "2" and quarter.loc["brightness", "2"] < 0.75
+    frames = rows[(rows.task == "frames") & (rows.variant == "negation:2")
+                  & rows.attribute.isin(["size", "brightness"])]
+    negation = frames.groupby(["lever", "attribute"]).value.mean().unstack()
+    assert (negation.loc["recipe"] < negation.loc["relational_quarter"]).all()
+    assert (negation.loc["relational_quarter"] < negation.loc["relational_captions"]).all()
+    seconds = _by_model(_rows("02_finetune", "diffworld-levers/relational_quarter/diffworld"), task="training",
+                        metric="seconds").pcclip
+    recipe = _by_model(_rows("02_finetune", "diffworld-levers/recipe/diffworld"), task="training", metric="seconds")
+    assert (seconds / recipe.pcclip).between(0.9, 1.1).all()
+    said = _paragraph("- *Hard negatives lift the held-out frames on today's recipe too")
+    assert "*A quarter relational (`relational_quarter`: a quarter of the caption term relational) keeps" in said
+    assert "(brightness falls on seed 0), negation:2 rises less than with half" in said
 
 
 # finetune.hard_negatives on the base-model study's pretrain seeds 1 and 2
@@ -665,7 +695,7 @@ def test_hard_negatives_lift_the_frames_on_another_base_model():
     """README, Finetuning, "Hard negatives on the other base models": on the study's pretrain seed 1 hard negatives
     lift the mean of the frames by at least 0.04 on size and brightness (as on the main run's base model), lift
     marked roles on every seed, hold the training frames above the recipe's lowest, and give the highest pooled
-    held-out size of any committed run with brightness under 0.75."""
+    held-out size of any committed run but relational_quarter seed 2, with brightness under 0.75."""
     run = HN_RUNS[1]
     lift = _frame_mean_gap(run, run, model="pcclip_hn")
     assert (lift >= 0.04).all() and (_frame_lifts(TODAYS_LEVERS).loc["hard_negatives"] >= 0.04).all()
@@ -679,10 +709,12 @@ def test_hard_negatives_lift_the_frames_on_another_base_model():
     held = held.set_index(["attribute", "seed"]).value
     assert held["brightness"].max() < 0.75 and held["size"].idxmax() == 2
     everywhere = _committed_heldout_frames().query("attribute == 'size'")
-    assert everywhere.accuracy.max() == pytest.approx(held["size", 2], abs=1e-6)
+    best = everywhere.set_index(["tree", "file"]).accuracy.sort_values(ascending=False)
+    assert best.index[0] == ("diffworld-levers/relational_quarter/diffworld", "03_structures.seed2.csv")
+    assert best.iloc[1] == pytest.approx(held["size", 2], abs=1e-6)
     said = _paragraph("- *They lift the mean of the frames on pretrain seed 1 too*")
     assert "the marked-roles family rises on every seed on size" in said
-    assert "the highest pooled held-out size of any committed run" in said
+    assert "the highest pooled held-out size of any committed run but `relational_quarter`'s seed 2" in said
 
 
 # hard negatives beside the recipe on the three relational base models: the main run's (today's lever study), then
