@@ -80,9 +80,9 @@ LEVERS: tuple[Lever, ...] = (
           "that is half relational", {"finetune.caption_weight": "1.0", "finetune.relational_captions": "0.5"}),
     Lever("caption_weight_blocks", "caption_weight and blocks together: the two levers that keep the text tower "
           "nearest its pretraining", {"finetune.caption_weight": "1.0", "finetune.trainable": "blocks"}),
-    Lever("hard_negatives_quarter", "hard_negatives and relational_quarter together: the two lift different frames "
-          "(hard negatives negation:2 and the change frame, a quarter marked_roles:2, which hard negatives lose), so "
-          "their lifts may add up where the pairs of caption levers did not. Its `pcclip` is relational_quarter's",
+    Lever("hard_negatives_quarter", "hard_negatives and relational_quarter together: alone they move different frames "
+          "(hard negatives lift negation:2 most; a quarter keeps marked_roles:2, which hard negatives lose), so their "
+          "lifts may add up where the pairs of caption levers did not. Its `pcclip` is relational_quarter's",
           {"finetune.hard_negatives": "true", "finetune.relational_captions": "0.25"}, "pcclip_hn"),
     Lever("steps", "three times the studies' 4000 steps: in case held-out frames come late, as delayed "
           "generalisation does",
