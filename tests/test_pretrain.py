@@ -104,7 +104,7 @@ def test_state_of_another_config_is_refused(train, tmp_path):
 
 
 def test_pretraining_captions_take_the_profiles_relational_share(train, monkeypatch):
-    """pretrain.relational_captions reaches every caption variant pretraining draws (diffworld and smoke 0.5)."""
+    """pretrain.relational_captions reaches every caption variant pretraining draws (main run 0.5, smoke 0)."""
     shares, real = [], type(train).captions
     monkeypatch.setattr(type(train), "captions",
                         lambda self, seed, share=0.0: shares.append(share) or real(self, seed, share))

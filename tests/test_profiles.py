@@ -15,13 +15,6 @@ def test_every_profile_loads_with_its_own_name():
     assert load_profile("paper").source == "paper" and load_profile("smoke").source == "diffworld"
 
 
-def test_smoke_pretrains_on_the_diffworld_caption_mix():
-    """`make test` runs the notebooks at smoke size on the main run's pretraining captions, half of them relational."""
-    smoke, diffworld = load_profile("smoke").pretrain, load_profile("diffworld").pretrain
-    assert smoke.relational_captions == diffworld.relational_captions == 0.5
-    assert smoke.steps < diffworld.steps
-
-
 def test_overrides_are_typed_from_cli_strings():
     p = load_profile("smoke", {"pretrain.steps": "50", "finetune.lr": "1e-4", "world.holdout": "ring:green, star:red",
                                "model.device": "cuda", "seed": "7"})
