@@ -131,11 +131,19 @@ def test_only_selects_notebooks_by_number(executed):
     assert len(executed) == 1
 
 
-def test_only_keeps_the_other_notebooks_manifest_entries(executed, monkeypatch):
+def test_only_keeps_the_other_notebooks_manifest_entries(executed, monkeypatch, capsys):
     root = pipeline.run("smoke", {})
-    first = json.loads((root / "manifest.json").read_text())["notebooks"]
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["notebooks"]["00_base_model.ipynb"]["seconds"] = 1000.0  # as a real notebook 00 would take
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    first = manifest["notebooks"]
     monkeypatch.setattr(pipeline, "git_commit", lambda: "abc123")
+    capsys.readouterr()
     pipeline.run("smoke", {"eval.seeds": "3"}, only=["01"])
+    # the closing line times this call, and names the run's total apart
+    took, total = map(float, re.search(r"done in ([\d.]+) s \(the run's notebooks: ([\d.]+) s\)",
+                                       capsys.readouterr().out).groups())
+    assert took < 100 and total >= 1000
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["notebooks"]["00_base_model.ipynb"] == first["00_base_model.ipynb"]  # kept as it was
     assert manifest["notebooks"]["01_next.ipynb"]["git_commit"] == "abc123"

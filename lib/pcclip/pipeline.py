@@ -160,6 +160,7 @@ def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | Non
                     "seeds": {k: v["seed"] for k, v in asdict(profile).items() if isinstance(v, dict) and "seed" in v},
                     "finetune_seeds": list(profile.finetune.seeds), "packages": _versions(),
                     "notebooks": manifest.get("notebooks", {})}
+    ran = 0.0  # this call's notebooks; the manifest's total also counts those an earlier call ran (--only)
     for nb, seed in todo:
         name = f"{seeded(nb.stem, seed)}.ipynb"
         print(f"[pipeline] {name} (profile {profile.name})", flush=True)
@@ -168,12 +169,15 @@ def _execute(profile: Profile, paths: RunPaths, todo: list[tuple[Path, int | Non
         papermill.execute_notebook(str(nb), str(paths.notebooks / name), cwd=str(nb.parent),
                                    parameters={"PROFILE": profile.name, "OVERRIDES": given},
                                    kernel_name="python3", progress_bar=_progress(name))
-        manifest["notebooks"][name] = {"seconds": round(time.perf_counter() - t0, 1), **run_info,
+        seconds = round(time.perf_counter() - t0, 1)
+        ran += seconds
+        manifest["notebooks"][name] = {"seconds": seconds, **run_info,
                                        **({} if seed is None else {"finetune_seed": seed})}
         write_json(paths.root / "manifest.json", manifest)
     manifest["total_seconds"] = round(sum(v["seconds"] for v in manifest["notebooks"].values()), 1)
     write_json(paths.root / "manifest.json", manifest)
-    print(f"[pipeline] done in {manifest['total_seconds']} s -> {paths.root}", flush=True)
+    print(f"[pipeline] done in {ran:.1f} s (the run's notebooks: {manifest['total_seconds']} s) -> {paths.root}",
+          flush=True)
     return paths.root
 
 
