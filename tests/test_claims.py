@@ -683,7 +683,6 @@ def test_a_quarter_relational_caption_term_keeps_the_training_frames_and_lifts_t
     assert "(brightness falls on seed 0), negation:2 rises less than with half" in said
 
 
-
 def test_hard_negatives_with_a_quarter_relational_caption_term_do_not_add_up():
     """README, Finetuning, "The lever study on today's recipe": alone, hard negatives lift frame negation:2 more than
     a quarter-relational caption term, and a quarter keeps marked_roles:2 (within 0.02 of the recipe or above it)
@@ -704,6 +703,7 @@ def test_hard_negatives_with_a_quarter_relational_caption_term_do_not_add_up():
     said = _paragraph("- *Nor do hard negatives with a quarter-relational caption term*")
     assert "under both parts alone on both attributes, and the training frames slip on seed 2" in said
     assert "a quarter keeps marked_roles:2, which hard negatives lose" in said
+
 
 # finetune.hard_negatives on the base-model study's pretrain seeds 1 and 2
 HN_RUNS = {seed: f"diffworld-hard-negatives/pretrain{seed}/diffworld" for seed in (1, 2)}
@@ -814,10 +814,10 @@ def test_the_caption_terms_lift_belongs_to_the_main_runs_base_model():
 # finetune.relational_captions=0.5 (the lever study's `relational_captions`) on the base-model study's pretrain seeds
 # 1 and 2
 RC_RUNS = {seed: f"diffworld-relational-captions/pretrain{seed}/diffworld" for seed in (1, 2)}
-
-
 # finetune.relational_captions=0.25 (the lever study's `relational_quarter`) on the same two
 RQ_RUNS = {seed: f"diffworld-relational-quarter/pretrain{seed}/diffworld" for seed in (1, 2)}
+
+
 # A lever on the base-model study's pretrain seeds 1 and 2: its trees, its override, and the models it leaves as they
 # were (hard negatives add `pcclip_hn`; caption_weight retrains `pcclip`; a relational caption term every finetuned run)
 STUDY_LEVERS = {"hard_negatives": (HN_RUNS, {"finetune.hard_negatives": "true"},
@@ -839,6 +839,12 @@ def test_a_lever_on_a_study_base_model_ran_on_the_studys_base_model(lever, seed)
                ("00_base_model", "02_finetune", "03_ranking_eval"), models=models)
 
 
+def _on_three_base_models(lever: str) -> dict[int, str]:
+    """pretrain seed -> the tree of a lever of STUDY_LEVERS: today's lever study's (the main run's base model), then
+    the base-model study's pretrain seeds 1 and 2."""
+    return {0: f"{TODAYS_LEVERS.name}/{lever}/diffworld", **STUDY_LEVERS[lever][0]}
+
+
 def test_a_relational_caption_term_lifts_where_the_recipe_is_weak_and_costs_training_frames():
     """README, Finetuning, "A relational caption term on the other base models": the mean of the frames rises by more
     than 0.09 on pretrain seed 1 and falls on pretrain seed 2 (size and brightness); frame negation:2 rises on every
@@ -848,11 +854,10 @@ def test_a_relational_caption_term_lifts_where_the_recipe_is_weak_and_costs_trai
     highest lower of size and brightness."""
     gap = {seed: _frame_mean_gap(run, BASE_MODEL_RUNS[seed]) for seed, run in RC_RUNS.items()}
     assert (gap[1] > 0.09).all() and (gap[2] < 0).all()
-    runs = {0: TODAYS_LEVERS.relative_to(RESULTS) / "relational_captions/diffworld", **RC_RUNS}
-    for seed, run in runs.items():
-        negation = _frame_means(str(run)).loc["negation:2", ["size", "brightness"]]
+    for seed, run in _on_three_base_models("relational_captions").items():
+        negation = _frame_means(run).loc["negation:2", ["size", "brightness"]]
         assert (negation > _frame_means(BASE_MODEL_RUNS[seed]).loc["negation:2", ["size", "brightness"]]).all(), seed
-        rows = _rows("03_ranking_eval", str(run)).query("model == 'pcclip'")
+        rows = _rows("03_ranking_eval", run).query("model == 'pcclip'")
         lowest = _training_frames(rows).groupby("seed").value.min()
         assert (lowest >= 0.95).tolist() == ([True, True, False] if seed < 2 else [True] * 3), seed
         recipe = _training_frames(_rows("03_ranking_eval", BASE_MODEL_RUNS[seed]).query("model == 'pcclip'"))
@@ -877,7 +882,7 @@ def test_a_quarter_relational_caption_term_keeps_the_training_frames_on_every_ba
     than 0.03 on pretrain seed 2 (size and brightness); the three base models' means with a quarter lie within 0.04,
     the recipe's more than 0.13 apart; no seed of pretrain seeds 1 and 2 at 0.90 on both pooled rows; the quoted run
     times span both trees."""
-    runs = {0: str(TODAYS_LEVERS.relative_to(RESULTS) / "relational_quarter/diffworld"), **RQ_RUNS}
+    runs = _on_three_base_models("relational_quarter")
     for seed, run in runs.items():
         assert _training_frames(_rows("03_ranking_eval", run).query("model == 'pcclip'")).value.min() >= 0.95, seed
     gap = {seed: _frame_mean_gap(run, BASE_MODEL_RUNS[seed]) for seed, run in runs.items()}
