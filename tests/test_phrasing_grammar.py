@@ -139,8 +139,8 @@ def test_held_out_frames_and_words_never_train_but_captions_teach_the_words() ->
     heldout_frames = {f.id for f in frames() if f.heldout}
     held = set().union(*heldout_words().values())
     assert {"east", "west", "north", "south", "tiny", "massive", "pale", "dim"} <= held
-    for mode, broad in (("oracle", False), ("caption", False), ("oracle", True)):  # broad: synthesis.broad_frames
-        syn = replace(profile.synthesis, mode=mode, broad_frames=broad)
+    for mode, grammar in (("oracle", ""), ("caption", ""), ("oracle", "broad"), ("oracle", "order")):
+        syn = replace(profile.synthesis, mode=mode, broad_frames=grammar == "broad", order_frames=grammar == "order")
         records = load_records(synthesize(replace(profile, synthesis=syn), run_paths("smoke"), progress=False))
         texts = [r["text"] for r in records if r["text"]]
         assert len(texts) > 300
@@ -173,29 +173,55 @@ def test_held_out_frames_use_only_words_that_training_or_captions_teach() -> Non
     assert {f.family for f in frames() if f.heldout} == set(FAMILIES)
 
 
-def test_broad_frames_train_only_with_the_switch_and_state_their_direction() -> None:
-    """synthesis.broad_frames adds the broad frames to the training draws and nothing else: the core training frames
+@pytest.mark.parametrize("grammar, count", [("broad", 26), ("order", 6)])  # README, DiffWorld, "Broad grammar"
+def test_a_further_grammar_trains_only_with_its_switch_and_states_its_direction(grammar: str, count: int) -> None:
+    """A further grammar's switch adds its frames to the training draws and nothing else: the core training frames
     keep their order (so the default data is unchanged) and every evaluation phrasing draws the frames it did."""
-    broad = {f.id for f in frames() if f.broad}
-    assert len(broad) == 26 and not any(f.heldout for f in frames() if f.broad)  # README, DiffWorld, "Broad grammar"
+    extra = {f.id for f in frames() if f.grammar == grammar}
+    assert len(extra) == count and not any(f.heldout for f in frames() if f.id in extra)
     for attr in CONTINUOUS:
-        core, wide = selection("train", attr)[0], selection("train", attr, broad=True)[0]
-        assert not broad & {f.id for f in core} and [f for f in wide if not f.broad] == list(core)
+        core, wide = selection("train", attr)[0], selection("train", attr, (grammar,))[0]
+        assert not extra & {f.id for f in core} and [f for f in wide if f.id not in extra] == list(core)
         for phrasing in (*STRUCTURES, *heldout_frame_ids()):
-            assert selection(phrasing, attr, broad=True) == selection(phrasing, attr), (attr, phrasing)
+            assert selection(phrasing, attr, (grammar,)) == selection(phrasing, attr), (attr, phrasing)
     seen = set()
     for attr in CONTINUOUS:
         for k in range(400):
             for direction in (1, -1):
-                p = attribute_phrase(attr, direction, np.random.default_rng(k), "train", broad=True)
-                twin = attribute_phrase(attr, -direction, np.random.default_rng(k), "train", broad=True)
+                p = attribute_phrase(attr, direction, np.random.default_rng(k), "train", grammars=(grammar,))
+                twin = attribute_phrase(attr, -direction, np.random.default_rng(k), "train", grammars=(grammar,))
                 row1, row2 = ROWS if direction > 0 else ROWS[::-1]
                 assert_true_of(sentence(p.text), row1, row2)
                 for false in (twin.text, p.swapped, p.negated):  # reversed twin, role swap, negated form
                     assert false is None or is_false(sentence(false), row1, row2), (p.text, false)
                 assert len(sentence(p.text).split()) <= 18, p.text
                 seen.add(p.id.split(":", 1)[1])
-    assert broad <= seen
+    assert extra <= seen
+
+
+def predicate_position(text: str) -> tuple[str, str] | None:
+    """(the image a frame's first predicate describes, the last image it names before that predicate), in its
+    subject's terms ('s' or 'o'); None for a frame with no word slot or no image before it. The predicate is a
+    comparative ({c}, {co}), a positive ({p}, {po}) or the verb ({vo}): the subject's slots and a negated other's
+    ('is not {co}') describe the subject, the other's slots the other image ({vo}: the end of the change)."""
+    text = text.replace("{S}", "{s}").replace("{O}", "{o}")
+    slot = re.search(r"(not )?\{(c|co|p|po|vo)\}", text)
+    named = re.findall(r"\{(s|o)\}", text[:slot.start()]) if slot else []
+    if not named:
+        return None
+    return ("s" if slot.group(1) or slot.group(2) in ("c", "p") else "o"), named[-1]
+
+
+def test_order_frames_are_the_only_training_frames_whose_predicate_is_not_bound_by_position() -> None:
+    """The order grammar's reason to exist: in every core and broad training frame that names an image before its
+    first predicate, the image that predicate describes is the last one named before it, so a tower may bind roles
+    by that position alone; held-out change:2 ('in the second image compared with the first, the shape shrinks')
+    is the one held-out frame where that reading is wrong. Every order frame breaks the position rule."""
+    def unbound(f) -> bool:
+        found = predicate_position(f.text)
+        return found is not None and found[0] != found[1]
+    assert [f.id for f in frames() if unbound(f) and f.grammar != "order"] == ["change:2"]
+    assert all(unbound(f) for f in frames() if f.grammar == "order")
 
 
 def arrangement(text: str) -> str:
@@ -204,15 +230,15 @@ def arrangement(text: str) -> str:
     return re.sub(r"\bpicture\b", "image", text)
 
 
-def test_no_broad_frame_is_a_held_out_frame_under_other_role_names() -> None:
-    """The broad grammar teaches further arrangements, not the held-out ones: no broad frame is a held-out frame (or
-    its negated form) with other role names or 'picture' for 'image', and no broad frame's negated form (a hard
+@pytest.mark.parametrize("grammar", ["broad", "order"])
+def test_no_further_frame_is_a_held_out_frame_under_other_role_names(grammar: str) -> None:
+    """A further grammar teaches further arrangements, not the held-out ones: none of its frames is a held-out frame
+    (or its negated form) with other role names or 'picture' for 'image', and none's negated form (a hard
     negative) is a held-out frame. (A negated form may equal a held-out frame's negated form: core comparative:3's
     already equals negation:2's.)"""
     held = {arrangement(f.text) for f in frames() if f.heldout}
     held_negated = {arrangement(f.negated) for f in frames() if f.heldout and f.negated}
-    broad = [f for f in frames() if f.broad]
-    for f in broad:
+    for f in (f for f in frames() if f.grammar == grammar):
         assert arrangement(f.text) not in held | held_negated, f.id
         assert not f.negated or arrangement(f.negated) not in held, f.id
     assert arrangement("compared with {O}, {S} has {a_ns} that is {c}") in held  # the folding finds marked_roles:2

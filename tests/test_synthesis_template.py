@@ -22,7 +22,7 @@ from pcclip.synthesis.sources import diffworld_source
 from pcclip.synthesis.registry import make_writer
 from pcclip.synthesis.template import describe_facts
 from pcclip.world import COLORS, SHAPES
-from pcclip.world.phrasing import PHRASINGS, attribute_sentence, category_sentence, frames, phrasings
+from pcclip.world.phrasing import GRAMMARS, PHRASINGS, attribute_sentence, category_sentence, frames, phrasings
 
 KEYWORDS = [
     (r"\b(larger|bigger|large|big|grows|massive)\b", "size", 1),
@@ -85,10 +85,10 @@ def world():
     return profile, source, plan_pairs(profile.synthesis, source)
 
 
-@pytest.mark.parametrize("mode, broad", [("caption", False), ("oracle", False), ("oracle", True)])
-def test_every_description_is_true_of_its_pair(world, mode: str, broad: bool) -> None:
+@pytest.mark.parametrize("mode, grammar", [("caption", ""), ("oracle", ""), ("oracle", "broad"), ("oracle", "order")])
+def test_every_description_is_true_of_its_pair(world, mode: str, grammar: str) -> None:
     profile, source, plan = world
-    cfg = replace(profile.synthesis, mode=mode, broad_frames=broad)
+    cfg = replace(profile.synthesis, mode=mode, broad_frames=grammar == "broad", order_frames=grammar == "order")
     inputs = [pair_input(plan, k, source, cfg) for k in range(len(plan))]
     gens = make_writer(cfg).write(inputs)
     subjects = []
@@ -101,8 +101,10 @@ def test_every_description_is_true_of_its_pair(world, mode: str, broad: bool) ->
     assert sum(bool(g.text) for g in gens) > 0.9 * len(gens)
     # both orders: 'the first is larger' and 'the second is smaller' style statements
     assert 0.35 < subjects.count("first") / len(subjects) < 0.65
-    broad_used = {p.split(":", 1)[1] for g in gens for p in g.phrasings} & {f.id for f in frames() if f.broad}
-    assert len(broad_used) > 10 if broad else not broad_used  # the switch draws the broad frames, and only it
+    used = {p.split(":", 1)[1] for g in gens for p in g.phrasings}
+    for name in GRAMMARS:  # a switch draws its grammar's frames (every one), and only it
+        theirs = {f.id for f in frames() if f.grammar == name}
+        assert used & theirs == (theirs if name == grammar else set()), name
 
 
 def _vocab_words(attr: str) -> set[str]:
@@ -247,7 +249,8 @@ def test_subject_first_sets_the_share_of_clauses_about_the_first_image(world) ->
         assert low <= subjects.count("first") / len(subjects) <= high, share
 
 
-@pytest.mark.parametrize("setting, default, other", [("subject_first", 0.5, 0.2), ("broad_frames", False, True)])
+@pytest.mark.parametrize("setting, default, other", [("subject_first", 0.5, 0.2), ("broad_frames", False, True),
+                                                      ("order_frames", False, True)])
 def test_a_store_written_before_a_later_setting_existed_still_matches_at_its_default(tmp_path, monkeypatch, setting,
                                                                                     default, other) -> None:
     """Its meta lacks the setting (runner.ADDED_LATER): at the default it is resumed as is; another value starts
@@ -268,10 +271,11 @@ def test_a_store_written_before_a_later_setting_existed_still_matches_at_its_def
     assert len(list(path.parent.glob("differences.*.jsonl"))) == 1 and path.read_bytes() != before
 
 
-def test_broad_frames_with_an_llm_writer_is_refused_naming_both_settings(world) -> None:
+@pytest.mark.parametrize("switch", ["broad_frames", "order_frames"])
+def test_a_further_grammar_with_an_llm_writer_is_refused_naming_both_settings(world, switch: str) -> None:
     from pcclip.synthesis.runner import check_settings
 
     profile, source, _ = world
-    with pytest.raises(ValueError, match=r"synthesis.broad_frames .* synthesis.writer is 'hf': set synthesis.broad_f"):
-        check_settings(replace(profile.synthesis, writer="hf", broad_frames=True), source)
-    check_settings(replace(profile.synthesis, broad_frames=True), source)  # the template writer takes it
+    with pytest.raises(ValueError, match=rf"synthesis.{switch} .* synthesis.writer is 'hf': set synthesis.{switch}"):
+        check_settings(replace(profile.synthesis, writer="hf", **{switch: True}), source)
+    check_settings(replace(profile.synthesis, **{switch: True}), source)  # the template writer takes it

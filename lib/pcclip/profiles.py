@@ -105,10 +105,15 @@ class SynthesisConfig:
     # template: share of continuous-attribute clauses whose grammatical subject is the first image ('the first is
     # larger'); the rest name the second ('the second is smaller'). 0.5 states both roles equally often
     subject_first: float = 0.5
-    # template: training clauses also draw the grammar's broad frames (data/difference_phrasings.json, "broad"):
-    # further arrangements of the training words, none of them a held-out frame with other role names. False: the
-    # core training frames, the main run's data (README, "Finetuning", broad grammar)
+    # template: training clauses also draw the grammar's broad frames (data/difference_phrasings.json, "grammar":
+    # "broad"): further arrangements of the training words, none of them a held-out frame with other role names.
+    # False: the core training frames, the main run's data (README, "Finetuning", broad grammar)
     broad_frames: bool = False
+    # template: training clauses also draw the grammar's order frames ("grammar": "order"), in which the image the
+    # predicate describes is not the last one named before it ('in the first image rather than the second, the
+    # shape is larger'): every core frame lets a tower bind roles by that position, which reads held-out change:2
+    # backwards. False: the main run's data (README, "Finetuning", order grammar)
+    order_frames: bool = False
     max_words: int = 18  # template: clauses are added while the text fits (diffclip-tiny reads 24 tokens)
     oracle_gap: float = 0.15  # oracle mode: continuous differences smaller than this are not stated
     max_copies: int = 0  # near-duplicate filter: accept a text at most this often; 0 = off (template repeats)

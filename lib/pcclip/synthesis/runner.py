@@ -34,7 +34,7 @@ EXECUTION_FIELDS = ("batch_size", "concurrency", "timeout_s", "retries", "backof
                     "llm_device", "allow_partial")
 # Settings newer than stores already on disk: recorded only when they differ from their default, so a store written
 # before they existed (an LLM's, perhaps GPU hours) still matches and is resumed instead of set aside.
-ADDED_LATER = ("subject_first", "broad_frames")
+ADDED_LATER = ("subject_first", "broad_frames", "order_frames")
 
 
 class SynthesisIncomplete(RuntimeError):
@@ -116,9 +116,10 @@ def check_settings(cfg: SynthesisConfig, source: ImageSource) -> None:
     if cfg.writer == "template" and source.records is None:
         raise ValueError(f"the template writer only reads DiffWorld captions, not {source.key!r}: "
                          "set synthesis.writer to 'hf' or 'openai'")
-    if cfg.broad_frames and cfg.writer != "template":
-        raise ValueError(f"synthesis.broad_frames draws the template writer's grammar, but synthesis.writer is "
-                         f"{cfg.writer!r}: set synthesis.broad_frames to false, or synthesis.writer to 'template'")
+    for switch in ("broad_frames", "order_frames"):
+        if getattr(cfg, switch) and cfg.writer != "template":
+            raise ValueError(f"synthesis.{switch} draws the template writer's grammar, but synthesis.writer is "
+                             f"{cfg.writer!r}: set synthesis.{switch} to false, or synthesis.writer to 'template'")
 
 
 def write_store(path: Path, meta: dict[str, Any], plan: PairPlan, source: ImageSource, cfg: SynthesisConfig,

@@ -51,7 +51,7 @@ def _multi_clause(attrs: list[str], directions: dict[str, int], rng: np.random.G
 
 
 def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator, nouns: tuple[str, str],
-             subject_first: float, broad: bool) -> list[tuple[Phrase, tuple[str, ...]]]:
+             subject_first: float, grammars: tuple[str, ...]) -> list[tuple[Phrase, tuple[str, ...]]]:
     """(phrase, attributes) per clause, in the order of `chosen`."""
     cont = [a for a in chosen if a in facts.directions]
     merge = len(cont) >= 2 and rng.random() < phrasings()["probabilities"]["multi"]
@@ -60,7 +60,7 @@ def _clauses(facts: Facts, chosen: list[str], rng: np.random.Generator, nouns: t
         if attr in facts.categories:
             out.append((category_phrase(attr, facts.categories[attr], rng, "train", nouns), (attr,)))
         elif not merge:
-            phrase = attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first, broad)
+            phrase = attribute_phrase(attr, facts.directions[attr], rng, "train", nouns, subject_first, grammars)
             out.append((phrase, (attr,)))
         elif attr == cont[0]:
             out.append((_multi_clause(cont, facts.directions, rng, nouns, subject_first), tuple(cont)))
@@ -93,10 +93,10 @@ def _negatives(kept: list[Phrase], joins: list[str], same: tuple[str, str] | Non
 
 
 def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = None, max_facts: int = 3,
-                   max_words: int = 18, subject_first: float = 0.5, broad: bool = False) -> Description:
+                   max_words: int = 18, subject_first: float = 0.5, grammars: tuple[str, ...] = ()) -> Description:
     """A description of up to `max_facts` differences ('' if there are none), `focus` first, with its
     hard negatives (`_negatives`); each continuous clause makes the first image its subject with probability
-    `subject_first` (synthesis.subject_first) and draws the broad frames too with `broad` (synthesis.broad_frames).
+    `subject_first` (synthesis.subject_first) and draws the frames of further `grammars` too (`training_grammars`).
 
     Clauses are added while the text stays within `max_words` (the first one always is):
     the DiffWorld text tower reads only 24 tokens, and a truncated clause teaches nothing.
@@ -108,7 +108,7 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
     rest = [rest[i] for i in rng.permutation(len(rest))]
     chosen = ([focus] if focus in attrs else []) + rest
     chosen = chosen[:1 + draw_index(rng, max_facts)]
-    clauses = _clauses(facts, chosen, rng, _nouns(facts, rng), subject_first, broad)
+    clauses = _clauses(facts, chosen, rng, _nouns(facts, rng), subject_first, grammars)
     kept, used, joins = [clauses[0][0]], list(clauses[0][1]), []
     text = clauses[0][0].text
     for phrase, clause_attrs in clauses[1:]:
@@ -130,6 +130,11 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
     return Description(_assemble([p.text for p in kept], joins, same), tuple(used), tuple(ids),
                        tuple(w for p in kept for w in p.words), _negatives(kept, joins, same),
                        tuple(p.subject for p in kept))
+
+
+def training_grammars(cfg: SynthesisConfig) -> tuple[str, ...]:
+    """The further grammars (world.phrasing.GRAMMARS) whose frames the settings switch on for training data."""
+    return tuple(name for name, on in (("broad", cfg.broad_frames), ("order", cfg.order_frames)) if on)
 
 
 class TemplateWriter:
@@ -157,7 +162,7 @@ class TemplateWriter:
         out = []
         for pair in batch:
             d = describe_facts(self.facts(pair), np.random.default_rng(pair.seed), pair.focus, self.cfg.max_facts,
-                               self.cfg.max_words, self.cfg.subject_first, self.cfg.broad_frames)
+                               self.cfg.max_words, self.cfg.subject_first, training_grammars(self.cfg))
             out.append(Generation(text=d.text, attributes=d.attributes, phrasings=d.phrasings, words=d.words,
                                   negatives=d.negatives))
         return out

@@ -12,8 +12,10 @@ draw training frames with the given image as the grammatical subject ('the secon
 first one'), because a text tower can read one role and not the other. Every draw comes from the caller's
 generator, and every sentence keeps a record of its frame, its words and its hard negatives (`Phrase`). Each
 held-out frame is also a phrasing of its own, named by its id ('negation:2'), so that a weak frame cannot hide in
-its family's row either. Broad frames ('broad' in the data) are further training arrangements that only
-synthesis.broad_frames draws; every evaluation phrasing leaves them out, so both grammars are scored on one set.
+its family's row either. Further grammars (GRAMMARS, a frame's 'grammar' in the data) add training arrangements
+that only their switch draws: 'broad' (synthesis.broad_frames) and 'order' (synthesis.order_frames: frames whose
+described image is not the last one named before the predicate, so that word position alone cannot bind roles).
+Every evaluation phrasing leaves them out, so every grammar is scored on one set.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from ..resources import load_json
 from .attributes import CATEGORICAL, CONTINUOUS
 
 PHRASING_SPLITS = ("train", "eval")
+# the further training grammars, each drawn only under its synthesis switch (broad_frames, order_frames)
+GRAMMARS = ("broad", "order")
 FAMILIES = ("comparative", "superlative", "two_clause", "marked_roles", "change", "inverted", "negation")
 # evaluation families: fresh draws of training frames, held-out frames, training frames with held-out words,
 # and the held-out frames of each family on their own
@@ -67,7 +71,8 @@ class Frame:
     text: str
     negated: str | None  # the frame negated: false with the same fills
     heldout: bool
-    broad: bool  # trains only with synthesis.broad_frames: the broad grammar's further arrangements
+    # "core", or the further training grammar the frame belongs to (GRAMMARS), which trains it only when switched on
+    grammar: str
     attributes: tuple[str, ...]  # the attributes the frame fits
     subject_more: bool  # the image with more is always the subject (passive frames)
 
@@ -95,9 +100,14 @@ def frames() -> tuple[Frame, ...]:
     table = phrasings()["frames"]
     if tuple(table) != FAMILIES:
         raise ValueError(f"difference_phrasings.json frame families {tuple(table)} must be {FAMILIES}")
-    return tuple(Frame(f"{family}:{k}", family, f["text"], f.get("negated"), bool(f.get("heldout")),
-                       bool(f.get("broad")), tuple(f.get("attributes", CONTINUOUS)), f.get("subject") == "more")
-                 for family, entries in table.items() for k, f in enumerate(entries))
+    out = tuple(Frame(f"{family}:{k}", family, f["text"], f.get("negated"), bool(f.get("heldout")),
+                      f.get("grammar", "core"), tuple(f.get("attributes", CONTINUOUS)), f.get("subject") == "more")
+                for family, entries in table.items() for k, f in enumerate(entries))
+    odd = [f.id for f in out if f.grammar not in ("core", *GRAMMARS) or (f.heldout and f.grammar != "core")]
+    if odd:
+        raise ValueError(f"difference_phrasings.json frames {odd}: 'grammar' must be one of {GRAMMARS} (or left out), "
+                         "and a held-out frame belongs to no further grammar")
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -111,14 +121,16 @@ def phrasing_names() -> tuple[str, ...]:
     return (*PHRASINGS, *heldout_frame_ids())
 
 
-def selection(phrasing: str, attribute: str, broad: bool = False) -> tuple[tuple[Frame, ...], str]:
-    """(frames, word split 'train' or 'heldout') that `phrasing` draws from for `attribute`. `broad`: training data
-    also draws the broad frames (synthesis.broad_frames); the evaluation families keep to the core training frames,
-    so models trained on either grammar are scored on the same sentences."""
+def selection(phrasing: str, attribute: str, grammars: tuple[str, ...] = ()) -> tuple[tuple[Frame, ...], str]:
+    """(frames, word split 'train' or 'heldout') that `phrasing` draws from for `attribute`. `grammars`: training
+    data also draws the frames of these further grammars (GRAMMARS, switched on by synthesis.broad_frames and
+    synthesis.order_frames); the evaluation families keep to the core frames, so models trained on any grammar are
+    scored on the same sentences."""
     if phrasing not in phrasing_names():
         raise ValueError(f"phrasing split {phrasing!r} must be one of {PHRASINGS} or a held-out frame's id "
                          f"{heldout_frame_ids()}")
-    fits = [f for f in frames() if attribute in f.attributes and ((broad and phrasing == "train") or not f.broad)]
+    drawn = ("core", *grammars) if phrasing == "train" else ("core",)
+    fits = [f for f in frames() if attribute in f.attributes and f.grammar in drawn]
     if phrasing in ("train", "seen_frames"):
         chosen = [f for f in fits if not f.heldout]
     elif phrasing in SUBJECTS:
@@ -167,17 +179,17 @@ def _render(frame: Frame, subject: str, fills: dict[str, str], nouns: tuple[str,
 
 def attribute_phrase(attribute: str, direction: int, rng: np.random.Generator, split: str = "train",
                      nouns: tuple[str, str] = ("shape", "shape"), subject_first: float = 0.5,
-                     broad: bool = False) -> Phrase:
+                     grammars: tuple[str, ...] = ()) -> Phrase:
     """A clause stating `direction` for one continuous attribute (+1: the first image has more), whose subject
-    is the first image with probability `subject_first` (but in passive frames and the subject families); `broad`:
-    training clauses also draw the broad frames (`selection`).
+    is the first image with probability `subject_first` (but in passive frames and the subject families);
+    `grammars`: training clauses also draw the frames of these further grammars (`selection`).
 
     The draws (frame, subject, role marks, words) take the same random numbers for either direction, so the
     same generator state phrases a fact and its reversed twin with one frame and opposite meaning."""
     _check_split_and_attribute(split, attribute, CONTINUOUS, phrasing_names())
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 (first image has more) or -1, got {direction!r}")
-    chosen, word_split = selection(split, attribute, broad)
+    chosen, word_split = selection(split, attribute, grammars)
     if not chosen:
         raise ValueError(f"phrasing {split!r} has no frame for {attribute!r}: add one to difference_phrasings.json")
     frame = chosen[draw_index(rng, len(chosen))]
