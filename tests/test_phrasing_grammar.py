@@ -199,6 +199,17 @@ def test_a_further_grammar_trains_only_with_its_switch_and_states_its_direction(
     assert extra <= seen
 
 
+def test_a_frame_of_an_unknown_grammar_is_refused_naming_the_known_ones(monkeypatch) -> None:
+    from pcclip.world import phrasing
+
+    table = phrasings()
+    bad = {**table, "frames": {**table["frames"], "change": [*table["frames"]["change"],
+                                                             {"text": "the {ns} {vo}", "grammar": "wide"}]}}
+    monkeypatch.setattr(phrasing, "phrasings", lambda: bad)
+    with pytest.raises(ValueError, match=r"frames \['change:10'\]: 'grammar' must be one of \('broad', 'order'\)"):
+        frames.__wrapped__()
+
+
 def predicate_position(text: str) -> tuple[str, str] | None:
     """(the image a frame's first predicate describes, the last image it names before that predicate), in its
     subject's terms ('s' or 'o'); None for a frame with no word slot or no image before it. The predicate is a

@@ -25,6 +25,7 @@ from .pairs import PairPlan, contrast_attribute, sample_pairs
 from .report import mentioned_attributes
 from .sources import ImageSource, image_source
 from .store import DifferenceStore
+from .template import GRAMMAR_SWITCHES
 from .registry import make_writer
 from .rewriting import rewrite_captions, rewritten_path
 from .writer import Generation, PairInput, Writer
@@ -116,7 +117,7 @@ def check_settings(cfg: SynthesisConfig, source: ImageSource) -> None:
     if cfg.writer == "template" and source.records is None:
         raise ValueError(f"the template writer only reads DiffWorld captions, not {source.key!r}: "
                          "set synthesis.writer to 'hf' or 'openai'")
-    for switch in ("broad_frames", "order_frames"):
+    for switch in GRAMMAR_SWITCHES.values():
         if getattr(cfg, switch) and cfg.writer != "template":
             raise ValueError(f"synthesis.{switch} draws the template writer's grammar, but synthesis.writer is "
                              f"{cfg.writer!r}: set synthesis.{switch} to false, or synthesis.writer to 'template'")

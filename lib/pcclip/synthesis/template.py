@@ -132,9 +132,13 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
                        tuple(p.subject for p in kept))
 
 
+# each further grammar (world.phrasing.GRAMMARS) and the synthesis setting that switches its frames on
+GRAMMAR_SWITCHES = {"broad": "broad_frames", "order": "order_frames"}
+
+
 def training_grammars(cfg: SynthesisConfig) -> tuple[str, ...]:
-    """The further grammars (world.phrasing.GRAMMARS) whose frames the settings switch on for training data."""
-    return tuple(name for name, on in (("broad", cfg.broad_frames), ("order", cfg.order_frames)) if on)
+    """The further grammars whose frames the settings switch on for training data."""
+    return tuple(name for name, switch in GRAMMAR_SWITCHES.items() if getattr(cfg, switch))
 
 
 class TemplateWriter:
