@@ -1078,7 +1078,7 @@ def test_the_broad_and_order_grammars_together_lift_every_base_model_but_miss_th
     means = frames.groupby(["tree", "model", "attribute"]).accuracy.mean().unstack()
     top = (BROAD_ORDER_RUNS[2], "pcclip")
     assert means["size"].idxmax() == top and means["brightness"].idxmax() == top
-    assert set(means.min(axis=1).nlargest(2).index) == {top, (BROAD_ORDER_RUNS[0], "pcclip")}
+    assert set(means.min(axis=1).astype(float).nlargest(2).index) == {top, (BROAD_ORDER_RUNS[0], "pcclip")}
 
 
 
