@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from ..profiles import SynthesisConfig
-from ..world.phrasing import (OTHER, Phrase, article, attribute_phrase, attribute_words, category_phrase, draw_index,
-                              phrasings, pick, sentence)
+from ..world.phrasing import (GRAMMARS, OTHER, Phrase, article, attribute_phrase, attribute_words, category_phrase,
+                              draw_index, phrasings, pick, sentence)
 from .facts import Facts, caption_facts, oracle_facts
 from .writer import Generation, PairInput
 
@@ -132,8 +132,8 @@ def describe_facts(facts: Facts, rng: np.random.Generator, focus: str | None = N
                        tuple(p.subject for p in kept))
 
 
-# each further grammar (world.phrasing.GRAMMARS) and the synthesis setting that switches its frames on
-GRAMMAR_SWITCHES = {"broad": "broad_frames", "order": "order_frames"}
+# each further grammar and the synthesis setting that switches its frames on (synthesis.<grammar>_frames)
+GRAMMAR_SWITCHES = {name: f"{name}_frames" for name in GRAMMARS}
 
 
 def training_grammars(cfg: SynthesisConfig) -> tuple[str, ...]:
